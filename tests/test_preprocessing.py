@@ -1,0 +1,82 @@
+import pytest
+from transformers import AutoTokenizer, BertTokenizerFast
+
+from ticket_data.preprocessing import EMAIL_PLACEHOLDER, clean_text, combine, has_normalizer, ticket_tokenizer
+from ticket_data.tokenization import encode_tickets, tokenize_dataset
+
+
+@pytest.fixture()
+def tokenizer(tmp_path):
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[", "]", "email", "mail", "from", "failed", "vpn", "@", ",", "."]
+    vocab += list("abcdefghijklmnopqrstuvwxyz")
+    (tmp_path / "vocab.txt").write_text("\n".join(vocab))
+    return BertTokenizerFast(vocab_file=str(tmp_path / "vocab.txt"))
+
+
+@pytest.mark.parametrize(
+    "raw, cleaned",
+    [
+        ("  Mail   from\tjohn.doe@corp.example.com\n failed ", "Mail from [EMAIL] failed"),
+        ("a@b.co,X_Y+z@sub-d.org.uk", "[EMAIL],[EMAIL]"),
+        (None, ""),
+        ("", ""),
+        (float("nan"), ""),
+        (12345, "12345"),
+        ("no address @ here", "no address @ here"),
+    ],
+)
+def test_clean_text(raw, cleaned):
+    assert clean_text(raw) == cleaned
+
+
+def test_combine_returns_a_text_pair():
+    assert combine(" VPN  down ", "mail me at x@y.org") == ("VPN down", f"mail me at {EMAIL_PLACEHOLDER}")
+
+
+def test_normalizer_gives_the_same_ids_as_python_cleaning(tokenizer):
+    tokenizer = ticket_tokenizer(tokenizer)
+    assert ticket_tokenizer(tokenizer) is tokenizer  # idempotent
+    assert has_normalizer(tokenizer)
+    for raw in ["Mail from ann@corp.example.com failed", "x@y.org,  z@w.io", "vpn\n\n\tfailed", "", "\x00\x07"]:
+        assert tokenizer(raw)["input_ids"] == tokenizer(clean_text(raw))["input_ids"], raw
+    a = tokenizer("mail from first.person@a.com")["input_ids"]
+    b = tokenizer("mail from someone.else@other-domain.co.uk")["input_ids"]
+    assert a == b
+
+
+def test_normalizer_survives_save_and_load(tokenizer, tmp_path):
+    original = tokenizer
+    tokenizer = ticket_tokenizer(tokenizer)
+    tokenizer.save_pretrained(tmp_path / "tok")
+    reloaded = AutoTokenizer.from_pretrained(tmp_path / "tok")
+    assert reloaded.model_input_names == original.model_input_names
+    assert reloaded("vpn", "failed") == original("vpn", "failed")
+    assert has_normalizer(reloaded)
+    assert reloaded("from a@b.com")["input_ids"] == reloaded("from c.d@e.org")["input_ids"]
+
+
+def test_encode_mixes_pairs_and_single_texts(tokenizer):
+    encoded = encode_tickets(tokenizer, ["vpn", "", "mail"], ["failed", "vpn", ""], max_length=16)
+    single = tokenizer(["vpn", "mail"], truncation=True, max_length=16)
+    pair = tokenizer(["vpn"], ["failed"], truncation=True, max_length=16)
+    assert encoded["input_ids"][0] == pair["input_ids"][0]
+    assert encoded["input_ids"][1] == single["input_ids"][0]  # description only: encoded as a single text
+    assert encoded["input_ids"][2] == single["input_ids"][1]
+
+
+def test_long_unicode_and_empty_texts_never_crash(tokenizer):
+    tokenizer = ticket_tokenizer(tokenizer)
+    texts = ["ü" * 200_000 + " a@b.com", "日本語のチケット 🖨️", "", None, "\u202e\u200b"]
+    encoded = encode_tickets(tokenizer, texts, list(reversed(texts)), max_length=32)
+    assert all(len(ids) <= 32 for ids in encoded["input_ids"])
+
+
+def test_tokenize_dataset_is_unpadded_with_labels_and_lengths(tokenizer, seed_dataset):
+    small = seed_dataset["validation"].select(range(40))
+    tokenized = tokenize_dataset(small, tokenizer, max_length=64)
+    assert set(tokenized.column_names) >= {"input_ids", "attention_mask", "labels", "length"}
+    assert "subject" not in tokenized.column_names
+    lengths = [len(ids) for ids in tokenized["input_ids"]]
+    assert lengths == tokenized["length"]
+    assert len(set(lengths)) > 1  # not padded to one length
+    assert tokenized["labels"] == small["label"]

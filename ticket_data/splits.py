@@ -1,0 +1,77 @@
+"""Split rules: the seed's stratified random split, a split held out by source group, and leakage."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+SPLITS = ("train", "validation", "test")
+
+
+def seed_split(frame: pd.DataFrame, label_column: str = "category", seed: int = 42) -> dict[str, pd.DataFrame]:
+    """The notebook's split: shuffle, then 80/20 and 50/50 stratified ``train_test_split`` calls."""
+    shuffled = frame.sample(frac=1, random_state=seed).reset_index(drop=True)
+    train, rest = train_test_split(shuffled, test_size=0.2, random_state=seed, stratify=shuffled[label_column])
+    validation, test = train_test_split(rest, test_size=0.5, random_state=seed, stratify=rest[label_column])
+    return {"train": train, "validation": validation, "test": test}
+
+
+def group_heldout_split(
+    frame: pd.DataFrame,
+    group_column: str,
+    label_column: str = "category",
+    heldout_fraction: float = 0.1,
+    seed: int = 42,
+) -> dict[str, pd.DataFrame]:
+    """Split so that no group (a template, a source problem) is in more than one split.
+
+    Stratified by label: within every label, ``heldout_fraction`` of its groups (at least one) go to
+    validation and as many to test, so every label is in every split. A label needs 3 groups or more.
+    """
+    rng = np.random.RandomState(seed)
+    assignment: dict[tuple[str, str], str] = {}
+    for label in sorted(frame[label_column].unique()):
+        groups = sorted(frame.loc[frame[label_column] == label, group_column].unique())
+        if len(groups) < 3:
+            raise ValueError(
+                f"label {label!r} has {len(groups)} distinct {group_column!r} value(s); a split held out by "
+                f"{group_column!r} needs at least 3 per label"
+            )
+        order = rng.permutation(len(groups))
+        n_held = max(1, int(round(heldout_fraction * len(groups))))
+        n_held = min(n_held, (len(groups) - 1) // 2)
+        for rank, index in enumerate(order):
+            split = "validation" if rank < n_held else "test" if rank < 2 * n_held else "train"
+            assignment[(label, groups[index])] = split
+    keys = list(zip(frame[label_column], frame[group_column]))
+    split_of_row = pd.Series([assignment[key] for key in keys], index=frame.index)
+    shuffled_order = frame.sample(frac=1, random_state=seed).index
+    return {
+        split: frame.loc[shuffled_order[split_of_row.loc[shuffled_order].to_numpy() == split]].reset_index(drop=True)
+        for split in SPLITS
+    }
+
+
+def leakage(splits, text_columns: Sequence[str] = ("subject", "description")) -> dict[str, float]:
+    """Share of validation and test texts that occur verbatim in train (a DatasetDict or dict of frames)."""
+
+    def texts(split) -> list[tuple]:
+        columns = [split[column] for column in text_columns]
+        return list(zip(*columns))
+
+    train_texts = set(texts(splits["train"]))
+    report = {}
+    held_total = held_leaked = 0
+    for name in ("validation", "test"):
+        if name not in splits:
+            continue
+        rows = texts(splits[name])
+        leaked = sum(row in train_texts for row in rows)
+        report[name] = leaked / len(rows) if rows else 0.0
+        held_total += len(rows)
+        held_leaked += leaked
+    report["overall"] = held_leaked / held_total if held_total else 0.0
+    return report

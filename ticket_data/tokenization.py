@@ -1,0 +1,65 @@
+"""Tokenisation for training: batched, truncated, unpadded (the collator pads each batch to its longest)."""
+
+from __future__ import annotations
+
+import datasets
+
+from .preprocessing import clean_text
+
+
+def encode_tickets(tokenizer, subjects, descriptions, max_length: int, **kwargs):
+    """Tokenise tickets the one way training and prediction share.
+
+    Subject and description go in as a text pair; a ticket with only one of the two is encoded as a single
+    text, so it does not matter which field an export put it in.
+    """
+    firsts, seconds = [], []
+    for subject, description in zip(subjects, descriptions):
+        subject, description = clean_text(subject), clean_text(description)
+        if subject and description:
+            firsts.append(subject)
+            seconds.append(description)
+        else:
+            firsts.append(subject or description)
+            seconds.append(None)
+    if all(second is None for second in seconds):
+        return tokenizer(firsts, truncation=True, max_length=max_length, **kwargs)
+    if any(second is None for second in seconds):
+        # A tokenizer call takes pairs for all rows or none: encode the two kinds apart and interleave.
+        pair_rows = [i for i, second in enumerate(seconds) if second is not None]
+        single_rows = [i for i, second in enumerate(seconds) if second is None]
+        pairs = tokenizer([firsts[i] for i in pair_rows], [seconds[i] for i in pair_rows],
+                          truncation=True, max_length=max_length, **kwargs)
+        singles = tokenizer([firsts[i] for i in single_rows], truncation=True, max_length=max_length, **kwargs)
+        merged = {key: [None] * len(firsts) for key in pairs}
+        for rows, encoded in ((pair_rows, pairs), (single_rows, singles)):
+            for key in merged:
+                for position, row in enumerate(rows):
+                    merged[key][row] = encoded[key][position]
+        return merged
+    return tokenizer(firsts, seconds, truncation=True, max_length=max_length, **kwargs)
+
+
+def tokenize_dataset(
+    dataset: datasets.DatasetDict | datasets.Dataset, tokenizer, max_length: int = 128, num_proc: int | None = None
+):
+    """Add ``input_ids``/``attention_mask`` (``token_type_ids`` where the encoder uses them), ``labels`` and
+    ``length``; drop the text columns. ``length`` lets the Trainer group batches by length."""
+
+    def encode(batch):
+        encoded = dict(encode_tickets(tokenizer, batch["subject"], batch["description"], max_length))
+        encoded["length"] = [len(ids) for ids in encoded["input_ids"]]
+        if "label" in batch:
+            encoded["labels"] = batch["label"]
+        return encoded
+
+    def columns_of(ds):
+        return ds.column_names if isinstance(ds, datasets.Dataset) else next(iter(ds.values())).column_names
+
+    return dataset.map(
+        encode,
+        batched=True,
+        remove_columns=columns_of(dataset),
+        num_proc=num_proc,
+        desc="Tokenizing",
+    )
