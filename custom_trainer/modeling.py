@@ -1,0 +1,137 @@
+"""`TicketClassifier`: any `AutoModel` encoder with the seed's classification head on the first token.
+
+This file and `losses.py` are saved with every exported model (`register_for_auto_class`), so they import
+nothing from the project: the folder loads with ``trust_remote_code=True`` where the project is not installed.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+from .losses import focal_loss
+
+
+class TicketClassifierConfig(PretrainedConfig):
+    model_type = "ticket-classifier"
+
+    def __init__(
+        self,
+        encoder_config: dict | PretrainedConfig | None = None,
+        head_hidden_size: int = 256,
+        classifier_dropout: float = 0.3,
+        focal_gamma: float = 2.0,
+        class_weights: list[float] | None = None,
+        calibration_temperature: float = 1.0,
+        auto_route_threshold: float | None = None,
+        max_input_length: int = 128,
+        **kwargs,
+    ):
+        if isinstance(encoder_config, PretrainedConfig):
+            encoder_config = encoder_config.to_dict()
+        self.encoder_config = encoder_config
+        self.head_hidden_size = head_hidden_size
+        self.classifier_dropout = classifier_dropout
+        self.focal_gamma = focal_gamma
+        self.class_weights = class_weights
+        self.calibration_temperature = calibration_temperature
+        self.auto_route_threshold = auto_route_threshold
+        self.max_input_length = max_input_length
+        super().__init__(**kwargs)
+        self._validate()
+
+    def _validate(self) -> None:
+        if self.encoder_config is not None and "model_type" not in self.encoder_config:
+            raise ValueError(f"encoder_config needs a 'model_type', got keys {sorted(self.encoder_config)}")
+        if not (isinstance(self.head_hidden_size, int) and self.head_hidden_size > 0):
+            raise ValueError(f"head_hidden_size must be a positive integer, got {self.head_hidden_size!r}")
+        if not 0.0 <= self.classifier_dropout < 1.0:
+            raise ValueError(f"classifier_dropout must be in [0, 1), got {self.classifier_dropout!r}")
+        if self.focal_gamma < 0:
+            raise ValueError(f"focal_gamma must be >= 0, got {self.focal_gamma!r}")
+        if not self.calibration_temperature > 0:
+            raise ValueError(f"calibration_temperature must be > 0, got {self.calibration_temperature!r}")
+        if self.class_weights is not None and len(self.class_weights) != self.num_labels:
+            raise ValueError(
+                f"class_weights has {len(self.class_weights)} values for {self.num_labels} labels: {self.class_weights}"
+            )
+        if self.auto_route_threshold is not None and not 0.0 <= self.auto_route_threshold <= 1.0:
+            raise ValueError(f"auto_route_threshold must be in [0, 1], got {self.auto_route_threshold!r}")
+
+    def build_encoder_config(self) -> PretrainedConfig:
+        settings = dict(self.encoder_config)
+        return AutoConfig.for_model(settings.pop("model_type"), **settings)
+
+
+class TicketClassifier(PreTrainedModel):
+    """Encoder -> first token -> Dropout, Linear(hidden, 256), GELU, Dropout, Linear(256, num_labels).
+
+    ``logits`` are divided by ``config.calibration_temperature`` (fitted after training), so softmax scores, also those of
+    ``pipeline("text-classification")``, are calibrated. With ``labels`` it also returns the class-weighted
+    focal loss.
+    """
+
+    config_class = TicketClassifierConfig
+    base_model_prefix = "ticket_classifier"
+
+    def __init__(self, config: TicketClassifierConfig):
+        super().__init__(config)
+        encoder_config = config.build_encoder_config()
+        self.encoder = AutoModel.from_config(encoder_config)
+        hidden = encoder_config.hidden_size if hasattr(encoder_config, "hidden_size") else encoder_config.dim
+        self.head = nn.Sequential(
+            nn.Dropout(config.classifier_dropout),
+            nn.Linear(hidden, config.head_hidden_size),
+            nn.GELU(),
+            nn.Dropout(config.classifier_dropout),
+            nn.Linear(config.head_hidden_size, config.num_labels),
+        )
+        self._encoder_takes_token_types = "token_type_ids" in self.encoder.forward.__code__.co_varnames
+        self.post_init()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        std = getattr(self.config.build_encoder_config(), "initializer_range", 0.02)
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+    @classmethod
+    def from_encoder(cls, encoder_path: str, id2label: dict[int, str], **config_kwargs) -> "TicketClassifier":
+        """A new classifier around pretrained encoder weights (a local folder or a hub name)."""
+        encoder = AutoModel.from_pretrained(encoder_path)
+        config = TicketClassifierConfig(
+            encoder_config=encoder.config,
+            id2label=dict(id2label),
+            label2id={label: index for index, label in id2label.items()},
+            **config_kwargs,
+        )
+        model = cls(config)
+        model.encoder.load_state_dict(encoder.state_dict())
+        return model
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **kwargs,
+    ) -> SequenceClassifierOutput:
+        encoder_inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None and self._encoder_takes_token_types:
+            encoder_inputs["token_type_ids"] = token_type_ids
+        hidden = self.encoder(**encoder_inputs).last_hidden_state
+        logits = self.head(hidden[:, 0]) / self.config.calibration_temperature
+        loss = None
+        if labels is not None:
+            alpha = None if self.config.class_weights is None else torch.tensor(self.config.class_weights)
+            loss = focal_loss(logits, labels, alpha=alpha, gamma=self.config.focal_gamma)
+        return SequenceClassifierOutput(loss=loss, logits=logits)

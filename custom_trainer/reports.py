@@ -1,0 +1,108 @@
+"""Reports of a training run: metrics.json, the classification report, plots and test predictions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .metrics import report_text
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+def top_k(probabilities: np.ndarray, label_names: list[str], k: int = 3) -> list[list[tuple[str, float]]]:
+    order = np.argsort(-probabilities, axis=-1, kind="stable")[:, :k]
+    return [[(label_names[i], float(row[i])) for i in indices] for row, indices in zip(probabilities, order)]
+
+
+def strip_prefix(metrics: dict, prefix: str) -> dict:
+    return {key[len(prefix) + 1 :] if key.startswith(prefix + "_") else key: value for key, value in metrics.items()}
+
+
+def write_reports(
+    reports_dir: str | Path,
+    metrics: dict,
+    label_names: list[str],
+    test_frame: pd.DataFrame,
+    test_logits: np.ndarray,
+    history: list[dict],
+) -> None:
+    """``test_frame`` has subject, description and label (ids); ``test_logits`` its model outputs."""
+    reports_dir = Path(reports_dir)
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    (reports_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+
+    labels = test_frame["label"].to_numpy()
+    probabilities = softmax(test_logits)
+    predicted = probabilities.argmax(axis=-1)
+    (reports_dir / "classification_report.txt").write_text(report_text(labels, predicted, label_names))
+
+    predictions = pd.DataFrame(
+        {
+            "subject": test_frame["subject"],
+            "description": test_frame["description"],
+            "label": [label_names[i] for i in labels],
+            "predicted": [label_names[i] for i in predicted],
+            "score": probabilities.max(axis=-1),
+            "top3": [json.dumps(row) for row in top_k(probabilities, label_names)],
+        }
+    )
+    predictions.to_csv(reports_dir / "predictions.csv", index=False)
+    plot_confusion_matrix(labels, predicted, label_names, reports_dir / "confusion_matrix.png")
+    plot_training_curves(history, reports_dir / "training_curves.png")
+
+
+def plot_confusion_matrix(labels, predicted, label_names: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import confusion_matrix
+
+    matrix = confusion_matrix(labels, predicted, labels=list(range(len(label_names))), normalize="true")
+    size = max(6, 0.7 * len(label_names))
+    fig, ax = plt.subplots(figsize=(size + 2, size))
+    image = ax.imshow(matrix, cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(image, ax=ax)
+    ax.set_xticks(range(len(label_names)), label_names, rotation=45, ha="right")
+    ax.set_yticks(range(len(label_names)), label_names)
+    for i in range(len(label_names)):
+        for j in range(len(label_names)):
+            ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center",
+                    color="white" if matrix[i, j] > 0.5 else "black", fontsize=8)
+    ax.set_xlabel("Predicted")
+    ax.set_ylabel("True")
+    ax.set_title("Confusion matrix (test, normalised by true class)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_training_curves(history: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [row["epoch"] for row in history]
+    fig, (loss_ax, f1_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    loss_ax.plot(epochs, [row["train_loss"] for row in history], marker="o", label="train (focal)")
+    loss_ax.plot(epochs, [row.get("eval_loss", np.nan) for row in history], marker="o", label="validation")
+    loss_ax.set_xlabel("epoch")
+    loss_ax.set_ylabel("loss")
+    loss_ax.legend()
+    f1_ax.plot(epochs, [row["eval_macro_f1"] for row in history], marker="o", color="tab:green")
+    f1_ax.set_xlabel("epoch")
+    f1_ax.set_ylabel("validation macro-F1")
+    for ax in (loss_ax, f1_ax):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,82 @@
+"""`FocalLossTrainer`: the `Trainer` with class-weighted focal loss and the seed's one-cycle schedule."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch.utils.data import SequentialSampler
+from transformers import Trainer, TrainerCallback
+from transformers.trainer_utils import has_length
+
+from .losses import focal_loss
+
+
+class NonFiniteLossError(RuntimeError):
+    pass
+
+
+class FocalLossTrainer(Trainer):
+    # compute_loss divides by the labelled items of the whole optimizer step (num_items_in_batch), so the
+    # Trainer must not divide by the accumulation steps a second time.
+    loss_is_scaled_for_ga = True
+
+    def __init__(self, *args, class_weights: torch.Tensor | None = None, focal_gamma: float = 2.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.class_weights = class_weights
+        self.focal_gamma = focal_gamma
+        # The Trainer counts the labels of all accumulated micro-batches (and of all processes) only for
+        # models that take loss kwargs; focal_loss needs that count to be exact under accumulation and DDP.
+        self.model_accepts_loss_kwargs = True
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        labels = inputs.pop("labels")
+        outputs = model(**inputs)
+        loss = focal_loss(outputs.logits, labels, self.class_weights, self.focal_gamma, num_items_in_batch)
+        if num_items_in_batch is not None and self.args.average_tokens_across_devices:
+            # num_items_in_batch counts every process's items while DDP averages gradients over processes.
+            loss = loss * self.accelerator.num_processes
+        if model.training and not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"non-finite training loss ({loss.item()}) at step {self.state.global_step + 1}, epoch "
+                f"{self.state.epoch:.2f}; batch labels {labels.tolist()}, input_ids shape {tuple(inputs['input_ids'].shape)}"
+            )
+        return (loss, outputs) if return_outputs else loss
+
+    def _get_eval_sampler(self, eval_dataset):
+        # transformers 5 applies train_sampling_strategy="group_by_length" to evaluation as well, which returns
+        # predictions shuffled against the dataset; reports and exports need them in the dataset's order.
+        if eval_dataset is None or not has_length(eval_dataset):
+            return None
+        return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
+
+    def create_scheduler(self, num_training_steps: int, optimizer=None):
+        # TrainingArguments has no one-cycle schedule; the seed trains with torch's OneCycleLR
+        # (cosine warm-up over the first 30% to the peak lr, cosine annealing to lr / 25e4, momentum cycled).
+        if getattr(self.args, "one_cycle", False) and self.lr_scheduler is None:
+            self.lr_scheduler = torch.optim.lr_scheduler.OneCycleLR(
+                optimizer if optimizer is not None else self.optimizer,
+                max_lr=self.args.learning_rate,
+                total_steps=max(num_training_steps, 1),
+                pct_start=self.args.one_cycle_pct_start,
+            )
+            return self.lr_scheduler
+        return super().create_scheduler(num_training_steps, optimizer)
+
+
+class EpochHistory(TrainerCallback):
+    """Training loss and validation metrics per epoch, for the training-curve plot."""
+
+    def __init__(self):
+        self.epochs: list[dict] = []
+        self._losses: list[float] = []
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "loss" in logs and math.isfinite(logs["loss"]):
+            self._losses.append(logs["loss"])
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        if metrics and "eval_macro_f1" in metrics and state.epoch is not None:
+            train_loss = sum(self._losses) / len(self._losses) if self._losses else float("nan")
+            self.epochs.append({"epoch": state.epoch, "train_loss": train_loss, **metrics})
+            self._losses = []

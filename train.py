@@ -1,0 +1,187 @@
+"""Fine-tune a ticket classifier: data -> tokenise -> focal-loss Trainer -> evaluate -> reports -> export.
+
+    python train.py                                  # configs/cpu.yaml: the embedded encoder, offline
+    accelerate launch train.py --config configs/t4.yaml
+    python train.py --config configs/cpu.yaml --num_train_epochs 1 --output_dir outputs/try
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import datasets
+import transformers
+from transformers import AutoTokenizer, DataCollatorWithPadding, EarlyStoppingCallback, set_seed
+
+from custom_trainer import TicketClassifier, class_weights
+from custom_trainer.arguments import DataArguments, ModelArguments, TicketTrainingArguments, parse_args
+from custom_trainer.encoders import resolve_encoder
+from custom_trainer.export import export_model
+from custom_trainer.metrics import make_compute_metrics
+from custom_trainer.reports import strip_prefix, write_reports
+from custom_trainer.trainer import EpochHistory, FocalLossTrainer
+from ticket_data import build_dataset, load_tickets, ticket_tokenizer, tokenize_dataset
+
+logger = logging.getLogger("train")
+
+
+def load_data(data_args: DataArguments, seed: int) -> datasets.DatasetDict:
+    if data_args.train_file is not None:
+        return load_tickets(
+            data_args.train_file,
+            test=data_args.test_file,
+            text_columns=tuple(data_args.text_columns),
+            label_column=data_args.label_column,
+            validation_size=data_args.validation_size,
+            test_size=data_args.test_size,
+            seed=seed,
+        )
+    options = {} if data_args.corpus_size is None else {"per_category": data_args.corpus_size}
+    return build_dataset(data_args.dataset, cache_dir=data_args.dataset_cache_dir, **options)
+
+
+def data_fingerprint(raw: datasets.DatasetDict) -> str:
+    """sha256 of every split's rows in order: changes whenever the data does."""
+    digest = hashlib.sha256()
+    for split in ("train", "validation", "test"):
+        digest.update(split.encode())
+        digest.update(json.dumps(raw[split].features["label"].names).encode())
+        for row in raw[split]:
+            digest.update(json.dumps([row["subject"], row["description"], row["label"]]).encode())
+    return digest.hexdigest()
+
+
+def model_card(data_source: str, model_args: ModelArguments, args: TicketTrainingArguments, metrics: dict) -> str:
+    test, validation = metrics["test"], metrics["validation"]
+    per_class = "\n".join(
+        f"| {key[3:]} | {value:.4f} |" for key, value in test.items() if key.startswith("f1_")
+    )
+    return f"""---
+library_name: transformers
+pipeline_tag: text-classification
+---
+# Service-desk ticket classifier
+
+Encoder `{model_args.model_name_or_path}` with a classification head on the first token (Dropout,
+Linear -> {model_args.head_hidden_size}, GELU, Dropout, Linear), trained with class-weighted focal loss
+(gamma {model_args.focal_gamma}) on **{data_source}**.
+
+Recipe: lr {args.learning_rate}, weight decay {args.weight_decay}, batch {args.per_device_train_batch_size}
+x {args.gradient_accumulation_steps} accumulation, up to {args.num_train_epochs} epochs,
+{"one-cycle" if args.one_cycle else args.lr_scheduler_type} schedule, gradient clipping {args.max_grad_norm},
+early stopping on validation macro-F1 (patience {args.early_stopping_patience}), seed {args.seed}.
+
+| split | accuracy | macro-F1 | weighted F1 |
+| --- | --- | --- | --- |
+| validation | {validation['accuracy']:.4f} | {validation['macro_f1']:.4f} | {validation['weighted_f1']:.4f} |
+| test | {test['accuracy']:.4f} | {test['macro_f1']:.4f} | {test['weighted_f1']:.4f} |
+
+| label | test F1 |
+| --- | --- |
+{per_class}
+
+## Use
+
+```python
+from transformers import pipeline
+router = pipeline("text-classification", model="<this folder>", trust_remote_code=True)
+router({{"text": "VPN keeps dropping", "text_pair": "Disconnects every 10 minutes since Monday."}}, top_k=3)
+```
+
+E-mail addresses are masked and whitespace collapsed by the tokenizer itself. Give `text_pair` only when the
+ticket has both a subject and a description. Pass `truncation=True` for long tickets (the tokenizer's
+`model_max_length` is the training length).
+"""
+
+
+def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrainingArguments) -> dict:
+    started = time.time()
+    set_seed(args.seed)
+    output_dir = Path(args.output_dir)
+
+    # Fail on an unreachable encoder before any data work.
+    encoder_path = resolve_encoder(model_args.model_name_or_path)
+    raw = load_data(data_args, args.seed)
+    label_names = raw["train"].features["label"].names
+    id2label = dict(enumerate(label_names))
+    source = data_args.train_file or f"the `{data_args.dataset}` synthetic corpus"
+    logger.info("data: %s; splits %s; %d labels", source, {k: len(v) for k, v in raw.items()}, len(label_names))
+
+    tokenizer = ticket_tokenizer(AutoTokenizer.from_pretrained(encoder_path))
+    tokenizer.model_max_length = data_args.max_length
+    with args.main_process_first(desc="tokenizing"):
+        tokenized = tokenize_dataset(raw, tokenizer, max_length=data_args.max_length)
+
+    weights = class_weights(raw["train"]["label"], len(label_names)) if model_args.class_weighted else None
+    model = TicketClassifier.from_encoder(
+        encoder_path,
+        id2label,
+        head_hidden_size=model_args.head_hidden_size,
+        classifier_dropout=model_args.classifier_dropout,
+        focal_gamma=model_args.focal_gamma,
+        class_weights=None if weights is None else weights.tolist(),
+        max_input_length=data_args.max_length,
+    )
+
+    history = EpochHistory()
+    trainer = FocalLossTrainer(
+        model=model,
+        args=args,
+        train_dataset=tokenized["train"],
+        eval_dataset=tokenized["validation"],
+        data_collator=DataCollatorWithPadding(tokenizer),
+        processing_class=tokenizer,
+        compute_metrics=make_compute_metrics(label_names),
+        callbacks=[EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience), history],
+        class_weights=weights,
+        focal_gamma=model_args.focal_gamma,
+    )
+    trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
+
+    # Both evaluations run on every process and are gathered over the whole split by the Trainer.
+    validation = strip_prefix(trainer.evaluate(tokenized["validation"], metric_key_prefix="validation"), "validation")
+    test_output = trainer.predict(tokenized["test"], metric_key_prefix="test")
+    metrics = {
+        "validation": validation,
+        "test": strip_prefix(test_output.metrics, "test"),
+        "data": {"source": source, "fingerprint": data_fingerprint(raw), "sizes": {k: len(v) for k, v in raw.items()}},
+        "train_runtime_s": round(time.time() - started, 1),
+    }
+
+    if trainer.is_world_process_zero():
+        write_reports(
+            output_dir / "reports", metrics, label_names, raw["test"].to_pandas(), test_output.predictions, history.epochs
+        )
+        manifest = {
+            "encoder": model_args.model_name_or_path,
+            "data_fingerprint": metrics["data"]["fingerprint"],
+            "data_source": source,
+            "metrics": {split: {k: metrics[split][k] for k in ("accuracy", "macro_f1", "weighted_f1")}
+                        for split in ("validation", "test")},
+        }
+        export_model(trainer.model, tokenizer, output_dir / "model", manifest, model_card(source, model_args, args, metrics))
+        print(
+            f"\nvalidation macro-F1 {validation['macro_f1']:.4f} | test macro-F1 {metrics['test']['macro_f1']:.4f} "
+            f"accuracy {metrics['test']['accuracy']:.4f} | {time.time() - started:.0f}s\n"
+            f"model:   {output_dir / 'model'}\nreports: {output_dir / 'reports'}"
+        )
+    return metrics
+
+
+def cli(argv: list[str] | None = None) -> dict:
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    transformers.utils.logging.set_verbosity_warning()
+    try:
+        data_args, model_args, training_args, _ = parse_args(argv)
+    except ValueError as error:
+        sys.exit(f"train.py: error: {error}")
+    return main(data_args, model_args, training_args)
+
+
+if __name__ == "__main__":
+    cli()
