@@ -144,7 +144,7 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
     trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
 
     # Both evaluations run on every process and are gathered over the whole split by the Trainer.
-    validation = strip_prefix(trainer.evaluate(tokenized["validation"], metric_key_prefix="validation"), "validation")
+    validation = strip_prefix(trainer.evaluate(tokenized["validation"]), "eval")
     test_output = trainer.predict(tokenized["test"], metric_key_prefix="test")
     metrics = {
         "validation": validation,
@@ -178,9 +178,9 @@ def cli(argv: list[str] | None = None) -> dict:
     transformers.utils.logging.set_verbosity_warning()
     try:
         data_args, model_args, training_args, _ = parse_args(argv)
-    except ValueError as error:
+        return main(data_args, model_args, training_args)
+    except ValueError as error:  # bad configuration or data: the message names the key or file
         sys.exit(f"train.py: error: {error}")
-    return main(data_args, model_args, training_args)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,21 @@ def embedded_encoder_path() -> Path:
     return folder
 
 
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """A quick TCP check, so an offline machine fails in seconds instead of after the hub client's retries."""
+    import socket
+    import urllib.parse
+
+    from huggingface_hub import constants
+
+    url = urllib.parse.urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
 def resolve_encoder(name_or_path: str) -> str:
     """A loadable encoder location; a hub name that is neither cached nor reachable fails now, clearly."""
     if name_or_path in (EMBEDDED, "", None):
@@ -54,7 +69,7 @@ def resolve_encoder(name_or_path: str) -> str:
     except OSError:
         pass
     offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
-    if not offline:
+    if not offline and _hub_reachable():
         try:
             AutoConfig.from_pretrained(name_or_path)
             return name_or_path

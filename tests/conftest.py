@@ -24,3 +24,47 @@ def seed_dataset(dataset_cache):
     from ticket_data import build_dataset
 
     return build_dataset("seed", cache_dir=dataset_cache)
+
+
+def _corpus_vocab() -> list[str]:
+    """A word-level vocabulary covering the seed templates, so a tiny tokenizer sees real words."""
+    import re
+
+    from ticket_data.seed_corpus import PREFIXES, SUFFIXES, TEMPLATES
+
+    words = set()
+    for text in [t for ts in TEMPLATES.values() for t in ts] + PREFIXES + SUFFIXES:
+        words.update(re.findall(r"[a-z0-9]+", text.lower()))
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    return specials + list("[]@.,:-!?'") + list("abcdefghijklmnopqrstuvwxyz0123456789") + sorted(words)
+
+
+def make_tiny_encoder(folder: Path, architecture: str = "bert") -> Path:
+    """A randomly initialised 2-layer encoder and a word-level tokenizer, saved as a plain HF folder."""
+    import torch
+    from transformers import AutoModel, BertConfig, BertTokenizerFast, DistilBertConfig
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = _corpus_vocab()
+    tokenizer = BertTokenizerFast(vocab={token: i for i, token in enumerate(vocab)}, do_lower_case=True)
+    torch.manual_seed(0)
+    if architecture == "bert":
+        config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                            intermediate_size=64, max_position_embeddings=128)
+    else:
+        config = DistilBertConfig(vocab_size=len(vocab), dim=32, n_layers=2, n_heads=2, hidden_dim=64,
+                                  max_position_embeddings=128)
+        tokenizer.model_input_names = ["input_ids", "attention_mask"]
+    AutoModel.from_config(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    return make_tiny_encoder(tmp_path_factory.mktemp("tiny_bert"), "bert")
+
+
+@pytest.fixture(scope="session")
+def tiny_distilbert(tmp_path_factory) -> Path:
+    return make_tiny_encoder(tmp_path_factory.mktemp("tiny_distilbert"), "distilbert")

@@ -9,8 +9,7 @@ from ticket_data.tokenization import encode_tickets, tokenize_dataset
 def tokenizer(tmp_path):
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[", "]", "email", "mail", "from", "failed", "vpn", "@", ",", "."]
     vocab += list("abcdefghijklmnopqrstuvwxyz")
-    (tmp_path / "vocab.txt").write_text("\n".join(vocab))
-    return BertTokenizerFast(vocab_file=str(tmp_path / "vocab.txt"))
+    return BertTokenizerFast(vocab={token: i for i, token in enumerate(vocab)})
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,99 @@
+import pytest
+import torch
+
+from conftest import REPO
+from custom_trainer import TicketClassifier
+from custom_trainer.arguments import parse_args
+
+
+def write_yaml(tmp_path, text):
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_yaml_sets_defaults_and_flags_override(tmp_path):
+    config = write_yaml(tmp_path, "learning_rate: 3.0e-4\nnum_train_epochs: 2\ntext_columns: [Document]\n")
+    data, model, training, _ = parse_args(["--config", config, "--num_train_epochs", "5", "--output_dir", str(tmp_path)])
+    assert training.learning_rate == 3e-4
+    assert training.num_train_epochs == 5
+    assert data.text_columns == ["Document"]
+    assert model.model_name_or_path == "embedded"
+
+
+def test_default_config_is_cpu_yaml():
+    data, model, training, path = parse_args([])
+    assert path.name == "cpu.yaml"
+    assert model.model_name_or_path == "embedded" and data.dataset
+
+
+def test_unknown_key_is_named(tmp_path):
+    config = write_yaml(tmp_path, "learning_rate: 1.0e-4\nlearnig_rate: 2\n")
+    with pytest.raises(ValueError, match=r"config\.yaml: unknown key\(s\) \['learnig_rate'\]"):
+        parse_args(["--config", config])
+
+
+def test_wrong_type_is_named(tmp_path):
+    config = write_yaml(tmp_path, "per_device_train_batch_size: many\n")
+    with pytest.raises(ValueError, match=r"--per_device_train_batch_size.*invalid int value: 'many'"):
+        parse_args(["--config", config])
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--learning_rate=-1e-5"], "learning_rate must be > 0, got -1e-05"),
+        (["--early_stopping_patience", "0"], "early_stopping_patience must be >= 1, got 0"),
+        (["--focal_gamma", "-2"], "focal_gamma must be >= 0, got -2.0"),
+        (["--max_length", "2"], "max_length must be >= 8 tokens, got 2"),
+        (["--train_file", "/no/such/tickets.csv"], r"train_file: file not found: /no/such/tickets\.csv"),
+    ],
+)
+def test_impossible_values_fail_before_training(flags, message):
+    with pytest.raises(ValueError, match=message):
+        parse_args(flags)
+
+
+def test_missing_config_file():
+    with pytest.raises(ValueError, match=r"--config: file not found: nowhere\.yaml"):
+        parse_args(["--config", "nowhere.yaml"])
+
+
+def test_t4_config_is_the_seeds_recipe_in_fp16(tiny_distilbert, tmp_path):
+    data, model_args, training, _ = parse_args(
+        ["--config", str(REPO / "configs" / "t4.yaml"), "--output_dir", str(tmp_path)]
+    )
+    assert model_args.model_name_or_path == "distilbert-base-uncased"
+    assert training.fp16 and not training.bf16
+    assert (training.learning_rate, training.weight_decay, training.per_device_train_batch_size) == (2e-5, 0.01, 32)
+    assert (training.num_train_epochs, training.max_grad_norm, training.early_stopping_patience) == (10, 1.0, 3)
+    assert training.one_cycle and training.metric_for_best_model == "macro_f1" and training.load_best_model_at_end
+    assert data.dataset == "seed"
+
+    model = TicketClassifier.from_encoder(str(tiny_distilbert), {0: "a", 1: "b"})
+    assert model.encoder.config.model_type == "distilbert"
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device: fp16 training steps need a GPU (the arguments were checked above)")
+    from train import main
+
+    training.max_steps, training.num_train_epochs = 3, 1
+    model_args.model_name_or_path = str(tiny_distilbert)
+    data.corpus_size = 10
+    metrics = main(data, model_args, training)
+    assert "macro_f1" in metrics["test"]
+
+
+def test_embedded_encoder_is_verified(monkeypatch):
+    from custom_trainer import encoders
+
+    assert (encoders.embedded_encoder_path() / "config.json").is_file()
+    monkeypatch.setattr(encoders, "EMBEDDED_SHA256", "0" * 64)
+    with pytest.raises(ValueError, match=r"model\.safetensors has sha256 53aa5117.*expected 0000"):
+        encoders.embedded_encoder_path()
+
+
+def test_unreachable_hub_model_fails_at_once_naming_the_key():
+    from custom_trainer.encoders import resolve_encoder
+
+    with pytest.raises(ValueError, match=r"model_name_or_path: 'some-org/not-cached-model' .*embedded"):
+        resolve_encoder("some-org/not-cached-model")

@@ -1,0 +1,74 @@
+import pytest
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModelForSequenceClassification
+
+from custom_trainer import TicketClassifier, TicketClassifierConfig
+from custom_trainer.losses import focal_loss
+
+LABELS = {0: "Email", 1: "Network", 2: "Printing"}
+
+
+@pytest.mark.parametrize("encoder", ["tiny_bert", "tiny_distilbert"])
+def test_head_is_the_seeds_and_forward_returns_logits_and_loss(encoder, request):
+    model = TicketClassifier.from_encoder(str(request.getfixturevalue(encoder)), LABELS, class_weights=[1.0, 2.0, 0.5])
+    head = model.head
+    assert [type(layer) for layer in head] == [nn.Dropout, nn.Linear, nn.GELU, nn.Dropout, nn.Linear]
+    assert head[0].p == head[3].p == 0.3
+    assert (head[1].in_features, head[1].out_features) == (32, 256)
+    assert (head[4].in_features, head[4].out_features) == (256, 3)
+    assert model.config.id2label == LABELS and model.config.label2id == {"Email": 0, "Network": 1, "Printing": 2}
+
+    model.eval()
+    input_ids = torch.tensor([[2, 40, 41, 3, 0], [2, 42, 43, 44, 3]])
+    mask = (input_ids != 0).long()
+    labels = torch.tensor([1, 2])
+    out = model(input_ids=input_ids, attention_mask=mask, labels=labels)
+    assert out.logits.shape == (2, 3)
+    expected = focal_loss(out.logits, labels, torch.tensor([1.0, 2.0, 0.5]), 2.0)
+    assert torch.allclose(out.loss, expected)
+    assert model(input_ids=input_ids, attention_mask=mask).loss is None
+
+
+def test_encoder_weights_are_the_pretrained_ones(tiny_bert):
+    from transformers import AutoModel
+
+    encoder = AutoModel.from_pretrained(tiny_bert)
+    model = TicketClassifier.from_encoder(str(tiny_bert), LABELS)
+    for name, tensor in encoder.state_dict().items():
+        assert torch.equal(model.encoder.state_dict()[name], tensor), name
+
+
+def test_calibration_temperature_divides_the_logits(tiny_bert):
+    model = TicketClassifier.from_encoder(str(tiny_bert), LABELS).eval()
+    ids = torch.tensor([[2, 40, 41, 3]])
+    base = model(input_ids=ids).logits
+    model.config.calibration_temperature = 2.0
+    assert torch.allclose(model(input_ids=ids).logits, base / 2.0)
+
+
+def test_saved_model_loads_through_auto_classes(tiny_bert, tmp_path):
+    model = TicketClassifier.from_encoder(str(tiny_bert), LABELS).eval()
+    model.save_pretrained(tmp_path / "m")
+    assert (tmp_path / "m" / "modeling.py").is_file() and (tmp_path / "m" / "losses.py").is_file()
+    assert isinstance(AutoConfig.from_pretrained(tmp_path / "m"), TicketClassifierConfig)
+    loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path / "m").eval()
+    assert isinstance(loaded, TicketClassifier)
+    ids = torch.tensor([[2, 40, 41, 3]])
+    assert torch.allclose(loaded(input_ids=ids).logits, model(input_ids=ids).logits)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"head_hidden_size": 0}, "head_hidden_size must be a positive integer, got 0"),
+        ({"classifier_dropout": 1.5}, r"classifier_dropout must be in \[0, 1\), got 1.5"),
+        ({"focal_gamma": -1}, "focal_gamma must be >= 0, got -1"),
+        ({"calibration_temperature": 0}, "calibration_temperature must be > 0, got 0"),
+        ({"class_weights": [1.0]}, r"class_weights has 1 values for 2 labels"),
+        ({"encoder_config": {"hidden_size": 3}}, "encoder_config needs a 'model_type'"),
+    ],
+)
+def test_config_validation_names_the_bad_value(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TicketClassifierConfig(**kwargs)

@@ -1,0 +1,120 @@
+"""The main job end to end on a tiny encoder: outputs, metrics, and the exported model in a fresh process."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pandas as pd
+import pytest
+
+from conftest import REPO
+from custom_trainer.arguments import parse_args
+from custom_trainer.export import verify_export
+
+OUTPUTS = [
+    "model/config.json", "model/model.safetensors", "model/tokenizer.json", "model/README.md", "model/manifest.json",
+    "model/modeling.py", "reports/metrics.json", "reports/classification_report.txt", "reports/confusion_matrix.png",
+    "reports/training_curves.png", "reports/predictions.csv",
+]
+
+
+def tiny_run_flags(encoder, output_dir, cache):
+    return [
+        "--model_name_or_path", str(encoder), "--dataset", "seed", "--corpus_size", "30",
+        "--dataset_cache_dir", cache, "--output_dir", str(output_dir), "--num_train_epochs", "8",
+        "--learning_rate", "3e-3", "--per_device_train_batch_size", "16", "--disable_tqdm", "true",
+        "--use_cpu", "true", "--seed", "7",
+    ]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_bert, tmp_path_factory, dataset_cache):
+    from train import main
+
+    output_dir = tmp_path_factory.mktemp("run")
+    metrics = main(*parse_args(tiny_run_flags(tiny_bert, output_dir, dataset_cache))[:3])
+    return output_dir, metrics
+
+
+def test_writes_every_output(tiny_run):
+    output_dir, metrics = tiny_run
+    for name in OUTPUTS:
+        assert (output_dir / name).is_file(), name
+    saved = json.loads((output_dir / "reports" / "metrics.json").read_text())
+    for split in ("validation", "test"):
+        assert {"accuracy", "macro_f1", "weighted_f1"} <= set(saved[split])
+        assert len([k for k in saved[split] if k.startswith("f1_")]) == 12
+    assert saved["test"]["macro_f1"] == pytest.approx(metrics["test"]["macro_f1"])
+    assert "0." in (output_dir / "reports" / "classification_report.txt").read_text()
+    # A tiny model trained for seconds still learns something: well above chance (1/12).
+    assert saved["validation"]["accuracy"] > 0.3
+
+
+def test_predictions_csv_matches_the_test_metrics(tiny_run):
+    output_dir, metrics = tiny_run
+    predictions = pd.read_csv(output_dir / "reports" / "predictions.csv")
+    assert list(predictions.columns) == ["subject", "description", "label", "predicted", "score", "top3"]
+    accuracy = (predictions["label"] == predictions["predicted"]).mean()
+    assert accuracy == pytest.approx(metrics["test"]["accuracy"])
+    top3 = json.loads(predictions["top3"][0])
+    assert len(top3) == 3 and top3[0][0] == predictions["predicted"][0]
+
+
+def test_export_manifest_verifies(tiny_run):
+    output_dir, metrics = tiny_run
+    manifest = verify_export(output_dir / "model")
+    assert manifest["data_fingerprint"] == metrics["data"]["fingerprint"]
+    assert len(manifest["labels"]) == 12
+
+
+PIPELINE_CHECK = textwrap.dedent(
+    """
+    import json, sys
+    import pandas as pd
+    from transformers import pipeline
+    model_dir, import_project = sys.argv[1], sys.argv[2] == "import"
+    if import_project:
+        import custom_trainer  # registers the model type: no remote code needed
+    router = pipeline("text-classification", model=model_dir, trust_remote_code=not import_project)
+    frame = pd.read_csv(sys.argv[3])
+    out = router([{"text": s, "text_pair": d} for s, d in zip(frame.subject, frame.description)], batch_size=32)
+    mails = [router({"text": "Mail from " + a, "text_pair": "Outlook not syncing, write to " + b})
+             for a, b in [("ann@corp.example.com", "x@y.org"), ("bob.smith@other.co.uk", "help-desk@it.example.net")]]
+    print(json.dumps({"labels": [o["label"] for o in out], "scores": [o["score"] for o in out],
+                      "project_imported": "custom_trainer" in sys.modules, "mails": mails}))
+    """
+)
+
+
+@pytest.mark.parametrize("mode", ["remote_code", "import"])
+def test_pipeline_in_a_fresh_process_reproduces_predictions(tiny_run, tmp_path, mode):
+    output_dir, _ = tiny_run
+    predictions_csv = output_dir / "reports" / "predictions.csv"
+    result = subprocess.run(
+        [sys.executable, "-c", PIPELINE_CHECK, str(output_dir / "model"), mode, str(predictions_csv)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["project_imported"] == (mode == "import")
+    expected = pd.read_csv(predictions_csv)
+    assert out["labels"] == expected["predicted"].tolist()
+    assert out["scores"] == pytest.approx(expected["score"].tolist(), abs=1e-5)
+    assert out["mails"][0] == out["mails"][1]  # the address does not change the scores
+
+
+def test_same_seed_same_results(tiny_bert, tmp_path, dataset_cache, tiny_run):
+    from train import main
+
+    first_dir, first = tiny_run
+    second = main(*parse_args(tiny_run_flags(tiny_bert, tmp_path / "again", dataset_cache))[:3])
+    timing = ("runtime", "samples_per_second", "steps_per_second")
+    for split in ("validation", "test"):
+        assert {k: v for k, v in second[split].items() if k not in timing} == {
+            k: v for k, v in first[split].items() if k not in timing
+        }
+    a = pd.read_csv(first_dir / "reports" / "predictions.csv")
+    b = pd.read_csv(tmp_path / "again" / "reports" / "predictions.csv")
+    pd.testing.assert_frame_equal(a, b)
