@@ -24,7 +24,7 @@ from custom_trainer.encoders import resolve_encoder
 from custom_trainer.export import export_model
 from custom_trainer.metrics import make_compute_metrics
 from custom_trainer.reports import strip_prefix, write_reports
-from custom_trainer.trainer import EpochHistory, FocalLossTrainer
+from custom_trainer.trainer import FocalLossTrainer, epoch_history
 from ticket_data import build_dataset, load_tickets, ticket_tokenizer, tokenize_dataset
 
 logger = logging.getLogger("train")
@@ -54,6 +54,31 @@ def data_fingerprint(raw: datasets.DatasetDict) -> str:
         for row in raw[split]:
             digest.update(json.dumps([row["subject"], row["description"], row["label"]]).encode())
     return digest.hexdigest()
+
+
+def last_complete_checkpoint(output_dir: str | Path) -> str | None:
+    """The newest checkpoint whose trainer_state.json (the Trainer writes it last) is complete.
+
+    A run killed while saving leaves a partial checkpoint folder; resuming from it would fail.
+    """
+    found = sorted(Path(output_dir).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]) if p.name.split("-")[-1].isdigit() else -1)
+    for checkpoint in reversed(found):
+        try:
+            json.loads((checkpoint / "trainer_state.json").read_text())
+            return str(checkpoint)
+        except (OSError, ValueError):
+            logger.warning("skipping incomplete checkpoint %s", checkpoint)
+    return None
+
+
+def resume_checkpoint(args: TicketTrainingArguments) -> str | None:
+    """``resume_from_checkpoint: auto`` continues from the newest complete checkpoint in output_dir, if any."""
+    if args.resume_from_checkpoint in ("auto", "true", "True"):
+        last = last_complete_checkpoint(args.output_dir)
+        if last is not None:
+            logger.info("resuming from %s", last)
+        return last
+    return args.resume_from_checkpoint
 
 
 def model_card(data_source: str, model_args: ModelArguments, args: TicketTrainingArguments, metrics: dict) -> str:
@@ -128,7 +153,6 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
         max_input_length=data_args.max_length,
     )
 
-    history = EpochHistory()
     trainer = FocalLossTrainer(
         model=model,
         args=args,
@@ -137,11 +161,11 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
         data_collator=DataCollatorWithPadding(tokenizer),
         processing_class=tokenizer,
         compute_metrics=make_compute_metrics(label_names),
-        callbacks=[EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience), history],
+        callbacks=[EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience)],
         class_weights=weights,
         focal_gamma=model_args.focal_gamma,
     )
-    trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
+    trainer.train(resume_from_checkpoint=resume_checkpoint(args))
 
     # Both evaluations run on every process and are gathered over the whole split by the Trainer.
     validation = strip_prefix(trainer.evaluate(tokenized["validation"]), "eval")
@@ -155,7 +179,8 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
 
     if trainer.is_world_process_zero():
         write_reports(
-            output_dir / "reports", metrics, label_names, raw["test"].to_pandas(), test_output.predictions, history.epochs
+            output_dir / "reports", metrics, label_names, raw["test"].to_pandas(), test_output.predictions,
+            epoch_history(trainer.state.log_history),
         )
         manifest = {
             "encoder": model_args.model_name_or_path,

@@ -84,6 +84,10 @@ class TicketTrainingArguments(TrainingArguments):
     early_stopping_patience: int = field(
         default=3, metadata={"help": "Stop after this many evaluations without a better validation macro-F1."}
     )
+    resume_from_checkpoint: str | None = field(
+        default=None,
+        metadata={"help": "A checkpoint folder to continue from, or 'auto' for the newest one in output_dir."},
+    )
     one_cycle: bool = field(
         default=True, metadata={"help": "The seed's OneCycleLR schedule; false uses lr_scheduler_type."}
     )
@@ -115,6 +119,13 @@ class TicketTrainingArguments(TrainingArguments):
                 f"early_stopping_patience must be >= 1, got {self.early_stopping_patience} (0 would stop after "
                 "the first evaluation)"
             )
+        if self.bf16 and not self.use_cpu:
+            import torch
+
+            if torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
+                raise ValueError(
+                    f"bf16: {torch.cuda.get_device_name()} has no bfloat16 support; use fp16 instead (e.g. a T4)"
+                )
         if not 0 < self.one_cycle_pct_start < 1:
             raise ValueError(f"one_cycle_pct_start must be in (0, 1), got {self.one_cycle_pct_start}")
         super().__post_init__()

@@ -87,3 +87,15 @@ def verify_export(folder: str | Path) -> dict:
     if labels != manifest.get("labels"):
         raise ValueError(f"{folder}: config.json labels {labels} differ from {MANIFEST} labels {manifest.get('labels')}")
     return manifest
+
+
+def load_exported_model(folder: str | Path):
+    """Verify an exported folder against its manifest, then load (model, tokenizer) for prediction."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    import custom_trainer  # noqa: F401  (registers the model with the Auto classes)
+
+    verify_export(folder)
+    model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    return model, tokenizer

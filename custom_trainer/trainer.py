@@ -6,7 +6,7 @@ import math
 
 import torch
 from torch.utils.data import SequentialSampler
-from transformers import Trainer, TrainerCallback
+from transformers import Trainer
 from transformers.trainer_utils import has_length
 
 from .losses import focal_loss
@@ -64,19 +64,17 @@ class FocalLossTrainer(Trainer):
         return super().create_scheduler(num_training_steps, optimizer)
 
 
-class EpochHistory(TrainerCallback):
-    """Training loss and validation metrics per epoch, for the training-curve plot."""
+def epoch_history(log_history: list[dict]) -> list[dict]:
+    """Training loss and validation metrics per epoch, from the Trainer's log history.
 
-    def __init__(self):
-        self.epochs: list[dict] = []
-        self._losses: list[float] = []
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if logs and "loss" in logs and math.isfinite(logs["loss"]):
-            self._losses.append(logs["loss"])
-
-    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-        if metrics and "eval_macro_f1" in metrics and state.epoch is not None:
-            train_loss = sum(self._losses) / len(self._losses) if self._losses else float("nan")
-            self.epochs.append({"epoch": state.epoch, "train_loss": train_loss, **metrics})
-            self._losses = []
+    The log history is saved in every checkpoint, so a resumed run still plots its epochs before the crash.
+    """
+    epochs, losses = [], []
+    for entry in log_history:
+        if "loss" in entry and math.isfinite(entry["loss"]):
+            losses.append(entry["loss"])
+        elif "eval_macro_f1" in entry and entry.get("epoch") is not None:
+            train_loss = sum(losses) / len(losses) if losses else float("nan")
+            epochs.append({"epoch": entry["epoch"], "train_loss": train_loss, **entry})
+            losses = []
+    return epochs

@@ -97,3 +97,23 @@ def test_unreachable_hub_model_fails_at_once_naming_the_key():
 
     with pytest.raises(ValueError, match=r"model_name_or_path: 'some-org/not-cached-model' .*embedded"):
         resolve_encoder("some-org/not-cached-model")
+
+
+def test_bf16_on_a_gpu_without_it_fails_before_training(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a, **k: "Tesla T4")
+    with pytest.raises(ValueError, match=r"bf16: Tesla T4 has no bfloat16 support"):
+        parse_args(["--bf16", "true"])
+
+
+def test_test_labels_missing_from_train_fail_before_training(tmp_path):
+    import pandas as pd
+
+    from train import load_data
+
+    pd.DataFrame({"subject": ["a"] * 9, "description": "b", "category": ["x", "y", "z"] * 3}).to_csv(tmp_path / "tr.csv", index=False)
+    pd.DataFrame({"subject": ["a"], "description": "b", "category": ["w"]}).to_csv(tmp_path / "te.csv", index=False)
+    data, _, training, _ = parse_args(["--train_file", str(tmp_path / "tr.csv"), "--test_file", str(tmp_path / "te.csv")])
+    with pytest.raises(ValueError, match=r"te\.csv: label\(s\) \['w'\]"):
+        load_data(data, training.seed)

@@ -118,3 +118,37 @@ def test_same_seed_same_results(tiny_bert, tmp_path, dataset_cache, tiny_run):
     a = pd.read_csv(first_dir / "reports" / "predictions.csv")
     b = pd.read_csv(tmp_path / "again" / "reports" / "predictions.csv")
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_non_finite_loss_exports_nothing(tiny_bert, tmp_path, dataset_cache, monkeypatch):
+    import torch
+
+    from custom_trainer import TicketClassifier
+    from custom_trainer.trainer import NonFiniteLossError
+    from train import main
+
+    original = TicketClassifier.from_encoder.__func__
+
+    def poisoned(cls, *args, **kwargs):
+        model = original(cls, *args, **kwargs)
+        with torch.no_grad():
+            model.head[4].weight.fill_(float("inf"))
+        return model
+
+    monkeypatch.setattr(TicketClassifier, "from_encoder", classmethod(poisoned))
+    with pytest.raises(NonFiniteLossError, match=r"at step 1, .*batch labels"):
+        main(*parse_args(tiny_run_flags(tiny_bert, tmp_path / "nan", dataset_cache))[:3])
+    assert not (tmp_path / "nan" / "model").exists()
+    assert not (tmp_path / "nan" / "reports").exists()
+
+
+def test_data_fingerprint_changes_with_the_data(tmp_path):
+    from ticket_data import load_tickets
+    from train import data_fingerprint
+
+    rows = pd.DataFrame({"subject": [f"s{i}" for i in range(30)], "description": "d", "category": ["a", "b", "c"] * 10})
+    rows.to_csv(tmp_path / "one.csv", index=False)
+    rows.assign(description=["d"] * 29 + ["changed"]).to_csv(tmp_path / "two.csv", index=False)
+    first, again = data_fingerprint(load_tickets(tmp_path / "one.csv")), data_fingerprint(load_tickets(tmp_path / "one.csv"))
+    assert first == again
+    assert data_fingerprint(load_tickets(tmp_path / "two.csv")) != first
