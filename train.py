@@ -20,6 +20,7 @@ from transformers import AutoTokenizer, DataCollatorWithPadding, EarlyStoppingCa
 
 from custom_trainer import TicketClassifier, class_weights
 from custom_trainer.arguments import DataArguments, ModelArguments, TicketTrainingArguments, parse_args
+from custom_trainer.calibration import fit_routing
 from custom_trainer.encoders import resolve_encoder
 from custom_trainer.export import export_model
 from custom_trainer.metrics import make_compute_metrics
@@ -169,17 +170,26 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
 
     # Both evaluations run on every process and are gathered over the whole split by the Trainer.
     validation = strip_prefix(trainer.evaluate(tokenized["validation"]), "eval")
+    validation_output = trainer.predict(tokenized["validation"], metric_key_prefix="validation")
     test_output = trainer.predict(tokenized["test"], metric_key_prefix="test")
+
+    # Calibrated confidence and the auto-route threshold, fitted on validation, travel in the exported config.
+    routing = fit_routing(validation_output.predictions, validation_output.label_ids, test_output.predictions,
+                          test_output.label_ids, model_args.max_misrouting)
+    trainer.model.config.calibration_temperature = routing["temperature"]
+    trainer.model.config.auto_route_threshold = routing["threshold"]
+    test_logits = test_output.predictions / routing["temperature"]
     metrics = {
         "validation": validation,
         "test": strip_prefix(test_output.metrics, "test"),
+        "routing": routing,
         "data": {"source": source, "fingerprint": data_fingerprint(raw), "sizes": {k: len(v) for k, v in raw.items()}},
         "train_runtime_s": round(time.time() - started, 1),
     }
 
     if trainer.is_world_process_zero():
         write_reports(
-            output_dir / "reports", metrics, label_names, raw["test"].to_pandas(), test_output.predictions,
+            output_dir / "reports", metrics, label_names, raw["test"].to_pandas(), test_logits,
             epoch_history(trainer.state.log_history),
         )
         manifest = {
@@ -193,6 +203,9 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
         print(
             f"\nvalidation macro-F1 {validation['macro_f1']:.4f} | test macro-F1 {metrics['test']['macro_f1']:.4f} "
             f"accuracy {metrics['test']['accuracy']:.4f} | {time.time() - started:.0f}s\n"
+            f"routing: threshold {routing['threshold']:.3f} (max misrouting {routing['max_misrouting']:.0%} on "
+            f"validation); test coverage {routing['test']['coverage']:.1%}, misrouted {routing['test']['misrouting']:.2%}, "
+            f"ECE {routing['test']['ece_before']:.3f} -> {routing['test']['ece_after']:.3f}\n"
             f"model:   {output_dir / 'model'}\nreports: {output_dir / 'reports'}"
         )
     return metrics

@@ -9,6 +9,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
@@ -69,7 +70,14 @@ class ModelArguments:
         default=True, metadata={"help": "Weight the loss by inverse class frequency (normalised to sum to #classes)."}
     )
 
+    max_misrouting: float = field(
+        default=0.03,
+        metadata={"help": "Target share of misrouted tickets among auto-routed ones; sets the stored threshold."},
+    )
+
     def __post_init__(self):
+        if not 0 < self.max_misrouting < 1:
+            raise ValueError(f"max_misrouting must be a fraction in (0, 1), got {self.max_misrouting}")
         if self.focal_gamma < 0:
             raise ValueError(f"focal_gamma must be >= 0, got {self.focal_gamma}")
         if not 0 <= self.classifier_dropout < 1:
@@ -120,12 +128,12 @@ class TicketTrainingArguments(TrainingArguments):
                 "the first evaluation)"
             )
         if self.bf16 and not self.use_cpu:
-            import torch
-
             if torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
                 raise ValueError(
                     f"bf16: {torch.cuda.get_device_name()} has no bfloat16 support; use fp16 instead (e.g. a T4)"
                 )
+        if not torch.cuda.is_available():
+            self.dataloader_pin_memory = False  # pinning needs an accelerator; torch warns on every loader
         if not 0 < self.one_cycle_pct_start < 1:
             raise ValueError(f"one_cycle_pct_start must be in (0, 1), got {self.one_cycle_pct_start}")
         super().__post_init__()

@@ -8,13 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .calibration import softmax
 from .metrics import report_text
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)
 
 
 def top_k(probabilities: np.ndarray, label_names: list[str], k: int = 3) -> list[list[tuple[str, float]]]:
@@ -44,6 +39,7 @@ def write_reports(
     predicted = probabilities.argmax(axis=-1)
     (reports_dir / "classification_report.txt").write_text(report_text(labels, predicted, label_names))
 
+    threshold = metrics.get("routing", {}).get("threshold")
     predictions = pd.DataFrame(
         {
             "subject": test_frame["subject"],
@@ -54,8 +50,12 @@ def write_reports(
             "top3": [json.dumps(row) for row in top_k(probabilities, label_names)],
         }
     )
+    if threshold is not None:
+        predictions["route"] = np.where(predictions["score"] >= threshold, "auto", "triage")
     predictions.to_csv(reports_dir / "predictions.csv", index=False)
     plot_confusion_matrix(labels, predicted, label_names, reports_dir / "confusion_matrix.png")
+    if "routing" in metrics:
+        plot_routing_curve(probabilities.max(axis=-1), predicted == labels, metrics["routing"], reports_dir / "routing_curve.png")
     plot_training_curves(history, reports_dir / "training_curves.png")
 
 
@@ -103,6 +103,33 @@ def plot_training_curves(history: list[dict], path: Path) -> None:
     f1_ax.set_ylabel("validation macro-F1")
     for ax in (loss_ax, f1_ax):
         ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_routing_curve(confidence: np.ndarray, correct: np.ndarray, routing: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .calibration import coverage_curve
+
+    coverage, accuracy = coverage_curve(confidence, correct)
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    ax.plot(coverage, accuracy, color="tab:blue", label="test")
+    ax.axhline(1 - routing["max_misrouting"], color="tab:red", linestyle="--",
+               label=f"target: <= {routing['max_misrouting']:.0%} misrouted")
+    test = routing["test"]
+    ax.scatter([test["coverage"]], [1 - test["misrouting"]], color="black", zorder=3,
+               label=f"threshold {routing['threshold']:.3f}: {test['coverage']:.0%} auto-routed")
+    ax.set_xlabel("coverage (share of tickets auto-routed)")
+    ax.set_ylabel("accuracy among auto-routed tickets")
+    ax.set_xlim(0, 1.01)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left")
+    ax.set_title("Coverage / accuracy (test, calibrated confidence)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

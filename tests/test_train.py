@@ -15,7 +15,7 @@ from custom_trainer.export import verify_export
 OUTPUTS = [
     "model/config.json", "model/model.safetensors", "model/tokenizer.json", "model/README.md", "model/manifest.json",
     "model/modeling.py", "reports/metrics.json", "reports/classification_report.txt", "reports/confusion_matrix.png",
-    "reports/training_curves.png", "reports/predictions.csv",
+    "reports/training_curves.png", "reports/predictions.csv", "reports/routing_curve.png",
 ]
 
 
@@ -54,11 +54,26 @@ def test_writes_every_output(tiny_run):
 def test_predictions_csv_matches_the_test_metrics(tiny_run):
     output_dir, metrics = tiny_run
     predictions = pd.read_csv(output_dir / "reports" / "predictions.csv")
-    assert list(predictions.columns) == ["subject", "description", "label", "predicted", "score", "top3"]
+    assert list(predictions.columns) == ["subject", "description", "label", "predicted", "score", "top3", "route"]
     accuracy = (predictions["label"] == predictions["predicted"]).mean()
     assert accuracy == pytest.approx(metrics["test"]["accuracy"])
+    threshold = metrics["routing"]["threshold"]
+    assert ((predictions["score"] >= threshold) == (predictions["route"] == "auto")).all()
+    assert (predictions["route"] == "auto").mean() == pytest.approx(metrics["routing"]["test"]["coverage"])
     top3 = json.loads(predictions["top3"][0])
     assert len(top3) == 3 and top3[0][0] == predictions["predicted"][0]
+
+
+def test_calibration_and_threshold_travel_with_the_export(tiny_run):
+    output_dir, metrics = tiny_run
+    config = json.loads((output_dir / "model" / "config.json").read_text())
+    routing = metrics["routing"]
+    assert config["calibration_temperature"] == pytest.approx(routing["temperature"])
+    assert config["auto_route_threshold"] == pytest.approx(routing["threshold"])
+    assert routing["validation"]["misrouting"] <= routing["max_misrouting"]
+    assert routing["validation"]["ece_after"] <= routing["validation"]["ece_before"] + 1e-9
+    saved = json.loads((output_dir / "reports" / "metrics.json").read_text())
+    assert {"ece_before", "ece_after", "coverage", "misrouting"} <= set(saved["routing"]["test"])
 
 
 def test_export_manifest_verifies(tiny_run):

@@ -4,6 +4,8 @@ Configs:
 - ``seed``: the notebook's corpus and its split, row for row (about two thirds of the held-out texts
   also occur in train, so its scores say little about new tickets);
 - ``heldout_templates``: the same tickets, split so that no template is in two splits;
+- ``realistic``: varied tickets from a hand-written problem inventory (`realistic_corpus`), split so that no
+  source problem is in two splits.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 import datasets
 import pandas as pd
 
-from . import seed_corpus, splits
+from . import realistic_corpus, realistic_inventory, seed_corpus, splits
 
 FEATURES = datasets.Features(
     {
@@ -41,6 +43,11 @@ class TicketCorpus(datasets.GeneratorBasedBuilder):
         TicketCorpusConfig(name="seed", description="The seed notebook's corpus and 80/10/10 stratified split."),
         TicketCorpusConfig(
             name="heldout_templates", description="The seed's tickets, split so that no template is shared."
+        ),
+        TicketCorpusConfig(
+            name="realistic",
+            per_category=250,
+            description="Varied realistic tickets from a hand-written problem inventory, split by problem.",
         ),
     ]
     DEFAULT_CONFIG_NAME = "seed"
@@ -70,6 +77,9 @@ def corpus_splits(config: TicketCorpusConfig) -> dict[str, pd.DataFrame]:
     if config.name == "heldout_templates":
         frame = pd.DataFrame(seed_corpus.generate_seed_tickets(config.seed, config.per_category))
         return splits.group_heldout_split(frame, "template", heldout_fraction=config.heldout_fraction, seed=config.seed)
+    if config.name == "realistic":
+        frame = pd.DataFrame(realistic_corpus.generate_realistic_tickets(config.seed, config.per_category))
+        return splits.group_heldout_split(frame, "problem", heldout_fraction=config.heldout_fraction, seed=config.seed)
     raise ValueError(f"unknown corpus config {config.name!r}; expected one of {corpus_names()}")
 
 
@@ -80,7 +90,7 @@ def corpus_names() -> list[str]:
 def _code_fingerprint() -> str:
     """Hash of the code that generates the corpora: a changed generator never reuses an old cache."""
     digest = hashlib.sha256()
-    for module in (seed_corpus, splits):
+    for module in (seed_corpus, splits, realistic_corpus, realistic_inventory):
         digest.update(inspect.getsource(module).encode())
     digest.update(inspect.getsource(corpus_splits).encode())
     return digest.hexdigest()[:16]

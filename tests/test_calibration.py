@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+
+from custom_trainer.calibration import (
+    choose_threshold,
+    coverage_curve,
+    expected_calibration_error,
+    fit_temperature,
+    routing_stats,
+    softmax,
+)
+
+
+def overconfident_logits(n=4000, classes=5, seed=0):
+    """Logits drawn from a calibrated model at temperature 1, then sharpened 3x: the fit should find T ~ 3."""
+    rng = np.random.default_rng(seed)
+    true_logits = rng.normal(0, 1.5, size=(n, classes))
+    probabilities = softmax(true_logits)
+    labels = np.array([rng.choice(classes, p=p) for p in probabilities])
+    return true_logits * 3.0, labels
+
+
+def test_temperature_recovers_the_sharpening_and_lowers_ece():
+    logits, labels = overconfident_logits()
+    temperature = fit_temperature(logits, labels)
+    assert temperature == pytest.approx(3.0, rel=0.15)
+    before = expected_calibration_error(softmax(logits), labels)
+    after = expected_calibration_error(softmax(logits / temperature), labels)
+    assert after < before / 3
+    assert after < 0.03
+
+
+def test_temperature_keeps_predictions():
+    logits, labels = overconfident_logits(n=500)
+    temperature = fit_temperature(logits, labels)
+    assert (softmax(logits / temperature).argmax(-1) == logits.argmax(-1)).all()
+
+
+def test_ece_of_a_perfectly_calibrated_bin_is_zero():
+    probabilities = np.array([[0.75, 0.25]] * 4)
+    labels = np.array([0, 0, 0, 1])
+    assert expected_calibration_error(probabilities, labels) == pytest.approx(0.0)
+
+
+def test_threshold_meets_the_target_with_the_largest_coverage():
+    confidence = np.array([0.99, 0.95, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
+    correct = np.array([True, True, True, True, False, True, False, False])
+    threshold = choose_threshold(confidence, correct, max_misrouting=0.2)
+    assert threshold == 0.6  # 6 routed, 1 wrong = 16.7% <= 20%; adding 0.5 gives 28.6%
+    stats = routing_stats(confidence, correct, threshold)
+    assert stats["coverage"] == 0.75 and stats["misrouting"] == pytest.approx(1 / 6)
+    assert choose_threshold(confidence, correct, 0.0) == 0.8
+
+
+def test_threshold_never_splits_ties():
+    confidence = np.array([0.9, 0.9, 0.9, 0.5])
+    correct = np.array([True, False, True, True])
+    threshold = choose_threshold(confidence, correct, max_misrouting=0.4)
+    routed = confidence >= threshold
+    assert (~correct[routed]).mean() <= 0.4
+
+
+def test_no_feasible_threshold_routes_nothing():
+    confidence = np.array([0.9, 0.8])
+    correct = np.array([False, False])
+    threshold = choose_threshold(confidence, correct, 0.03)
+    assert routing_stats(confidence, correct, threshold)["coverage"] == 0.0
+
+
+def test_coverage_curve():
+    coverage, accuracy = coverage_curve(np.array([0.9, 0.8, 0.7]), np.array([True, False, True]))
+    assert coverage.tolist() == pytest.approx([1 / 3, 2 / 3, 1.0])
+    assert accuracy.tolist() == pytest.approx([1.0, 0.5, 2 / 3])
