@@ -6,6 +6,8 @@ nothing from the project: the folder loads with ``trust_remote_code=True`` where
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
@@ -88,7 +90,8 @@ class TicketClassifier(PreTrainedModel):
             nn.Dropout(config.classifier_dropout),
             nn.Linear(config.head_hidden_size, config.num_labels),
         )
-        self._encoder_takes_token_types = "token_type_ids" in self.encoder.forward.__code__.co_varnames
+        # Decorated forwards hide their arguments from __code__; the signature keeps them.
+        self._encoder_takes_token_types = "token_type_ids" in inspect.signature(self.encoder.forward).parameters
         self.post_init()
 
     def _init_weights(self, module: nn.Module) -> None:

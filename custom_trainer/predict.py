@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .calibration import softmax
 from .export import load_exported_model
 
 
@@ -17,10 +18,15 @@ class TicketRouter:
     def __init__(self, model_dir: str | Path):
         self.model_dir = Path(model_dir)
         self.model, self.tokenizer = load_exported_model(self.model_dir)
-        config = self.model.config
+        self._set_config(self.model.config)
+
+    def _set_config(self, config) -> None:
         self.labels = [config.id2label[i] for i in range(config.num_labels)]
         self.max_length = config.max_input_length
         self.threshold = config.auto_route_threshold
+
+    def _logits(self, batch: dict[str, torch.Tensor]) -> np.ndarray:
+        return self.model(**batch).logits.float().numpy()
 
     def predict_proba(
         self, subjects: Sequence, descriptions: Sequence, batch_size: int = 64, progress: bool = False
@@ -41,6 +47,5 @@ class TicketRouter:
                 rows = order[start : start + batch_size]
                 features = [{key: encoded[key][i] for key in encoded} for i in rows]
                 batch = self.tokenizer.pad(features, return_tensors="pt")
-                logits = self.model(**batch).logits
-                probabilities[rows] = torch.softmax(logits.float(), dim=-1).numpy()
+                probabilities[rows] = softmax(self._logits(batch))
         return probabilities

@@ -68,3 +68,22 @@ def tiny_bert(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_distilbert(tmp_path_factory) -> Path:
     return make_tiny_encoder(tmp_path_factory.mktemp("tiny_distilbert"), "distilbert")
+
+
+def tiny_run_flags(encoder, output_dir, cache):
+    return [
+        "--model_name_or_path", str(encoder), "--dataset", "seed", "--corpus_size", "30",
+        "--dataset_cache_dir", cache, "--output_dir", str(output_dir), "--num_train_epochs", "8",
+        "--learning_rate", "3e-3", "--per_device_train_batch_size", "16", "--disable_tqdm", "true",
+        "--use_cpu", "true", "--seed", "7",
+    ]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_bert, tmp_path_factory, dataset_cache):
+    from custom_trainer.arguments import parse_args
+    from train import main
+
+    output_dir = tmp_path_factory.mktemp("run")
+    metrics = main(*parse_args(tiny_run_flags(tiny_bert, output_dir, dataset_cache))[:3])
+    return output_dir, metrics

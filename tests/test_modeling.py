@@ -72,3 +72,14 @@ def test_saved_model_loads_through_auto_classes(tiny_bert, tmp_path):
 def test_config_validation_names_the_bad_value(kwargs, message):
     with pytest.raises(ValueError, match=message):
         TicketClassifierConfig(**kwargs)
+
+
+def test_segment_ids_reach_a_bert_encoder(tiny_bert, tiny_distilbert):
+    ids = torch.tensor([[2, 40, 41, 3, 42, 43, 3]])
+    first, second = torch.zeros_like(ids), torch.tensor([[0, 0, 0, 0, 1, 1, 1]])
+    bert = TicketClassifier.from_encoder(str(tiny_bert), LABELS).eval()
+    assert not torch.allclose(bert(input_ids=ids, token_type_ids=first).logits,
+                              bert(input_ids=ids, token_type_ids=second).logits)
+    distil = TicketClassifier.from_encoder(str(tiny_distilbert), LABELS).eval()  # takes none: ignored, no error
+    assert torch.allclose(distil(input_ids=ids, token_type_ids=first).logits,
+                          distil(input_ids=ids, token_type_ids=second).logits)

@@ -8,7 +8,7 @@ import textwrap
 import pandas as pd
 import pytest
 
-from conftest import REPO
+from conftest import REPO, tiny_run_flags
 from custom_trainer.arguments import parse_args
 from custom_trainer.export import verify_export
 
@@ -17,24 +17,6 @@ OUTPUTS = [
     "model/modeling.py", "reports/metrics.json", "reports/classification_report.txt", "reports/confusion_matrix.png",
     "reports/training_curves.png", "reports/predictions.csv", "reports/routing_curve.png",
 ]
-
-
-def tiny_run_flags(encoder, output_dir, cache):
-    return [
-        "--model_name_or_path", str(encoder), "--dataset", "seed", "--corpus_size", "30",
-        "--dataset_cache_dir", cache, "--output_dir", str(output_dir), "--num_train_epochs", "8",
-        "--learning_rate", "3e-3", "--per_device_train_batch_size", "16", "--disable_tqdm", "true",
-        "--use_cpu", "true", "--seed", "7",
-    ]
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tiny_bert, tmp_path_factory, dataset_cache):
-    from train import main
-
-    output_dir = tmp_path_factory.mktemp("run")
-    metrics = main(*parse_args(tiny_run_flags(tiny_bert, output_dir, dataset_cache))[:3])
-    return output_dir, metrics
 
 
 def test_writes_every_output(tiny_run):

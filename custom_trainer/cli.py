@@ -1,0 +1,209 @@
+"""`ticket-classifier`: route tickets with an exported model.
+
+    ticket-classifier predict  --model DIR --subject S --description D
+    ticket-classifier predict  --model DIR --input tickets.csv --output routed.csv
+    ticket-classifier evaluate --model DIR --input labelled.csv
+    ticket-classifier export-onnx --model DIR --quantize int8
+    ticket-classifier serve    --model DIR --host 127.0.0.1 --port 8000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+NO_TEXT = "no text: the subject and description are empty"
+
+
+def _load_router(model_dir: str, onnx: bool = False):
+    if onnx:
+        from .onnx_export import OnnxRouter
+
+        return OnnxRouter(model_dir)
+    from .predict import TicketRouter
+
+    return TicketRouter(model_dir)
+
+
+def route_frame(router, frame: pd.DataFrame, text_columns, batch_size: int, progress: bool) -> pd.DataFrame:
+    """Every input row with predicted, score, top3, route and error (rows with no text are kept, not dropped)."""
+    from ticket_data.preprocessing import clean_text
+
+    subjects = frame[text_columns[0]].map(clean_text)
+    if len(text_columns) > 1:
+        descriptions = frame[list(text_columns[1:])].map(clean_text).agg(lambda r: " ".join(p for p in r if p), axis=1)
+    else:
+        descriptions = pd.Series([""] * len(frame), index=frame.index)
+    has_text = ((subjects != "") | (descriptions != "")).to_numpy()
+    out = frame.copy()
+    for column in ("predicted", "score", "top3", "route", "error"):
+        out[column] = None
+    if has_text.any():
+        probabilities = router.predict_proba(subjects[has_text].tolist(), descriptions[has_text].tolist(),
+                                             batch_size=batch_size, progress=progress)
+        order = np.argsort(-probabilities, axis=-1)[:, :3]
+        labels = router.labels
+        scores = probabilities.max(axis=-1)
+        threshold = router.threshold if router.threshold is not None else 0.0
+        out.loc[has_text, "predicted"] = [labels[i] for i in probabilities.argmax(axis=-1)]
+        out.loc[has_text, "score"] = scores.round(6)
+        out.loc[has_text, "top3"] = [json.dumps([[labels[j], round(float(p[j]), 6)] for j in idx])
+                                     for p, idx in zip(probabilities, order)]
+        out.loc[has_text, "route"] = np.where(scores >= threshold, "auto", "triage")
+    out.loc[~has_text, "route"] = "triage"
+    out.loc[~has_text, "error"] = NO_TEXT
+    return out
+
+
+def write_table(frame: pd.DataFrame, path: Path) -> None:
+    """Write beside the target and rename into place: an interrupted write never leaves half a file."""
+    suffix = path.suffix.lower()
+    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    try:
+        if suffix == ".csv":
+            frame.to_csv(partial, index=False)
+        elif suffix in (".jsonl", ".json"):
+            frame.to_json(partial, orient="records", lines=True, force_ascii=False)
+        elif suffix in (".parquet", ".pq"):
+            frame.to_parquet(partial, index=False)
+        else:
+            raise ValueError(f"{path}: unsupported output type {suffix!r}; use .csv, .jsonl or .parquet")
+        os.replace(partial, path)
+    finally:
+        if partial.exists():
+            partial.unlink()
+
+
+def read_input(path: str, text_columns) -> pd.DataFrame:
+    from ticket_data.loading import read_records
+
+    records, _, columns = read_records(Path(path))
+    missing = [c for c in text_columns if c not in columns]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {missing}; expected {list(text_columns)}, found {columns}")
+    return pd.DataFrame.from_records(records, columns=columns)
+
+
+def cmd_predict(args) -> int:
+    router = _load_router(args.model, args.onnx)
+    if args.input is None:
+        if args.subject is None and args.description is None:
+            raise ValueError("predict: give --subject and/or --description, or --input FILE --output FILE")
+        frame = pd.DataFrame({"subject": [args.subject or ""], "description": [args.description or ""]})
+        row = route_frame(router, frame, ("subject", "description"), 1, False).iloc[0]
+        if row["error"]:
+            raise ValueError(f"predict: {row['error']}")
+        for rank, (label, probability) in enumerate(json.loads(row["top3"]), start=1):
+            print(f"{rank}. {label}: {probability:.1%}")
+        print(f"route: {row['route']} (threshold {router.threshold if router.threshold is not None else 0:.3f})")
+        return 0
+    if args.output is None:
+        raise ValueError("predict: --input needs --output")
+    frame = read_input(args.input, args.text_columns)
+    routed = route_frame(router, frame, args.text_columns, args.batch_size, progress=True)
+    write_table(routed, Path(args.output))
+    counts = routed["route"].value_counts().to_dict()
+    print(f"{len(routed)} tickets -> {args.output}: {counts.get('auto', 0)} auto-routed, "
+          f"{counts.get('triage', 0)} to triage, {int(routed['error'].notna().sum())} without text")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .calibration import routing_stats
+    from .metrics import classification_metrics, report_text
+
+    router = _load_router(args.model, args.onnx)
+    frame = read_input(args.input, [*args.text_columns, args.label_column])
+    routed = route_frame(router, frame, args.text_columns, args.batch_size, progress=True)
+    routed = routed[routed["error"].isna()]
+    unknown = sorted(set(routed[args.label_column].astype(str)) - set(router.labels))
+    if unknown:
+        raise ValueError(f"{args.input}: label(s) {unknown} in column {args.label_column!r} are not among the "
+                         f"model's labels {router.labels}")
+    index = {label: i for i, label in enumerate(router.labels)}
+    labels = routed[args.label_column].astype(str).map(index).to_numpy()
+    predicted = routed["predicted"].map(index).to_numpy()
+    print(report_text(labels, predicted, router.labels))
+    metrics = classification_metrics(labels, predicted, router.labels)
+    scores = routed["score"].astype(float).to_numpy()
+    stats = routing_stats(scores, predicted == labels, router.threshold or 0.0)
+    print(f"accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}  weighted-F1 {metrics['weighted_f1']:.4f}")
+    print(f"routing at threshold {router.threshold or 0:.3f}: {stats['coverage']:.1%} auto-routed, "
+          f"{stats['misrouting']:.2%} of them misrouted")
+    return 0
+
+
+def cmd_export_onnx(args) -> int:
+    from .onnx_export import export_onnx
+
+    path = export_onnx(args.model, args.output, quantize=args.quantize)
+    print(f"ONNX model: {path}")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from .serving import serve
+
+    serve(args.model, host=args.host, port=args.port, max_batch=args.max_batch, max_chars=args.max_chars)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ticket-classifier", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def common(sub, onnx=True):
+        sub.add_argument("--model", required=True, help="exported model folder (outputs/.../model)")
+        sub.add_argument("--text_columns", nargs="+", default=["subject", "description"])
+        sub.add_argument("--batch_size", type=int, default=64)
+        if onnx:
+            sub.add_argument("--onnx", action="store_true", help="run the ONNX export (model folder's onnx/)")
+
+    predict = commands.add_parser("predict", help="top-3 for one ticket, or route a file of tickets")
+    common(predict)
+    predict.add_argument("--subject")
+    predict.add_argument("--description")
+    predict.add_argument("--input", help="CSV, JSONL or Parquet of tickets")
+    predict.add_argument("--output", help="where to write every input row with its routing")
+    predict.set_defaults(func=cmd_predict)
+
+    evaluate = commands.add_parser("evaluate", help="classification report for a labelled file")
+    common(evaluate)
+    evaluate.add_argument("--input", required=True)
+    evaluate.add_argument("--label_column", default="category")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    export = commands.add_parser("export-onnx", help="export to ONNX (optionally int8-quantised) for ONNX Runtime")
+    export.add_argument("--model", required=True)
+    export.add_argument("--output", default=None, help="default: <model>/onnx/")
+    export.add_argument("--quantize", choices=["int8"], default=None)
+    export.set_defaults(func=cmd_export_onnx)
+
+    serve = commands.add_parser("serve", help="HTTP service: POST /predict, GET /health, GET /info")
+    serve.add_argument("--model", required=True)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--max_batch", type=int, default=256, help="largest batch one request may send")
+    serve.add_argument("--max_chars", type=int, default=20_000, help="longest subject or description accepted")
+    serve.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as error:
+        print(f"ticket-classifier: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""`ticket-classifier predict/evaluate` on a tiny trained model."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from custom_trainer.cli import NO_TEXT, main
+
+
+@pytest.fixture()
+def model_dir(tiny_run):
+    return str(tiny_run[0] / "model")
+
+
+def test_single_ticket_prints_top3_and_route(model_dir, capsys):
+    assert main(["predict", "--model", model_dir, "--subject", "Printer paper jam",
+                 "--description", "Urgent: Printer paper jam"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split(".")[0] for line in out[:3]] == ["1", "2", "3"]
+    assert out[0].endswith("%") and out[3].startswith("route: ")
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
+def test_file_routing_keeps_every_row(model_dir, tmp_path, tiny_run, suffix):
+    frame = pd.read_csv(tiny_run[0] / "reports" / "predictions.csv")[["subject", "description"]].head(20)
+    frame["ticket_id"] = range(100, 120)
+    frame.loc[3, ["subject", "description"]] = ["", ""]  # a row with no text
+    source = tmp_path / "in.csv"
+    frame.to_csv(source, index=False)
+    target = tmp_path / f"out{suffix}"
+    assert main(["predict", "--model", model_dir, "--input", str(source), "--output", str(target)]) == 0
+    routed = {".csv": pd.read_csv, ".jsonl": lambda p: pd.read_json(p, lines=True), ".parquet": pd.read_parquet}[suffix](target)
+    assert len(routed) == 20 and routed["ticket_id"].astype(str).tolist() == [str(i) for i in range(100, 120)]
+    assert {"predicted", "score", "top3", "route", "error"} <= set(routed.columns)
+    assert routed.loc[3, "error"] == NO_TEXT and routed.loc[3, "route"] == "triage"
+    ok = routed.drop(index=3)
+    assert ok["error"].isna().all() and set(ok["route"]) <= {"auto", "triage"}
+    assert all(len(json.loads(t)) == 3 for t in ok["top3"])
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no partial file left
+
+
+def test_batch_matches_the_training_predictions(model_dir, tmp_path, tiny_run):
+    expected = pd.read_csv(tiny_run[0] / "reports" / "predictions.csv")
+    source = tmp_path / "test.csv"
+    expected[["subject", "description"]].to_csv(source, index=False)
+    main(["predict", "--model", model_dir, "--input", str(source), "--output", str(tmp_path / "o.csv"),
+          "--batch_size", "7"])
+    routed = pd.read_csv(tmp_path / "o.csv")
+    assert routed["predicted"].tolist() == expected["predicted"].tolist()
+    assert routed["score"].tolist() == pytest.approx(expected["score"].tolist(), abs=1e-5)
+    assert routed["route"].tolist() == expected["route"].tolist()
+
+
+def test_evaluate_prints_report_and_routing(model_dir, tiny_run, capsys):
+    predictions = tiny_run[0] / "reports" / "predictions.csv"
+    assert main(["evaluate", "--model", model_dir, "--input", str(predictions), "--label_column", "label"]) == 0
+    out = capsys.readouterr().out
+    assert "macro avg" in out and "routing at threshold" in out
+    accuracy = float(out.split("accuracy ")[-1].split()[0])
+    assert accuracy == pytest.approx(tiny_run[1]["test"]["accuracy"], abs=1e-4)
+
+
+def test_bad_inputs_are_clear_errors(model_dir, tmp_path, capsys):
+    assert main(["predict", "--model", model_dir, "--input", str(tmp_path / "none.csv"), "--output", "x.csv"]) == 2
+    assert "none.csv: file not found" in capsys.readouterr().err
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"title": ["x"]}).to_csv(bad, index=False)
+    assert main(["predict", "--model", model_dir, "--input", str(bad), "--output", str(tmp_path / "o.csv")]) == 2
+    assert "missing column(s) ['subject', 'description']" in capsys.readouterr().err
+    labelled = tmp_path / "lab.csv"
+    pd.DataFrame({"subject": ["a"], "description": ["b"], "category": ["Nonsense"]}).to_csv(labelled, index=False)
+    assert main(["evaluate", "--model", model_dir, "--input", str(labelled)]) == 2
+    assert "label(s) ['Nonsense']" in capsys.readouterr().err
+    assert main(["predict", "--model", str(tmp_path), "--subject", "x"]) == 2
+    assert "no manifest.json" in capsys.readouterr().err
