@@ -125,7 +125,7 @@ ticket has both a subject and a description. Pass `truncation=True` for long tic
 """
 
 
-def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrainingArguments) -> dict:
+def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrainingArguments, callbacks=()) -> dict:
     started = time.time()
     set_seed(args.seed)
     output_dir = Path(args.output_dir)
@@ -162,7 +162,7 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
         data_collator=DataCollatorWithPadding(tokenizer),
         processing_class=tokenizer,
         compute_metrics=make_compute_metrics(label_names),
-        callbacks=[EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience)],
+        callbacks=[EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience), *callbacks],
         class_weights=weights,
         focal_gamma=model_args.focal_gamma,
     )

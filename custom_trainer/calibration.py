@@ -25,8 +25,9 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray, max_iter: int = 200)
 
     optimizer.step(closure)
     temperature = float(log_t.exp().item())
-    # Perfectly separable validation data drives T towards 0 (ever sharper); keep it in a sane range.
-    return float(np.clip(temperature, 0.05, 20.0))
+    # Perfectly separable validation data drives T towards 0 (ever sharper) without telling anything about
+    # new tickets; keep T in a range where it only corrects the model's over- or under-confidence.
+    return float(np.clip(temperature, 0.25, 20.0))
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -1,0 +1,244 @@
+"""Training speed: the seed's input pipeline against the project's, the time to target, and the arithmetic floor.
+
+    python benchmarks/bench_training.py
+
+On the same encoder (the embedded all-MiniLM-L6-v2), machine, and number of optimizer steps:
+  (a) the seed's pipeline: tokenise inside __getitem__, pad every ticket to 256 tokens, shuffled batches of 32;
+  (b) the project's: pre-tokenised, dynamic padding, batches grouped by length (FocalLossTrainer, batch 32).
+Each runs in its own process so that peak memory is its own. Then the main job (configs/cpu.yaml) is run once
+to time how long it takes to reach validation macro-F1 >= 0.99, and the FLOPs per training token of the encoder
+are set against the machine's measured matrix-multiply rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def _model_and_data():
+    from custom_trainer import TicketClassifier, class_weights
+    from custom_trainer.encoders import embedded_encoder_path
+    from ticket_data import build_dataset
+
+    data = build_dataset("seed")
+    names = data["train"].features["label"].names
+    weights = class_weights(data["train"]["label"], len(names))
+    model = TicketClassifier.from_encoder(str(embedded_encoder_path()), dict(enumerate(names)),
+                                          class_weights=weights.tolist())
+    return model, data, weights
+
+
+def run_seed_pipeline(steps: int) -> dict:
+    """The notebook's loop: Dataset tokenising in __getitem__ with padding='max_length' (256)."""
+    from torch.utils.data import DataLoader, Dataset
+    from transformers import AutoTokenizer
+
+    from custom_trainer.encoders import embedded_encoder_path
+    from custom_trainer.losses import focal_loss
+    from ticket_data.preprocessing import clean_text
+
+    torch.manual_seed(42)
+    model, data, weights = _model_and_data()
+    tokenizer = AutoTokenizer.from_pretrained(embedded_encoder_path())
+    train = data["train"]
+
+    class TicketDataset(Dataset):
+        def __len__(self):
+            return len(train)
+
+        def __getitem__(self, i):
+            row = train[i]
+            text = f"[SUBJECT] {clean_text(row['subject']).lower()} [SEP] [DESCRIPTION] {clean_text(row['description']).lower()}"
+            enc = tokenizer(text, truncation=True, max_length=256, padding="max_length", return_tensors="pt")
+            return {"input_ids": enc["input_ids"].squeeze(), "attention_mask": enc["attention_mask"].squeeze(),
+                    "labels": torch.tensor(row["label"])}
+
+    loader = DataLoader(TicketDataset(), batch_size=32, shuffle=True)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=1e-4, total_steps=steps)
+    model.train()
+    examples = tokens = real_tokens = 0
+    started = time.perf_counter()
+    for step, batch in enumerate(loader):
+        if step == steps:
+            break
+        optimizer.zero_grad()
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        loss = focal_loss(logits, batch["labels"], weights, 2.0)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        examples += len(batch["labels"])
+        tokens += batch["input_ids"].numel()
+        real_tokens += int(batch["attention_mask"].sum())
+    seconds = time.perf_counter() - started
+    return {"steps": steps, "seconds": seconds, "examples": examples, "tokens_processed": tokens,
+            "real_tokens": real_tokens}
+
+
+def run_project_pipeline(steps: int) -> dict:
+    """The project's path: tokenize_dataset + DataCollatorWithPadding + group_by_length, FocalLossTrainer."""
+    import tempfile
+
+    from transformers import AutoTokenizer, DataCollatorWithPadding, TrainerCallback
+
+    from custom_trainer.arguments import TicketTrainingArguments
+    from custom_trainer.encoders import embedded_encoder_path
+    from custom_trainer.trainer import FocalLossTrainer
+    from ticket_data import ticket_tokenizer, tokenize_dataset
+
+    torch.manual_seed(42)
+    model, data, weights = _model_and_data()
+    tokenizer = ticket_tokenizer(AutoTokenizer.from_pretrained(embedded_encoder_path()))
+    started_tokenizing = time.perf_counter()
+    train = tokenize_dataset(data["train"], tokenizer, max_length=128)
+    tokenize_seconds = time.perf_counter() - started_tokenizing
+    counts = {"tokens_processed": 0, "real_tokens": 0, "examples": 0}
+
+    class Count(TrainerCallback):
+        pass
+
+    collator = DataCollatorWithPadding(tokenizer)
+
+    def counting_collator(features):
+        batch = collator(features)
+        counts["tokens_processed"] += batch["input_ids"].numel()
+        counts["real_tokens"] += int(batch["attention_mask"].sum())
+        counts["examples"] += len(features)
+        return batch
+
+    with tempfile.TemporaryDirectory() as output_dir:
+        args = TicketTrainingArguments(output_dir=output_dir, max_steps=steps, learning_rate=1e-4,
+                                       per_device_train_batch_size=32, eval_strategy="no", save_strategy="no",
+                                       load_best_model_at_end=False, disable_tqdm=True, logging_steps=1000,
+                                       use_cpu=True)
+        trainer = FocalLossTrainer(model=model, args=args, train_dataset=train, data_collator=counting_collator,
+                                   class_weights=weights, focal_gamma=2.0)
+        started = time.perf_counter()
+        trainer.train()
+        seconds = time.perf_counter() - started
+    return {"steps": steps, "seconds": seconds, "tokenize_seconds": tokenize_seconds, **counts}
+
+
+def matmul_rate(size: int = 2048, repeats: int = 10) -> float:
+    """Measured float32 matrix-multiply FLOP/s with torch's threads on this machine."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    started = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * size**3 * repeats / (time.perf_counter() - started)
+
+
+def flops_per_training_token(model, mean_tokens: float) -> float:
+    """6 x the parameters every token touches (embedding look-ups excluded) plus attention's score and
+    mixing products (2 x 2 x layers x sequence x hidden forward, x3 for the backward)."""
+    config = model.encoder.config
+    dense = sum(p.numel() for n, p in model.named_parameters() if "embeddings" not in n)
+    attention = 2 * 2 * config.num_hidden_layers * mean_tokens * config.hidden_size
+    return 6 * dense + 3 * attention
+
+
+def time_to_target(target: float = 0.99) -> dict:
+    from transformers import TrainerCallback
+
+    from custom_trainer.arguments import parse_args
+    from train import main
+
+    class Clock(TrainerCallback):
+        def __init__(self):
+            self.started, self.reached = time.perf_counter(), None
+            self.history = []
+
+        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+            if metrics and "eval_macro_f1" in metrics:
+                elapsed = time.perf_counter() - self.started
+                self.history.append((state.epoch, metrics["eval_macro_f1"], round(elapsed, 1)))
+                if self.reached is None and metrics["eval_macro_f1"] >= target:
+                    self.reached = elapsed
+
+    clock = Clock()
+    started = time.perf_counter()
+    data_args, model_args, training_args, _ = parse_args(["--output_dir", str(REPO / "outputs" / "bench_time_to_target"),
+                                                          "--disable_tqdm", "true"])
+    metrics = main(data_args, model_args, training_args, callbacks=[clock])
+    return {"seconds_to_target": clock.reached, "total_seconds": time.perf_counter() - started,
+            "evaluations": clock.history, "test_macro_f1": metrics["test"]["macro_f1"]}
+
+
+def child(kind: str, steps: int) -> None:
+    result = run_seed_pipeline(steps) if kind == "seed" else run_project_pipeline(steps)
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print("RESULT " + json.dumps(result))
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=40, help="optimizer steps for each pipeline")
+    parser.add_argument("--skip_time_to_target", action="store_true")
+    parser.add_argument("--child", choices=["seed", "project"], help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        child(args.child, args.steps)
+        return {}
+
+    results = {}
+    for kind in ("seed", "project"):
+        run = subprocess.run([sys.executable, __file__, "--child", kind, "--steps", str(args.steps)],
+                             capture_output=True, text=True, cwd=REPO)
+        line = [l for l in run.stdout.splitlines() if l.startswith("RESULT ")]
+        if run.returncode != 0 or not line:
+            sys.exit(f"{kind} pipeline failed:\n{run.stderr[-3000:]}")
+        results[kind] = json.loads(line[0][7:])
+        r = results[kind]
+        r["examples_per_s"] = r["examples"] / r["seconds"]
+        r["tokens_per_s"] = r["tokens_processed"] / r["seconds"]
+        r["real_tokens_per_s"] = r["real_tokens"] / r["seconds"]
+
+    seed, ours = results["seed"], results["project"]
+    print(f"\n{args.steps} optimizer steps of batch 32 each, same encoder and machine "
+          f"(torch threads {torch.get_num_threads()})\n")
+    print("| pipeline | examples/s | tokens/s (incl. padding) | real tokens/s | padding share | peak RSS (MB) |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for name, r in (("(a) seed: tokenise in __getitem__, pad to 256", seed),
+                    ("(b) project: pre-tokenised, dynamic padding, grouped by length", ours)):
+        padding = 1 - r["real_tokens"] / r["tokens_processed"]
+        print(f"| {name} | {r['examples_per_s']:.1f} | {r['tokens_per_s']:.0f} | {r['real_tokens_per_s']:.0f} | "
+              f"{padding:.1%} | {r['peak_rss_mb']:.0f} |")
+    ratio = ours["examples_per_s"] / seed["examples_per_s"]
+    print(f"\nthroughput ratio (b)/(a): {ratio:.1f}x  (target >= 8x); pre-tokenising took {ours['tokenize_seconds']:.1f} s")
+
+    model, _, _ = _model_and_data()
+    mean_tokens = ours["real_tokens"] / ours["examples"]
+    flops = flops_per_training_token(model, mean_tokens)
+    rate = matmul_rate()
+    floor_tokens_per_s = rate / flops
+    print(f"\narithmetic floor: {flops / 1e6:.1f} MFLOP per training token (mean {mean_tokens:.1f} tokens a ticket); "
+          f"measured fp32 matmul rate {rate / 1e9:.1f} GFLOP/s -> at most {floor_tokens_per_s:.0f} tokens/s; "
+          f"(b) reaches {ours['real_tokens_per_s']:.0f} real tokens/s = {ours['real_tokens_per_s'] / floor_tokens_per_s:.0%} of it")
+    results.update({"ratio": ratio, "flops_per_token": flops, "matmul_flops_per_s": rate,
+                    "floor_tokens_per_s": floor_tokens_per_s})
+
+    if not args.skip_time_to_target:
+        target = time_to_target()
+        results["time_to_target"] = target
+        print(f"\nmain job (configs/cpu.yaml): validation macro-F1 >= 0.99 after {target['seconds_to_target']:.0f} s; "
+              f"whole job {target['total_seconds']:.0f} s; evaluations (epoch, macro-F1, s): {target['evaluations']}")
+    print(json.dumps(results, default=str))
+    return results
+
+
+if __name__ == "__main__":
+    main()
