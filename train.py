@@ -25,7 +25,7 @@ from custom_trainer.encoders import resolve_encoder
 from custom_trainer.export import export_model
 from custom_trainer.metrics import make_compute_metrics
 from custom_trainer.reports import strip_prefix, write_reports
-from custom_trainer.trainer import FocalLossTrainer, epoch_history
+from custom_trainer.trainer import EvaluationClock, FocalLossTrainer, epoch_history
 from ticket_data import build_dataset, load_tickets, ticket_tokenizer, tokenize_dataset
 
 logger = logging.getLogger("train")
@@ -127,6 +127,7 @@ ticket has both a subject and a description. Pass `truncation=True` for long tic
 
 def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrainingArguments, callbacks=()) -> dict:
     started = time.time()
+    clock = EvaluationClock()
     set_seed(args.seed)
     output_dir = Path(args.output_dir)
 
@@ -162,7 +163,7 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
         data_collator=DataCollatorWithPadding(tokenizer),
         processing_class=tokenizer,
         compute_metrics=make_compute_metrics(label_names),
-        callbacks=[EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience), *callbacks],
+        callbacks=[EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience), clock, *callbacks],
         class_weights=weights,
         focal_gamma=model_args.focal_gamma,
     )
@@ -185,6 +186,7 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
         "routing": routing,
         "data": {"source": source, "fingerprint": data_fingerprint(raw), "sizes": {k: len(v) for k, v in raw.items()}},
         "train_runtime_s": round(time.time() - started, 1),
+        "evaluations": clock.evaluations,  # validation macro-F1 after each epoch, with seconds since start
     }
 
     if trainer.is_world_process_zero():

