@@ -203,9 +203,3 @@ def parse_args(argv: list[str] | None = None):
     if extra:
         raise ValueError(f"unrecognised argument(s): {extra}")
     return data_args, model_args, training_args, Path(config_path)
-
-
-def build_parser() -> HfArgumentParser:
-    parser = HfArgumentParser(ARGUMENT_CLASSES)
-    parser.add_argument("--config", default=None, help=f"YAML file of defaults (default: {DEFAULT_CONFIG.name}).")
-    return parser

@@ -33,13 +33,11 @@ def _load_router(model_dir: str, onnx: bool = False):
 
 def route_frame(router, frame: pd.DataFrame, text_columns, batch_size: int, progress: bool) -> pd.DataFrame:
     """Every input row with predicted, score, top3, route and error (rows with no text are kept, not dropped)."""
-    from ticket_data.preprocessing import clean_text
+    from ticket_data.loading import ticket_texts
 
-    subjects = frame[text_columns[0]].map(clean_text)
-    if len(text_columns) > 1:
-        descriptions = frame[list(text_columns[1:])].map(clean_text).agg(lambda r: " ".join(p for p in r if p), axis=1)
-    else:
-        descriptions = pd.Series([""] * len(frame), index=frame.index)
+    from .reports import top_k
+
+    subjects, descriptions = ticket_texts(frame, text_columns)
     has_text = ((subjects != "") | (descriptions != "")).to_numpy()
     out = frame.copy()
     for column in ("predicted", "score", "top3", "route", "error"):
@@ -47,14 +45,13 @@ def route_frame(router, frame: pd.DataFrame, text_columns, batch_size: int, prog
     if has_text.any():
         probabilities = router.predict_proba(subjects[has_text].tolist(), descriptions[has_text].tolist(),
                                              batch_size=batch_size, progress=progress)
-        order = np.argsort(-probabilities, axis=-1)[:, :3]
         labels = router.labels
         scores = probabilities.max(axis=-1)
         threshold = router.threshold if router.threshold is not None else 0.0
         out.loc[has_text, "predicted"] = [labels[i] for i in probabilities.argmax(axis=-1)]
         out.loc[has_text, "score"] = scores.round(6)
-        out.loc[has_text, "top3"] = [json.dumps([[labels[j], round(float(p[j]), 6)] for j in idx])
-                                     for p, idx in zip(probabilities, order)]
+        out.loc[has_text, "top3"] = [json.dumps([[label, round(p, 6)] for label, p in row])
+                                     for row in top_k(probabilities, labels)]
         out.loc[has_text, "route"] = np.where(scores >= threshold, "auto", "triage")
     out.loc[~has_text, "route"] = "triage"
     out.loc[~has_text, "error"] = NO_TEXT

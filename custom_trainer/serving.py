@@ -7,8 +7,6 @@ message that says what is wrong; the server keeps serving.
 import threading
 from pathlib import Path
 
-import numpy as np
-
 
 def create_app(model_dir: str | Path, max_batch: int = 256, max_chars: int = 20_000):
     from fastapi import FastAPI, HTTPException, Request
@@ -16,6 +14,7 @@ def create_app(model_dir: str | Path, max_batch: int = 256, max_chars: int = 20_
     from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
     from .predict import TicketRouter
+    from .reports import top_k
 
     router = TicketRouter(model_dir)
     lock = threading.Lock()  # one forward pass at a time: torch already uses every core for one batch
@@ -47,17 +46,15 @@ def create_app(model_dir: str | Path, max_batch: int = 256, max_chars: int = 20_
         with lock:
             probabilities = router.predict_proba([t.subject for t in tickets], [t.description for t in tickets])
         threshold = router.threshold if router.threshold is not None else 0.0
-        results = []
-        for row in probabilities:
-            top = np.argsort(-row)[:3]
-            score = float(row.max())
-            results.append({
-                "label": router.labels[int(top[0])],
-                "score": score,
-                "top3": [{"label": router.labels[int(i)], "score": float(row[i])} for i in top],
-                "route": "auto" if score >= threshold else "triage",
-            })
-        return results
+        return [
+            {
+                "label": top[0][0],
+                "score": top[0][1],
+                "top3": [{"label": label, "score": score} for label, score in top],
+                "route": "auto" if top[0][1] >= threshold else "triage",
+            }
+            for top in top_k(probabilities, router.labels)
+        ]
 
     @app.get("/health")
     def health():

@@ -112,12 +112,7 @@ def read_ticket_file(
         raise ValueError(f"{path}: missing column(s) {missing}; expected {wanted}, found {list(columns)}")
 
     frame = pd.DataFrame({column: [record.get(column) for record in records] for column in wanted})
-    texts = frame[list(text_columns)].map(clean_text)
-    subject = texts[text_columns[0]]
-    if len(text_columns) > 1:
-        description = texts[list(text_columns[1:])].agg(lambda row: " ".join(part for part in row if part), axis=1)
-    else:
-        description = pd.Series([""] * len(frame), index=frame.index)
+    subject, description = ticket_texts(frame, text_columns)
     result = pd.DataFrame({"subject": subject, "description": description, "line": line_numbers})
     if label_column is None:
         return result
@@ -135,6 +130,17 @@ def read_ticket_file(
         raise ValueError(f"{path}: " + "; ".join(problems))
     result["category"] = labels
     return result
+
+
+def ticket_texts(frame: pd.DataFrame, text_columns: Sequence[str]) -> tuple[pd.Series, pd.Series]:
+    """Cleaned (subject, description): the first text column, and the others joined (empty with one column)."""
+    texts = frame[list(text_columns)].map(clean_text)
+    subject = texts[text_columns[0]]
+    if len(text_columns) > 1:
+        description = texts[list(text_columns[1:])].agg(lambda row: " ".join(part for part in row if part), axis=1)
+    else:
+        description = pd.Series([""] * len(frame), index=frame.index)
+    return subject, description
 
 
 def read_records(path: Path) -> tuple[list[dict], list[int], list[str]]:
