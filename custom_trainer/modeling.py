@@ -92,10 +92,11 @@ class TicketClassifier(PreTrainedModel):
         )
         # Decorated forwards hide their arguments from __code__; the signature keeps them.
         self._encoder_takes_token_types = "token_type_ids" in inspect.signature(self.encoder.forward).parameters
+        self._init_std = getattr(encoder_config, "initializer_range", 0.02)
         self.post_init()
 
     def _init_weights(self, module: nn.Module) -> None:
-        std = getattr(self.config.build_encoder_config(), "initializer_range", 0.02)
+        std = self._init_std  # read once in __init__: post_init calls this for every module
         if isinstance(module, nn.Linear):
             nn.init.normal_(module.weight, mean=0.0, std=std)
             if module.bias is not None:
