@@ -153,6 +153,7 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
         focal_gamma=model_args.focal_gamma,
         class_weights=None if weights is None else weights.tolist(),
         max_input_length=data_args.max_length,
+        pooling=model_args.pooling,
     )
 
     trainer = FocalLossTrainer(

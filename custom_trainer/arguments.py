@@ -63,6 +63,13 @@ class ModelArguments:
             "folder, or a hub name (needs the hub or a cached copy)."
         },
     )
+    # The embedded encoder (all-MiniLM-L6-v2) was trained to make the mean of its token vectors the sentence
+    # vector; on held-out problems and hand-written tickets mean pooling routes better than its first token
+    # (benchmarks/RESULTS.md). configs/t4.yaml keeps the seed's first token for DistilBERT.
+    pooling: str = field(
+        default="mean",
+        metadata={"help": "Sentence vector for the head: 'mean' (masked mean of tokens) or 'cls' (first token, the seed's)."},
+    )
     head_hidden_size: int = field(default=256, metadata={"help": "Width of the classification head's hidden layer."})
     classifier_dropout: float = field(default=0.3, metadata={"help": "Dropout before both head layers."})
     focal_gamma: float = field(default=2.0, metadata={"help": "Focal-loss focusing parameter (0 = cross-entropy)."})
@@ -80,6 +87,8 @@ class ModelArguments:
             raise ValueError(f"max_misrouting must be a fraction in (0, 1), got {self.max_misrouting}")
         if self.focal_gamma < 0:
             raise ValueError(f"focal_gamma must be >= 0, got {self.focal_gamma}")
+        if self.pooling not in ("cls", "mean"):
+            raise ValueError(f"pooling must be 'cls' or 'mean', got {self.pooling!r}")
         if not 0 <= self.classifier_dropout < 1:
             raise ValueError(f"classifier_dropout must be in [0, 1), got {self.classifier_dropout}")
 

@@ -1,4 +1,4 @@
-"""`TicketClassifier`: any `AutoModel` encoder with the seed's classification head on the first token.
+"""`TicketClassifier`: any `AutoModel` encoder with the seed's classification head on pooled tokens.
 
 This file and `losses.py` are saved with every exported model (`register_for_auto_class`), so they import
 nothing from the project: the folder loads with ``trust_remote_code=True`` where the project is not installed.
@@ -16,6 +16,20 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 from .losses import focal_loss
 
 
+# "cls": the first token, as the seed's DistilBERT head. "mean": the average of the non-padding tokens, the
+# pooling sentence encoders such as all-MiniLM-L6-v2 were trained with.
+POOLINGS = ("cls", "mean")
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None, pooling: str) -> torch.Tensor:
+    if pooling == "cls":
+        return hidden[:, 0]
+    if attention_mask is None:
+        return hidden.mean(dim=1)
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+
+
 class TicketClassifierConfig(PretrainedConfig):
     model_type = "ticket-classifier"
 
@@ -29,6 +43,7 @@ class TicketClassifierConfig(PretrainedConfig):
         calibration_temperature: float = 1.0,
         auto_route_threshold: float | None = None,
         max_input_length: int = 128,
+        pooling: str = "cls",
         **kwargs,
     ):
         if isinstance(encoder_config, PretrainedConfig):
@@ -41,6 +56,7 @@ class TicketClassifierConfig(PretrainedConfig):
         self.calibration_temperature = calibration_temperature
         self.auto_route_threshold = auto_route_threshold
         self.max_input_length = max_input_length
+        self.pooling = pooling
         super().__init__(**kwargs)
         self._validate()
 
@@ -59,6 +75,8 @@ class TicketClassifierConfig(PretrainedConfig):
             raise ValueError(
                 f"class_weights has {len(self.class_weights)} values for {self.num_labels} labels: {self.class_weights}"
             )
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.auto_route_threshold is not None and not 0.0 <= self.auto_route_threshold <= 1.0:
             raise ValueError(f"auto_route_threshold must be in [0, 1], got {self.auto_route_threshold!r}")
 
@@ -68,7 +86,7 @@ class TicketClassifierConfig(PretrainedConfig):
 
 
 class TicketClassifier(PreTrainedModel):
-    """Encoder -> first token -> Dropout, Linear(hidden, 256), GELU, Dropout, Linear(256, num_labels).
+    """Encoder -> pooled tokens (first token or mean, ``config.pooling``) -> Dropout, Linear(hidden, 256), GELU, Dropout, Linear(256, num_labels).
 
     ``logits`` are divided by ``config.calibration_temperature`` (fitted after training), so softmax scores, also those of
     ``pipeline("text-classification")``, are calibrated. With ``labels`` it also returns the class-weighted
@@ -133,7 +151,8 @@ class TicketClassifier(PreTrainedModel):
         if token_type_ids is not None and self._encoder_takes_token_types:
             encoder_inputs["token_type_ids"] = token_type_ids
         hidden = self.encoder(**encoder_inputs).last_hidden_state
-        logits = self.head(hidden[:, 0]) / self.config.calibration_temperature
+        pooled = pool(hidden, attention_mask, getattr(self.config, "pooling", "cls"))
+        logits = self.head(pooled) / self.config.calibration_temperature
         loss = None
         if labels is not None:
             alpha = None if self.config.class_weights is None else torch.tensor(self.config.class_weights)

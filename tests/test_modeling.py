@@ -67,6 +67,7 @@ def test_saved_model_loads_through_auto_classes(tiny_bert, tmp_path):
         ({"calibration_temperature": 0}, "calibration_temperature must be > 0, got 0"),
         ({"class_weights": [1.0]}, r"class_weights has 1 values for 2 labels"),
         ({"encoder_config": {"hidden_size": 3}}, "encoder_config needs a 'model_type'"),
+        ({"pooling": "max"}, r"pooling must be one of \('cls', 'mean'\), got 'max'"),
     ],
 )
 def test_config_validation_names_the_bad_value(kwargs, message):
@@ -83,3 +84,28 @@ def test_segment_ids_reach_a_bert_encoder(tiny_bert, tiny_distilbert):
     distil = TicketClassifier.from_encoder(str(tiny_distilbert), LABELS).eval()  # takes none: ignored, no error
     assert torch.allclose(distil(input_ids=ids, token_type_ids=first).logits,
                           distil(input_ids=ids, token_type_ids=second).logits)
+
+
+def test_mean_pooling_ignores_padding_and_cls_reads_the_first_token(tiny_bert):
+    from custom_trainer.modeling import pool
+
+    hidden = torch.arange(24, dtype=torch.float32).reshape(2, 3, 4)
+    mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
+    assert torch.equal(pool(hidden, mask, "cls"), hidden[:, 0])
+    assert torch.allclose(pool(hidden, mask, "mean"), torch.stack([hidden[0, :2].mean(0), hidden[1].mean(0)]))
+
+    model = TicketClassifier.from_encoder(str(tiny_bert), LABELS, pooling="mean").eval()
+    ids = torch.tensor([[2, 40, 41, 3]])
+    padded = torch.tensor([[2, 40, 41, 3, 0, 0]])
+    alone = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
+    with_padding = model(input_ids=padded, attention_mask=(padded != 0).long()).logits
+    assert torch.allclose(alone, with_padding, atol=1e-5)
+    cls_model = TicketClassifier.from_encoder(str(tiny_bert), LABELS, pooling="cls").eval()
+    cls_model.load_state_dict(model.state_dict())
+    assert not torch.allclose(cls_model(input_ids=ids).logits, model(input_ids=ids).logits)
+
+
+def test_pooling_survives_save_and_load(tiny_bert, tmp_path):
+    model = TicketClassifier.from_encoder(str(tiny_bert), LABELS, pooling="mean")
+    model.save_pretrained(tmp_path / "m")
+    assert AutoModelForSequenceClassification.from_pretrained(tmp_path / "m").config.pooling == "mean"
