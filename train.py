@@ -31,6 +31,10 @@ from ticket_data import build_dataset, load_tickets, ticket_tokenizer, tokenize_
 logger = logging.getLogger("train")
 
 
+# How the model card names the sentence vector the head reads.
+POOLING_NAMES = {"cls": "first token", "mean": "mean of the token vectors"}
+
+
 def load_data(data_args: DataArguments, seed: int) -> datasets.DatasetDict:
     if data_args.train_file is not None:
         return load_tickets(
@@ -93,7 +97,7 @@ pipeline_tag: text-classification
 ---
 # Service-desk ticket classifier
 
-Encoder `{model_args.model_name_or_path}` with a classification head on the first token (Dropout,
+Encoder `{model_args.model_name_or_path}` with a classification head on the {POOLING_NAMES[model_args.pooling]} (Dropout,
 Linear -> {model_args.head_hidden_size}, GELU, Dropout, Linear), trained with class-weighted focal loss
 (gamma {model_args.focal_gamma}) on **{data_source}**.
 
