@@ -13,6 +13,8 @@ import torch
 import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
+from .modeling import POOLINGS
+
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "cpu.yaml"
 
 
@@ -87,8 +89,8 @@ class ModelArguments:
             raise ValueError(f"max_misrouting must be a fraction in (0, 1), got {self.max_misrouting}")
         if self.focal_gamma < 0:
             raise ValueError(f"focal_gamma must be >= 0, got {self.focal_gamma}")
-        if self.pooling not in ("cls", "mean"):
-            raise ValueError(f"pooling must be 'cls' or 'mean', got {self.pooling!r}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if not 0 <= self.classifier_dropout < 1:
             raise ValueError(f"classifier_dropout must be in [0, 1), got {self.classifier_dropout}")
 

@@ -86,7 +86,8 @@ class TicketClassifierConfig(PretrainedConfig):
 
 
 class TicketClassifier(PreTrainedModel):
-    """Encoder -> pooled tokens (first token or mean, ``config.pooling``) -> Dropout, Linear(hidden, 256), GELU, Dropout, Linear(256, num_labels).
+    """Encoder -> pooled tokens (``config.pooling``: first token or mean) -> Dropout, Linear(hidden, 256), GELU,
+    Dropout, Linear(256, num_labels).
 
     ``logits`` are divided by ``config.calibration_temperature`` (fitted after training), so softmax scores, also those of
     ``pipeline("text-classification")``, are calibrated. With ``labels`` it also returns the class-weighted
@@ -151,7 +152,7 @@ class TicketClassifier(PreTrainedModel):
         if token_type_ids is not None and self._encoder_takes_token_types:
             encoder_inputs["token_type_ids"] = token_type_ids
         hidden = self.encoder(**encoder_inputs).last_hidden_state
-        pooled = pool(hidden, attention_mask, getattr(self.config, "pooling", "cls"))
+        pooled = pool(hidden, attention_mask, self.config.pooling)
         logits = self.head(pooled) / self.config.calibration_temperature
         loss = None
         if labels is not None:
