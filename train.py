@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import datasets
+import numpy as np
 import transformers
 from transformers import AutoTokenizer, DataCollatorWithPadding, EarlyStoppingCallback, set_seed
 
@@ -26,7 +27,9 @@ from custom_trainer.export import export_model
 from custom_trainer.metrics import make_compute_metrics
 from custom_trainer.reports import strip_prefix, write_reports
 from custom_trainer.trainer import EvaluationClock, FocalLossTrainer, epoch_history
-from ticket_data import build_dataset, load_tickets, ticket_tokenizer, tokenize_dataset
+from ticket_data import build_dataset, ticket_tokenizer, tokenize_dataset
+from ticket_data.loading import load_tickets_with_report, summarize_report
+from ticket_data.tokenization import encode_tickets
 
 logger = logging.getLogger("train")
 
@@ -35,9 +38,10 @@ logger = logging.getLogger("train")
 POOLING_NAMES = {"cls": "first token", "mean": "mean of the token vectors"}
 
 
-def load_data(data_args: DataArguments, seed: int) -> datasets.DatasetDict:
+def load_data(data_args: DataArguments, seed: int) -> tuple[datasets.DatasetDict, dict]:
+    """The splits, and the data report: what was read, skipped, merged, dropped and removed."""
     if data_args.train_file is not None:
-        return load_tickets(
+        return load_tickets_with_report(
             data_args.train_file,
             test=data_args.test_file,
             text_columns=tuple(data_args.text_columns),
@@ -45,9 +49,24 @@ def load_data(data_args: DataArguments, seed: int) -> datasets.DatasetDict:
             validation_size=data_args.validation_size,
             test_size=data_args.test_size,
             seed=seed,
+            policy=data_args.data_policy,
         )
     options = {} if data_args.corpus_size is None else {"per_category": data_args.corpus_size}
-    return build_dataset(data_args.dataset, cache_dir=data_args.dataset_cache_dir, **options)
+    raw = build_dataset(data_args.dataset, cache_dir=data_args.dataset_cache_dir, **options)
+    return raw, {"corpus": data_args.dataset, "splits": {split: len(rows) for split, rows in raw.items()}}
+
+
+def token_length_profile(raw: datasets.DatasetDict, tokenizer, max_length: int, sample: int = 20_000, seed: int = 0) -> dict:
+    """Untruncated tokens per training ticket (a seeded sample of at most ``sample``): percentiles and the share
+    that ``max_length`` cuts."""
+    train = raw["train"]
+    rows = np.random.default_rng(seed).permutation(len(train))[:sample] if len(train) > sample else np.arange(len(train))
+    subset = train.select(rows)
+    lengths = np.array([len(ids) for ids in encode_tickets(tokenizer, subset["subject"], subset["description"],
+                                                            max_length=1_000_000)["input_ids"]])
+    p50, p90, p99 = (int(np.percentile(lengths, q)) for q in (50, 90, 99))
+    return {"p50": p50, "p90": p90, "p99": p99, "max": int(lengths.max()), "max_length": max_length,
+            "share_truncated": float((lengths > max_length).mean()), "tickets_measured": int(len(lengths))}
 
 
 def data_fingerprint(raw: datasets.DatasetDict) -> str:
@@ -91,6 +110,14 @@ def model_card(data_source: str, model_args: ModelArguments, args: TicketTrainin
     per_class = "\n".join(
         f"| {key[3:]} | {value:.4f} |" for key, value in test.items() if key.startswith("f1_")
     )
+    merged, triage = metrics["data"].get("labels_merged"), metrics["data"].get("triage_labels")
+    rare_section = ""
+    if merged:
+        rare_section = (
+            f"\n## Rare queues\n\nLabels with too few training tickets were merged into `{triage[0]}`, which is never "
+            f"auto-routed (its tickets always go to triage): "
+            + ", ".join(f"{label} ({count})" for label, count in merged.items()) + ".\n"
+        )
     return f"""---
 library_name: transformers
 pipeline_tag: text-classification
@@ -114,7 +141,7 @@ early stopping on validation macro-F1 (patience {args.early_stopping_patience}),
 | label | test F1 |
 | --- | --- |
 {per_class}
-
+{rare_section}
 ## Use
 
 ```python
@@ -137,14 +164,22 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
 
     # Fail on an unreachable encoder before any data work.
     encoder_path = resolve_encoder(model_args.model_name_or_path)
-    raw = load_data(data_args, args.seed)
+    raw, data_report = load_data(data_args, args.seed)
     label_names = raw["train"].features["label"].names
     id2label = dict(enumerate(label_names))
+    # The merged bucket of rare queues is not a queue: whatever lands there goes to a person.
+    triage_labels = [name for name in [data_report.get("labels", {}).get("merged_into")] if name in label_names]
     source = data_args.train_file or f"the `{data_args.dataset}` synthetic corpus"
     logger.info("data: %s; splits %s; %d labels", source, {k: len(v) for k, v in raw.items()}, len(label_names))
 
     tokenizer = ticket_tokenizer(AutoTokenizer.from_pretrained(encoder_path))
     tokenizer.model_max_length = data_args.max_length
+    data_report["token_lengths"] = token_length_profile(raw, tokenizer, data_args.max_length)
+    if args.should_save:  # written before training, so a user can read it while (or instead of) waiting
+        (output_dir / "reports").mkdir(parents=True, exist_ok=True)
+        (output_dir / "reports" / "data_report.json").write_text(json.dumps(data_report, indent=2) + "\n")
+        if "files" in data_report:
+            print("\n" + summarize_report(data_report) + "\n", flush=True)
     with args.main_process_first(desc="tokenizing"):
         tokenized = tokenize_dataset(raw, tokenizer, max_length=data_args.max_length)
 
@@ -158,6 +193,7 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
         class_weights=None if weights is None else weights.tolist(),
         max_input_length=data_args.max_length,
         pooling=model_args.pooling,
+        triage_labels=triage_labels,
     )
 
     trainer = FocalLossTrainer(
@@ -181,7 +217,7 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
 
     # Calibrated confidence and the auto-route threshold, fitted on validation, travel in the exported config.
     routing = fit_routing(validation_output.predictions, validation_output.label_ids, test_output.predictions,
-                          test_output.label_ids, model_args.max_misrouting)
+                          test_output.label_ids, model_args.max_misrouting, trainer.model.config.triage_ids)
     trainer.model.config.calibration_temperature = routing["temperature"]
     trainer.model.config.auto_route_threshold = routing["threshold"]
     test_logits = test_output.predictions / routing["temperature"]
@@ -189,7 +225,8 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
         "validation": validation,
         "test": strip_prefix(test_output.metrics, "test"),
         "routing": routing,
-        "data": {"source": source, "fingerprint": data_fingerprint(raw), "sizes": {k: len(v) for k, v in raw.items()}},
+        "data": {"source": source, "fingerprint": data_fingerprint(raw), "sizes": {k: len(v) for k, v in raw.items()},
+                 "labels_merged": data_report.get("labels", {}).get("merged", {}), "triage_labels": triage_labels},
         "train_runtime_s": round(time.time() - started, 1),
         "evaluations": clock.evaluations,  # validation macro-F1 after each epoch, with seconds since start
     }

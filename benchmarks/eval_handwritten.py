@@ -32,7 +32,8 @@ def evaluate(model_dir: str, data: pd.DataFrame) -> dict:
     metrics = classification_metrics(labels, predicted, router.labels)
     metrics["report"] = report_text(labels, predicted, router.labels)
     if router.threshold is not None:
-        metrics["routing"] = routing_stats(probabilities.max(axis=-1), predicted == labels, router.threshold)
+        metrics["routing"] = routing_stats(probabilities.max(axis=-1), predicted == labels, router.threshold,
+                                           predicted, router.triage_ids)
     wrong = data.assign(predicted=[router.labels[i] for i in predicted])
     metrics["errors"] = wrong[wrong["predicted"] != wrong["category"]]
     return metrics

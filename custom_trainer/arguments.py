@@ -13,6 +13,8 @@ import torch
 import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
+from ticket_data.loading import DEFAULT_RARE_LABEL_NAME, DataPolicy
+
 from .modeling import POOLINGS
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "cpu.yaml"
@@ -41,6 +43,25 @@ class DataArguments:
     validation_size: float = field(default=0.1, metadata={"help": "Share of train_file carved out for validation."})
     test_size: float = field(default=0.1, metadata={"help": "Share of train_file carved out for test (no test_file)."})
     max_length: int = field(default=128, metadata={"help": "Tokens per ticket; longer tickets are truncated."})
+    # Real exports: a long tail of queues, blank rows, export quirks (ticket_data/loading.py).
+    min_examples_per_label: int = field(
+        default=10, metadata={"help": "Labels of train_file with fewer rows than this are rare (see rare_labels)."}
+    )
+    rare_labels: str = field(
+        default="merge",
+        metadata={"help": "Rare labels: 'merge' into rare_label_name (never auto-routed), 'drop' their rows, or "
+                  "'error' (refuse the file)."},
+    )
+    rare_label_name: str = field(
+        default=DEFAULT_RARE_LABEL_NAME, metadata={"help": "The label that merged rare labels become."}
+    )
+    strict_data: bool = field(
+        default=False,
+        metadata={"help": "Refuse a file with rows without text or label, instead of skipping and reporting them."},
+    )
+    csv_delimiter: str | None = field(
+        default=None, metadata={"help": "CSV delimiter; by default sniffed from the header (, ; tab |)."}
+    )
     dataset_cache_dir: str | None = field(default=None, metadata={"help": "Cache folder of the corpus builder."})
 
     def __post_init__(self):
@@ -54,6 +75,18 @@ class DataArguments:
             raise ValueError("test_file is set but train_file is not; set both, or neither to use `dataset`")
         if self.corpus_size is not None and self.corpus_size < 10:
             raise ValueError(f"corpus_size must be >= 10 tickets per category, got {self.corpus_size}")
+        self.data_policy  # validates min_examples_per_label, rare_labels, rare_label_name
+
+    @property
+    def data_policy(self) -> DataPolicy:
+        return DataPolicy(
+            min_examples_per_label=self.min_examples_per_label,
+            rare_labels=self.rare_labels,
+            rare_label_name=self.rare_label_name,
+            strict_data=self.strict_data,
+            # "\\t" and "tab" as typed in a shell or YAML file both mean a tab
+            csv_delimiter={"\\t": "\t", "tab": "\t"}.get(self.csv_delimiter, self.csv_delimiter),
+        )
 
 
 @dataclass

@@ -68,8 +68,21 @@ def choose_threshold(confidence: np.ndarray, correct: np.ndarray, max_misrouting
     return float(sorted_confidence[feasible[-1]])
 
 
-def routing_stats(confidence: np.ndarray, correct: np.ndarray, threshold: float) -> dict[str, float]:
-    routed = confidence >= threshold
+def auto_routed(confidence: np.ndarray, predicted: np.ndarray, threshold: float | None, triage_ids=()) -> np.ndarray:
+    """The routing rule: a ticket is auto-routed when its calibrated confidence reaches the threshold and its
+    predicted label is not one that always goes to a person (``triage_ids``: the merged rare-label bucket)."""
+    confidence = np.asarray(confidence)
+    routed = confidence >= (0.0 if threshold is None else threshold)
+    if len(triage_ids):
+        routed &= ~np.isin(np.asarray(predicted), list(triage_ids))
+    return routed
+
+
+def routing_stats(
+    confidence: np.ndarray, correct: np.ndarray, threshold: float, predicted=None, triage_ids=()
+) -> dict[str, float]:
+    routed = auto_routed(confidence, predicted if predicted is not None else np.zeros(len(confidence)), threshold,
+                         triage_ids if predicted is not None else ())
     return {
         "coverage": float(routed.mean()) if len(routed) else 0.0,
         "misrouting": float((~correct[routed]).mean()) if routed.any() else 0.0,
@@ -85,8 +98,11 @@ def coverage_curve(confidence: np.ndarray, correct: np.ndarray) -> tuple[np.ndar
     return counts / len(order), np.cumsum(correct[order]) / counts
 
 
-def fit_routing(val_logits, val_labels, test_logits, test_labels, max_misrouting: float) -> dict:
-    """Fit temperature and threshold on validation; report both splits before and after calibration."""
+def fit_routing(val_logits, val_labels, test_logits, test_labels, max_misrouting: float, triage_ids=()) -> dict:
+    """Fit temperature and threshold on validation; report both splits before and after calibration.
+
+    Tickets predicted as a ``triage_ids`` label are never auto-routed, so the threshold is fitted on the others.
+    """
     val_labels, test_labels = np.asarray(val_labels), np.asarray(test_labels)
     temperature = fit_temperature(val_logits, val_labels)
     report = {"temperature": temperature, "max_misrouting": max_misrouting}
@@ -98,9 +114,13 @@ def fit_routing(val_logits, val_labels, test_logits, test_labels, max_misrouting
             "ece_before": expected_calibration_error(softmax(logits), labels),
             "ece_after": expected_calibration_error(probabilities, labels),
         }
-    val_confidence = calibrated["validation"].max(-1)
-    report["threshold"] = choose_threshold(val_confidence, calibrated["validation"].argmax(-1) == val_labels, max_misrouting)
+    val_confidence, val_predicted = calibrated["validation"].max(-1), calibrated["validation"].argmax(-1)
+    eligible = ~np.isin(val_predicted, list(triage_ids))
+    report["threshold"] = choose_threshold(val_confidence[eligible], (val_predicted == val_labels)[eligible], max_misrouting)
+    report["triage_labels"] = sorted(int(i) for i in triage_ids)
     for split, labels in (("validation", val_labels), ("test", test_labels)):
         probabilities = calibrated[split]
-        report[split].update(routing_stats(probabilities.max(-1), probabilities.argmax(-1) == labels, report["threshold"]))
+        predicted = probabilities.argmax(-1)
+        report[split].update(routing_stats(probabilities.max(-1), predicted == labels, report["threshold"],
+                                           predicted, triage_ids))
     return report

@@ -35,6 +35,7 @@ def route_frame(router, frame: pd.DataFrame, text_columns, batch_size: int, prog
     """Every input row with predicted, score, top3, route and error (rows with no text are kept, not dropped)."""
     from ticket_data.loading import ticket_texts
 
+    from .calibration import auto_routed
     from .reports import top_k
 
     subjects, descriptions = ticket_texts(frame, text_columns)
@@ -47,12 +48,13 @@ def route_frame(router, frame: pd.DataFrame, text_columns, batch_size: int, prog
                                              batch_size=batch_size, progress=progress)
         labels = router.labels
         scores = probabilities.max(axis=-1)
-        threshold = router.threshold if router.threshold is not None else 0.0
+        predicted = probabilities.argmax(axis=-1)
         out.loc[has_text, "predicted"] = [labels[i] for i in probabilities.argmax(axis=-1)]
         out.loc[has_text, "score"] = scores.round(6)
         out.loc[has_text, "top3"] = [json.dumps([[label, round(p, 6)] for label, p in row])
                                      for row in top_k(probabilities, labels)]
-        out.loc[has_text, "route"] = np.where(scores >= threshold, "auto", "triage")
+        routed = auto_routed(scores, predicted, router.threshold, router.triage_ids)
+        out.loc[has_text, "route"] = np.where(routed, "auto", "triage")
     out.loc[~has_text, "route"] = "triage"
     out.loc[~has_text, "error"] = NO_TEXT
     return out
@@ -78,7 +80,7 @@ def write_table(frame: pd.DataFrame, path: Path) -> None:
 
 
 def read_input(path: str, text_columns) -> pd.DataFrame:
-    from ticket_data.loading import read_records
+    from ticket_data.readers import read_records
 
     records, _, columns = read_records(Path(path))
     missing = [c for c in text_columns if c not in columns]
@@ -129,7 +131,7 @@ def cmd_evaluate(args) -> int:
     print(report_text(labels, predicted, router.labels))
     metrics = classification_metrics(labels, predicted, router.labels)
     scores = routed["score"].astype(float).to_numpy()
-    stats = routing_stats(scores, predicted == labels, router.threshold or 0.0)
+    stats = routing_stats(scores, predicted == labels, router.threshold or 0.0, predicted, router.triage_ids)
     print(f"accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}  weighted-F1 {metrics['weighted_f1']:.4f}")
     print(f"routing at threshold {router.threshold or 0:.3f}: {stats['coverage']:.1%} auto-routed, "
           f"{stats['misrouting']:.2%} of them misrouted")

@@ -44,6 +44,7 @@ class TicketClassifierConfig(PretrainedConfig):
         auto_route_threshold: float | None = None,
         max_input_length: int = 128,
         pooling: str = "cls",
+        triage_labels: list[str] | None = None,
         **kwargs,
     ):
         if isinstance(encoder_config, PretrainedConfig):
@@ -57,6 +58,8 @@ class TicketClassifierConfig(PretrainedConfig):
         self.auto_route_threshold = auto_route_threshold
         self.max_input_length = max_input_length
         self.pooling = pooling
+        # Labels never auto-routed whatever the confidence (the merged bucket of rare queues is not a real queue).
+        self.triage_labels = list(triage_labels or [])
         super().__init__(**kwargs)
         self._validate()
 
@@ -79,6 +82,13 @@ class TicketClassifierConfig(PretrainedConfig):
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.auto_route_threshold is not None and not 0.0 <= self.auto_route_threshold <= 1.0:
             raise ValueError(f"auto_route_threshold must be in [0, 1], got {self.auto_route_threshold!r}")
+        unknown = sorted(set(self.triage_labels) - set(self.id2label.values()))
+        if unknown:
+            raise ValueError(f"triage_labels {unknown} are not among the labels {list(self.id2label.values())}")
+
+    @property
+    def triage_ids(self) -> list[int]:
+        return sorted(i for i, label in self.id2label.items() if label in set(self.triage_labels))
 
     def build_encoder_config(self) -> PretrainedConfig:
         settings = dict(self.encoder_config)

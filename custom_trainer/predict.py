@@ -24,6 +24,7 @@ class TicketRouter:
         self.labels = [config.id2label[i] for i in range(config.num_labels)]
         self.max_length = config.max_input_length
         self.threshold = config.auto_route_threshold
+        self.triage_ids = list(getattr(config, "triage_ids", []))  # exports older than triage_labels have none
 
     def _logits(self, batch: dict[str, torch.Tensor]) -> np.ndarray:
         return self.model(**batch).logits.float().numpy()

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .calibration import softmax
+from .calibration import auto_routed, softmax
 from .metrics import report_text
 
 
@@ -39,7 +39,8 @@ def write_reports(
     predicted = probabilities.argmax(axis=-1)
     (reports_dir / "classification_report.txt").write_text(report_text(labels, predicted, label_names))
 
-    threshold = metrics.get("routing", {}).get("threshold")
+    routing = metrics.get("routing", {})
+    threshold = routing.get("threshold")
     predictions = pd.DataFrame(
         {
             "subject": test_frame["subject"],
@@ -51,7 +52,8 @@ def write_reports(
         }
     )
     if threshold is not None:
-        predictions["route"] = np.where(predictions["score"] >= threshold, "auto", "triage")
+        routed = auto_routed(predictions["score"].to_numpy(), predicted, threshold, routing.get("triage_labels", ()))
+        predictions["route"] = np.where(routed, "auto", "triage")
     predictions.to_csv(reports_dir / "predictions.csv", index=False)
     plot_confusion_matrix(labels, predicted, label_names, reports_dir / "confusion_matrix.png")
     if "routing" in metrics:

@@ -13,6 +13,7 @@ def create_app(model_dir: str | Path, max_batch: int = 256, max_chars: int = 20_
     from fastapi.responses import JSONResponse
     from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+    from .calibration import auto_routed
     from .predict import TicketRouter
     from .reports import top_k
 
@@ -45,15 +46,16 @@ def create_app(model_dir: str | Path, max_batch: int = 256, max_chars: int = 20_
             raise HTTPException(422, detail=f"ticket(s) {empty[:10]} have no text: give a subject or a description")
         with lock:
             probabilities = router.predict_proba([t.subject for t in tickets], [t.description for t in tickets])
-        threshold = router.threshold if router.threshold is not None else 0.0
+        routed = auto_routed(probabilities.max(axis=-1), probabilities.argmax(axis=-1), router.threshold,
+                             router.triage_ids)
         return [
             {
                 "label": top[0][0],
                 "score": top[0][1],
                 "top3": [{"label": label, "score": score} for label, score in top],
-                "route": "auto" if top[0][1] >= threshold else "triage",
+                "route": "auto" if auto else "triage",
             }
-            for top in top_k(probabilities, router.labels)
+            for top, auto in zip(top_k(probabilities, router.labels), routed)
         ]
 
     @app.get("/health")

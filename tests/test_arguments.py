@@ -115,6 +115,20 @@ def test_test_labels_missing_from_train_fail_before_training(tmp_path):
 
     pd.DataFrame({"subject": ["a"] * 9, "description": "b", "category": ["x", "y", "z"] * 3}).to_csv(tmp_path / "tr.csv", index=False)
     pd.DataFrame({"subject": ["a"], "description": "b", "category": ["w"]}).to_csv(tmp_path / "te.csv", index=False)
-    data, _, training, _ = parse_args(["--train_file", str(tmp_path / "tr.csv"), "--test_file", str(tmp_path / "te.csv")])
+    data, _, training, _ = parse_args(["--train_file", str(tmp_path / "tr.csv"), "--test_file", str(tmp_path / "te.csv"),
+                                       "--rare_labels", "error", "--min_examples_per_label", "3"])
     with pytest.raises(ValueError, match=r"te\.csv: label\(s\) \['w'\]"):
         load_data(data, training.seed)
+
+
+def test_data_policy_arguments():
+    data, *_ = parse_args(["--rare_labels", "drop", "--min_examples_per_label", "25", "--strict_data", "true",
+                           "--csv_delimiter", "\\t", "--rare_label_name", "Triage"])
+    policy = data.data_policy
+    assert (policy.rare_labels, policy.min_examples_per_label, policy.strict_data, policy.csv_delimiter,
+            policy.rare_label_name) == ("drop", 25, True, "\t", "Triage")
+    assert parse_args([])[0].data_policy.rare_labels == "merge"  # the default: a long tail trains without edits
+    with pytest.raises(ValueError, match=r"rare_labels must be one of \('merge', 'drop', 'error'\), got 'keep'"):
+        parse_args(["--rare_labels", "keep"])
+    with pytest.raises(ValueError, match="min_examples_per_label must be an integer >= 1, got 0"):
+        parse_args(["--min_examples_per_label", "0"])

@@ -79,3 +79,51 @@ def test_tokenize_dataset_is_unpadded_with_labels_and_lengths(tokenizer, seed_da
     assert lengths == tokenized["length"]
     assert len(set(lengths)) > 1  # not padded to one length
     assert tokenized["labels"] == small["label"]
+
+
+# ---- export artefacts: the same rules in Python and inside the tokenizer, idempotent ----
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from ticket_data.preprocessing import text_normalizer  # noqa: E402
+
+ARTEFACT_PIECES = ["_x000D_", "_x000a_", "_x", "000D_", "<p>", "</div>", "<br/>", "<b", ">", "<", "&amp;", "&lt;",
+                   "&gt;", "&nbsp;", "&#8203;", "&#x27;", "&quot;", "&copy;", "&", ";", "#", "\u200b", "\ufeff",
+                   "\u202e", "\x00", "\x07", "\x1f", "\x85", "\xa0", "!", "-", "=", ".", "[", "]", "@", "ann@corp.com",
+                   "x.y@a-b.org", " ", "\n", "\r\n", "\t", "ü", "ß", "日本", "a", "B", "7", "_"]
+artefact_text = st.lists(st.sampled_from(ARTEFACT_PIECES), max_size=40).map("".join)
+
+
+@pytest.mark.parametrize(
+    "raw, cleaned",
+    [
+        ("Printer offline_x000D__x000A_since Monday", "Printer offline since Monday"),
+        ("<p>Hello<br/>team</p><div class='sig'>Jane</div>", "Hello team Jane"),
+        ("R&amp;D &lt;urgent&gt; caf&eacute; &nbsp;x&#160;y", "R & D urgent caf x y"),
+        ("pass\u200bword re\ufeffset \u202eabc", "password reset abc"),
+        ("bell\x07and\x00nul", "bell and nul"),
+        ("-----Original Message----- Help!!!!!! ==========", "Original Message Help"),
+        ("keeps ... and !! and -- short runs", "keeps ... and !! and -- short runs"),
+        ("From: Ann <ann@corp.example.com>", "From: Ann [EMAIL]"),
+        ("<b<p>nested</p>> <!-- note -->", "b nested"),  # a broken tag leaves its name
+        ("a < b and c > d", "a b and c d"),  # stray brackets go too (see TEXT_RULES)
+    ],
+)
+def test_export_artefacts(raw, cleaned):
+    assert clean_text(raw) == cleaned
+
+
+@settings(max_examples=400, deadline=None)
+@given(artefact_text)
+def test_tokenizer_rules_equal_python_rules_and_are_idempotent(text):
+    cleaned = clean_text(text)
+    assert text_normalizer().normalize_str(text) == cleaned
+    assert clean_text(cleaned) == cleaned
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(artefact_text)
+def test_training_and_exported_tokenizer_see_the_same_ids(tokenizer, text):
+    wrapped = ticket_tokenizer(tokenizer)  # the fixture is only read, never changed
+    assert wrapped(text)["input_ids"] == wrapped(clean_text(text))["input_ids"]

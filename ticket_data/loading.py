@@ -1,25 +1,52 @@
-"""Bring your own tickets: CSV, JSONL or Parquet exports turned into a train/validation/test DatasetDict.
+"""Bring your own tickets: a service-desk export turned into a train/validation/test DatasetDict and a data report.
 
-Everything is read and checked before anything is built, so bad input raises one `ValueError` that names the
-file and the problem, and never yields a half-built dataset.
+Real exports have a long tail of rarely used queues, rows without text or label, duplicated tickets and export
+artefacts. By default they are handled, not refused, and every row read is accounted for in the report:
+
+    rows read = kept (train + validation + test) + skipped (no text, no label) + removed (rare labels dropped,
+                validation/test copies of training tickets)
+
+``strict_data=True`` and ``rare_labels="error"`` refuse such files instead. Everything is read and checked before
+anything is built, so a refusal is one `ValueError` that names the file and the problem.
 """
 
 from __future__ import annotations
 
-import csv
 import math
-import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from .preprocessing import clean_text
+from .preprocessing import clean_label, clean_text
+from .readers import read_records
 
-FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
-_SHOW = 5  # how many offending line numbers an error message lists
+RARE_LABEL_POLICIES = ("merge", "drop", "error")
+DEFAULT_RARE_LABEL_NAME = "Other (rare queues)"
+_SHOW = 5  # offending line numbers an error message lists
+_REPORT_LINES = 100  # line numbers the data report keeps per reason
+
+
+@dataclass(frozen=True)
+class DataPolicy:
+    """What loading does with the imperfections of a real export (see the module docstring)."""
+
+    min_examples_per_label: int = 10
+    rare_labels: str = "merge"
+    rare_label_name: str = DEFAULT_RARE_LABEL_NAME
+    strict_data: bool = False
+    csv_delimiter: str | None = None
+
+    def __post_init__(self):
+        if self.rare_labels not in RARE_LABEL_POLICIES:
+            raise ValueError(f"rare_labels must be one of {RARE_LABEL_POLICIES}, got {self.rare_labels!r}")
+        if not (isinstance(self.min_examples_per_label, int) and self.min_examples_per_label >= 1):
+            raise ValueError(f"min_examples_per_label must be an integer >= 1, got {self.min_examples_per_label!r}")
+        if not clean_label(self.rare_label_name):
+            raise ValueError(f"rare_label_name must be a non-empty label, got {self.rare_label_name!r}")
 
 
 def load_tickets(
@@ -30,12 +57,29 @@ def load_tickets(
     validation_size: float = 0.1,
     test_size: float = 0.1,
     seed: int = 42,
+    policy: DataPolicy | None = None,
 ) -> datasets.DatasetDict:
-    """Load labelled tickets; carve the missing splits out of ``train``, stratified by label.
+    """Labelled tickets as train/validation/test; see `load_tickets_with_report`."""
+    return load_tickets_with_report(train, test, text_columns, label_column, validation_size, test_size, seed, policy)[0]
+
+
+def load_tickets_with_report(
+    train: str | Path,
+    test: str | Path | None = None,
+    text_columns: Sequence[str] = ("subject", "description"),
+    label_column: str = "category",
+    validation_size: float = 0.1,
+    test_size: float = 0.1,
+    seed: int = 42,
+    policy: DataPolicy | None = None,
+) -> tuple[datasets.DatasetDict, dict]:
+    """Load labelled tickets; carve the missing splits out of ``train``, stratified by label; report what was done.
 
     With one text column the ticket text goes to ``subject`` and ``description`` is empty; with more, the first
-    is the subject and the rest, joined, the description. Labels are the data's own, in sorted order.
+    is the subject and the rest, joined, the description. Labels are the data's own, in sorted order, plus the
+    merged rare-label bucket when there is one (``report["labels"]["merged_into"]``).
     """
+    policy = policy or DataPolicy()
     if isinstance(text_columns, str):
         text_columns = (text_columns,)
     text_columns = tuple(text_columns)
@@ -44,37 +88,64 @@ def load_tickets(
     for name, value in (("validation_size", validation_size), ("test_size", test_size)):
         if not 0 < value < 1:
             raise ValueError(f"{name} must be a fraction between 0 and 1 (exclusive), got {value!r}")
+    carve = {"validation": validation_size} if test is not None else {"test": test_size, "validation": validation_size}
 
-    train_frame = read_ticket_file(train, text_columns, label_column)
-    frames = {}
+    train_frame, train_report = _read_labelled(train, text_columns, label_column, policy)
+    test_frame = test_report = None
     if test is not None:
-        test_frame = read_ticket_file(test, text_columns, label_column)
-        unseen = sorted(set(test_frame["category"]) - set(train_frame["category"]))
-        if unseen:
-            raise ValueError(
-                f"{test}: label(s) {unseen} in column {label_column!r} never occur in the training file {train}; "
-                "a model cannot learn them"
-            )
-        frames["test"] = test_frame
-        carve = {"validation": validation_size}
-    else:
-        carve = {"test": test_size, "validation": validation_size}
+        test_frame, test_report = _read_labelled(test, text_columns, label_column, policy)
+
+    # Rare labels are judged on the training file: it is what the model learns from.
+    counts = train_frame["category"].value_counts()
+    labels_report = _apply_rare_label_policy(train_frame, counts, train, label_column, policy, len(carve) + 1)
+    train_frame = train_frame[train_frame["category"].notna()]
+    train_report["removed"]["rare_labels"] = train_report["rows_read"] - train_report["skipped_total"] - len(train_frame)
+    if train_frame["category"].nunique() < 2:
+        raise ValueError(
+            f"{train}: {train_frame['category'].nunique()} label(s) left in {label_column!r} after the rare-label "
+            f"policy ({labels_report['kept']}); a classifier needs at least 2 (min_examples_per_label is "
+            f"{policy.min_examples_per_label}: lower it for a small file)"
+        )
+    if test_frame is not None:
+        known = set(train_frame["category"])
+        test_frame, test_report["labels_not_learned"] = _map_test_labels(
+            test_frame, known, labels_report, test, train, label_column, policy
+        )
+        test_report["removed"]["labels_not_learned"] = sum(test_report["labels_not_learned"].values())
 
     _check_stratifiable(train_frame, train, label_column, carve)
+    frames = {} if test_frame is None else {"test": test_frame}
     rest = train_frame
     n_labels = train_frame["category"].nunique()
     for split, size in carve.items():
         # Sizes are fractions of the whole file; a small file still gets one row of every label per split.
         n_rows = max(math.ceil(size * len(train_frame)), n_labels)
         try:
-            rest, frames[split] = train_test_split(
-                rest, test_size=n_rows, random_state=seed, stratify=rest["category"]
-            )
+            rest, frames[split] = train_test_split(rest, test_size=n_rows, random_state=seed, stratify=rest["category"])
         except ValueError as error:
             raise ValueError(
                 f"{train}: cannot carve a stratified {split} split of {size:.0%} by column {label_column!r}: {error}"
             ) from None
     frames["train"] = rest
+
+    # A test of copies is no test: carved validation/test rows whose text is also in train are removed.
+    train_keys = set(frames["train"]["key"])
+    duplicates = {
+        "rows_repeating_an_earlier_text": int(train_frame["key"].duplicated().sum()),
+        "texts_with_conflicting_labels": int((train_frame.groupby("key")["category"].nunique() > 1).sum()),
+    }
+    for split in carve:
+        copies = frames[split]["key"].isin(train_keys)
+        duplicates[f"removed_from_{split}"] = int(copies.sum())
+        frames[split] = frames[split][~copies]
+        if frames[split].empty:
+            raise ValueError(
+                f"{train}: every {split} ticket is a copy of a training ticket once duplicates are removed; the file "
+                "holds too few distinct tickets to evaluate on"
+            )
+    train_report["removed"]["duplicates_of_train"] = sum(duplicates[f"removed_from_{split}"] for split in carve)
+    if test_frame is not None:
+        duplicates["test_file_rows_also_in_train"] = int(test_frame["key"].isin(train_keys).sum())
 
     label_names = sorted(train_frame["category"].unique())
     features = datasets.Features(
@@ -84,7 +155,7 @@ def load_tickets(
             "label": datasets.ClassLabel(names=label_names),
         }
     )
-    return datasets.DatasetDict(
+    data = datasets.DatasetDict(
         {
             split: datasets.Dataset.from_pandas(
                 frames[split].rename(columns={"category": "label"})[["subject", "description", "label"]],
@@ -94,18 +165,115 @@ def load_tickets(
             for split in ("train", "validation", "test")
         }
     )
+    sizes = {split: len(data[split]) for split in data}
+    train_report["kept"] = sizes["train"] + sum(sizes[split] for split in carve)
+    files = {"train": train_report}
+    if test_report is not None:
+        test_report["kept"] = sizes["test"]
+        files["test"] = test_report
+    for report in files.values():
+        report["accounted"] = report["kept"] + report["skipped_total"] + sum(report["removed"].values())
+        assert report["accounted"] == report["rows_read"], report  # every row read is kept, skipped or removed
+    report = {"files": files, "labels": labels_report, "duplicates": duplicates, "splits": sizes,
+              "policy": {k: getattr(policy, k) for k in DataPolicy.__dataclass_fields__}}
+    return data, report
+
+
+def _read_labelled(path, text_columns, label_column, policy: DataPolicy) -> tuple[pd.DataFrame, dict]:
+    """One labelled file as a frame (subject, description, category, key, line) and its part of the report.
+
+    Rows without text or label are skipped and reported by line, or refused with ``policy.strict_data``.
+    """
+    frame = read_ticket_file(path, text_columns, label_column, policy.csv_delimiter)
+    no_text = (frame["subject"] == "") & (frame["description"] == "")
+    no_label = (frame["category"] == "") & ~no_text  # a row with neither counts once, as having no text
+    skipped = {}
+    for mask, reason, what in ((no_text, "no_text", f"no text in {list(text_columns)}"),
+                               (no_label, "no_label", f"no label in {label_column!r}")):
+        lines = frame.loc[mask, "line"].tolist()
+        if lines:
+            skipped[reason] = {"count": len(lines), "lines": lines[:_REPORT_LINES], "what": what}
+    if skipped and policy.strict_data:
+        problems = [
+            f"{entry['count']} row(s) with {entry['what']} (line(s) "
+            + ", ".join(map(str, entry["lines"][:_SHOW])) + (", ..." if entry["count"] > _SHOW else "") + ")"
+            for entry in skipped.values()
+        ]
+        raise ValueError(f"{path}: " + "; ".join(problems) + " (strict_data is on)")
+    frame = frame[~(no_text | no_label)].copy()
+    frame["key"] = (frame["subject"] + "\n" + frame["description"]).str.casefold()
+    report = {
+        "path": str(path),
+        "rows_read": int(len(no_text)),
+        "skipped": skipped,
+        "skipped_total": int(sum(entry["count"] for entry in skipped.values())),
+        "removed": {},
+    }
+    return frame, report
+
+
+def _apply_rare_label_policy(frame, counts, path, label_column, policy: DataPolicy, needed: int) -> dict:
+    """Relabel (merge) or blank (drop) the rows of rare labels in place; the labels part of the report."""
+    rare = counts[counts < policy.min_examples_per_label]
+    report = {"min_examples_per_label": policy.min_examples_per_label, "policy": policy.rare_labels,
+              "merged": {}, "dropped": {}, "merged_into": None}
+    if len(rare) and policy.rare_labels == "error":
+        listed = ", ".join(f"{label!r} ({count})" for label, count in rare.sort_index().items())
+        raise ValueError(
+            f"{path}: label(s) {listed} in {label_column!r} have fewer than min_examples_per_label="
+            f"{policy.min_examples_per_label} rows (rare_labels is 'error'; 'merge' or 'drop' would handle them)"
+        )
+    name = clean_label(policy.rare_label_name)
+    if policy.rare_labels == "merge" and len(rare):
+        if name in counts.index and name not in rare.index:
+            raise ValueError(
+                f"{path}: rare_label_name {name!r} is already a label in {label_column!r} with {counts[name]} rows; "
+                "choose another name for the merged rare labels"
+            )
+        bucket = int(rare.sum())
+        if bucket >= max(policy.min_examples_per_label, needed):
+            report["merged"] = {str(k): int(v) for k, v in rare.sort_index().items()}
+            report["merged_into"] = name
+            frame.loc[frame["category"].isin(rare.index), "category"] = name
+        else:  # even merged, too few to learn or to evaluate: dropped, and said so
+            report["dropped"] = {str(k): int(v) for k, v in rare.sort_index().items()}
+            report["dropped_because"] = f"merged they hold {bucket} rows, fewer than {max(policy.min_examples_per_label, needed)}"
+    elif policy.rare_labels == "drop" and len(rare):
+        report["dropped"] = {str(k): int(v) for k, v in rare.sort_index().items()}
+    if report["dropped"]:
+        frame.loc[frame["category"].isin(list(report["dropped"])), "category"] = None
+    kept = frame["category"].dropna().value_counts().sort_index()
+    report["kept"] = {str(k): int(v) for k, v in kept.items()}
+    return report
+
+
+def _map_test_labels(test_frame, known, labels_report, test, train, label_column, policy: DataPolicy):
+    """Test rows follow the training file's labels: merged labels (and, with 'merge', labels the training file
+    never had) go to the bucket when there is one; the others are removed and counted; 'error' refuses them."""
+    bucket = labels_report["merged_into"]
+    merged = set(labels_report["merged"])
+    unseen = sorted(set(test_frame["category"]) - known - merged)
+    if unseen and policy.rare_labels == "error":
+        raise ValueError(
+            f"{test}: label(s) {unseen} in column {label_column!r} never occur in the training file {train}; "
+            "a model cannot learn them"
+        )
+    test_frame = test_frame.copy()
+    to_bucket = set(merged) | (set(unseen) if policy.rare_labels == "merge" else set())
+    if bucket is not None:
+        test_frame.loc[test_frame["category"].isin(to_bucket), "category"] = bucket
+    outside = ~test_frame["category"].isin(known)
+    removed = {str(k): int(v) for k, v in test_frame.loc[outside, "category"].value_counts().sort_index().items()}
+    return test_frame[~outside], removed
 
 
 def read_ticket_file(
-    path: str | Path, text_columns: Sequence[str], label_column: str | None
+    path: str | Path, text_columns: Sequence[str], label_column: str | None, csv_delimiter: str | None = None
 ) -> pd.DataFrame:
-    """Read and check one file: a frame with ``subject``, ``description`` (cleaned) and ``category``.
-
-    ``label_column=None`` reads unlabelled tickets (for prediction) and keeps rows with no text, marked by an
-    empty subject and description, so the caller can report them instead of dropping them.
-    """
+    """Read one file: a frame with ``subject``, ``description`` (cleaned), ``line`` and, with a label column,
+    ``category`` ("" where the row has none). Rows without text have an empty subject and description."""
     path = Path(path)
-    records, line_numbers, columns = read_records(path)
+    records, line_numbers, columns = read_records(path, csv_delimiter)
     wanted = list(text_columns) + ([label_column] if label_column is not None else [])
     missing = [column for column in wanted if column not in columns]
     if missing:
@@ -114,21 +282,8 @@ def read_ticket_file(
     frame = pd.DataFrame({column: [record.get(column) for record in records] for column in wanted})
     subject, description = ticket_texts(frame, text_columns)
     result = pd.DataFrame({"subject": subject, "description": description, "line": line_numbers})
-    if label_column is None:
-        return result
-
-    no_text = (result["subject"] == "") & (result["description"] == "")
-    labels = frame[label_column].map(clean_text)
-    no_label = labels == ""
-    problems = []
-    for mask, what in ((no_text, f"no text in {list(text_columns)}"), (no_label, f"no label in {label_column!r}")):
-        if mask.any():
-            lines = result.loc[mask, "line"].tolist()
-            shown = ", ".join(map(str, lines[:_SHOW])) + (", ..." if len(lines) > _SHOW else "")
-            problems.append(f"{len(lines)} row(s) with {what} (line(s) {shown})")
-    if problems:
-        raise ValueError(f"{path}: " + "; ".join(problems))
-    result["category"] = labels
+    if label_column is not None:
+        result["category"] = frame[label_column].map(clean_label)
     return result
 
 
@@ -143,88 +298,6 @@ def ticket_texts(frame: pd.DataFrame, text_columns: Sequence[str]) -> tuple[pd.S
     return subject, description
 
 
-def read_records(path: Path) -> tuple[list[dict], list[int], list[str]]:
-    """Rows as dicts of strings, the file line (or row number) of each, and the column names."""
-    if not path.exists():
-        raise ValueError(f"{path}: file not found")
-    if not path.is_file():
-        raise ValueError(f"{path}: not a file")
-    kind = FORMATS.get(path.suffix.lower())
-    if kind is None:
-        raise ValueError(f"{path}: unsupported file type {path.suffix!r}; expected one of {sorted(FORMATS)}")
-    if path.stat().st_size == 0:
-        raise ValueError(f"{path}: the file is empty")
-    try:
-        if kind == "csv":
-            records, lines, columns = _read_csv(path)
-        elif kind == "jsonl":
-            records, lines, columns = _read_jsonl(path)
-        else:
-            records, lines, columns = _read_parquet(path)
-    except UnicodeDecodeError as error:
-        raise ValueError(
-            f"{path}: undecodable bytes at byte {error.start} ({error.reason}); save the file as UTF-8"
-        ) from None
-    if not records:
-        raise ValueError(f"{path}: the file has no rows")
-    return records, lines, columns
-
-
-def _read_csv(path: Path):
-    with path.open(newline="", encoding="utf-8-sig") as handle:  # -sig: exports from Excel start with a BOM
-        reader = csv.reader(handle)
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise ValueError(f"{path}: the file is empty") from None
-        except csv.Error as error:
-            raise ValueError(f"{path}: unreadable CSV header: {error}") from None
-        header = [name.strip() for name in header]
-        duplicates = sorted({name for name in header if header.count(name) > 1})
-        if duplicates:
-            raise ValueError(f"{path}: duplicate column name(s) {duplicates} in the header")
-        records, lines = [], []
-        start = reader.line_num + 1
-        try:
-            for row in reader:
-                if not row:  # a blank line
-                    start = reader.line_num + 1
-                    continue
-                records.append(dict(zip(header, row)))
-                lines.append(start)
-                start = reader.line_num + 1
-        except csv.Error as error:
-            raise ValueError(f"{path}: malformed CSV at line {reader.line_num}: {error}") from None
-    return records, lines, header
-
-
-def _read_jsonl(path: Path):
-    records, lines, columns = [], [], {}
-    with path.open(encoding="utf-8-sig") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}: line {number} is not valid JSON: {error.msg}") from None
-            if not isinstance(record, dict):
-                raise ValueError(f"{path}: line {number} is a JSON {type(record).__name__}, expected an object")
-            columns.update(dict.fromkeys(record))
-            records.append(record)
-            lines.append(number)
-    return records, lines, list(columns)
-
-
-def _read_parquet(path: Path):
-    try:
-        frame = pd.read_parquet(path)
-    except Exception as error:  # pyarrow raises several types for a corrupt file
-        raise ValueError(f"{path}: unreadable Parquet file: {error}") from None
-    frame = frame.astype(object).where(frame.notna(), None)
-    return frame.to_dict("records"), list(range(1, len(frame) + 1)), [str(column) for column in frame.columns]
-
-
 def _check_stratifiable(frame: pd.DataFrame, path, label_column: str, carve: dict[str, float]) -> None:
     """Each label needs a row for every split it is cut into, plus one left for training."""
     needed = len(carve) + 1
@@ -234,5 +307,39 @@ def _check_stratifiable(frame: pd.DataFrame, path, label_column: str, carve: dic
         listed = ", ".join(f"{label!r} ({count})" for label, count in scarce.sort_index().items())
         raise ValueError(
             f"{path}: too few rows to stratify by {label_column!r}: label(s) {listed} need at least {needed} rows "
-            f"each to be split into {['train', *carve]}"
+            f"each to be split into {['train', *carve]} (raise min_examples_per_label to merge or drop them)"
         )
+
+
+def summarize_report(report: dict) -> str:
+    """A few lines for the log: what was read, skipped, merged, dropped and removed."""
+    lines = []
+    for name, part in report["files"].items():
+        skipped = ", ".join(
+            f"{entry['count']} {reason.replace('_', ' ')} (lines {', '.join(map(str, entry['lines'][:_SHOW]))}"
+            + (", ..." if entry["count"] > _SHOW else "") + ")"
+            for reason, entry in part["skipped"].items()
+        ) or "none"
+        removed = ", ".join(f"{count} {reason.replace('_', ' ')}" for reason, count in part["removed"].items() if count)
+        lines.append(f"{name} file {part['path']}: {part['rows_read']} rows read, {part['kept']} kept; "
+                     f"skipped: {skipped}; removed: {removed or 'none'}")
+    labels = report["labels"]
+    lines.append(f"labels: {len(labels['kept'])} kept (min {labels['min_examples_per_label']} rows, "
+                 f"rare_labels={labels['policy']})")
+    if labels["merged"]:
+        lines.append(f"  merged into {labels['merged_into']!r} (never auto-routed): "
+                     + ", ".join(f"{k} ({v})" for k, v in labels["merged"].items()))
+    if labels["dropped"]:
+        lines.append("  dropped: " + ", ".join(f"{k} ({v})" for k, v in labels["dropped"].items())
+                     + (f"; {labels['dropped_because']}" if "dropped_because" in labels else ""))
+    for name, part in report["files"].items():
+        if part.get("labels_not_learned"):
+            lines.append(f"  {name} file rows removed, label not learned: "
+                         + ", ".join(f"{k} ({v})" for k, v in part["labels_not_learned"].items()))
+    dup = report["duplicates"]
+    lines.append("duplicates: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in dup.items()))
+    if "token_lengths" in report:
+        t = report["token_lengths"]
+        lines.append(f"tokens per ticket: p50 {t['p50']}, p90 {t['p90']}, p99 {t['p99']}, max {t['max']}; "
+                     f"{t['share_truncated']:.1%} truncated at max_length {t['max_length']}")
+    return "\n".join(lines)

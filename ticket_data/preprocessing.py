@@ -13,21 +13,64 @@ from typing import Any
 
 # A pragmatic address pattern; Python's `re` and the tokenizer's Oniguruma engine read it the same way.
 # The look-behind lets a match start only where a run of address characters starts: without it, a long run
-# with no "@" is rescanned from every position (quadratic; a 200 kB word took minutes).
-EMAIL_PATTERN = r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.\w+"
+# with no "@" is rescanned from every position (quadratic; a 200 kB word took minutes). Addresses glued together
+# ("a@x.com-b@y.com") are one match: otherwise the second could only be found by a second pass.
+_ADDRESS = r"[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.\w+"
+EMAIL_PATTERN = rf"(?<![\w.+-]){_ADDRESS}(?:[\w.+-]*@[\w-]+(?:\.[\w-]+)*\.\w+)*"
 EMAIL_PLACEHOLDER = "[EMAIL]"
-_EMAIL = re.compile(EMAIL_PATTERN)
+
+# Artefacts of ticket-system exports, addresses and whitespace, in order. Each rule is a (pattern, replacement) pair
+# that Python's `re` and the tokenizer's Oniguruma engine apply identically; replacements that could join two
+# pieces into a new match (a tag, an entity, a run) put spaces around what they leave, so the rules are
+# idempotent: cleaning a cleaned text changes nothing, hence training (cleaned, then tokenised) and the exported
+# tokenizer on raw text give the same ids.
+EMAIL_RULE = (EMAIL_PATTERN, EMAIL_PLACEHOLDER)
+TEXT_RULES: tuple[tuple[str, str], ...] = (
+    # Zero-width and direction marks hide inside words (a pasted "pass\u200bword"): dropped, joining the word.
+    ("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]", ""),
+    # Excel's escaped control characters in .xlsx/.csv exports: _x000D_ (CR), _x000A_ (LF), _x0009_ (tab)...
+    ("_x[0-9A-Fa-f]{4}_", " "),
+    # Control characters (tab, LF and CR are whitespace and collapsed below).
+    ("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]", " "),
+    # HTML entities: the common ones become their character, any other one (&lt; and &gt; too) a space.
+    ("&(?:nbsp|#160|#xa0|#xA0);", " "),
+    ("&amp;", " & "),
+    ("&quot;", ' " '),
+    ("&(?:apos|#39|#x27);", " ' "),
+    ("&(?:#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z][A-Za-z0-9]{1,30});", " "),
+    # Addresses are masked before tags go, so "<ann@corp.example.com>" leaves "[EMAIL]", not nothing.
+    EMAIL_RULE,
+    # HTML tags of bodies exported as HTML (<p>, <br/>, </div>, <!-- -->), then every other angle bracket: a
+    # bracket left behind could pair with another once the text between them shrinks (a nested "<b<p>>", a run
+    # removed below), and the rules would not be idempotent.
+    ("</?[A-Za-z!][^<>]{0,200}>", " "),
+    ("[<>]", " "),
+    # Runs of four or more of one punctuation character ("-----Original Message-----", "!!!!!!", "=========="):
+    # a token each in a WordPiece vocabulary, so they eat the length budget.
+    ("([^\\w\\s])\\1{3,}", " "),
+    ("\\s+", " "),
+)
+_COMPILED = tuple((re.compile(pattern), replacement) for pattern, replacement in TEXT_RULES)
 _WHITESPACE = re.compile(r"\s+")
 
 
 def clean_text(text: Any) -> str:
-    """Mask e-mail addresses and collapse whitespace; None becomes "" and anything else its ``str``."""
+    """Export artefacts removed, e-mail addresses masked, whitespace collapsed (``TEXT_RULES``, in order);
+    None becomes "" and anything else its ``str``."""
     if text is None:
         return ""
     if not isinstance(text, str):
         text = "" if isinstance(text, float) and text != text else str(text)  # NaN from pandas means no text
-    text = _EMAIL.sub(EMAIL_PLACEHOLDER, text)
-    return _WHITESPACE.sub(" ", text).strip()
+    for pattern, replacement in _COMPILED:
+        text = pattern.sub(replacement, text)
+    return text.strip()
+
+
+def clean_label(label: Any) -> str:
+    """A label as written, with surrounding and repeated whitespace removed ("Network " is "Network")."""
+    if label is None or (isinstance(label, float) and label != label):
+        return ""
+    return _WHITESPACE.sub(" ", str(label)).strip()
 
 
 def combine(subject: Any, description: Any) -> tuple[str, str]:
@@ -42,7 +85,7 @@ def ticket_tokenizer(tokenizer):
     (BertTokenizer...) from its own settings on load and would drop the rules; the generic class loads
     tokenizer.json as saved, so an exported model masks addresses by itself. Idempotent.
     """
-    from tokenizers import Regex, Tokenizer, normalizers
+    from tokenizers import Tokenizer, normalizers
     from transformers import PreTrainedTokenizerFast
 
     if has_normalizer(tokenizer):
@@ -50,11 +93,7 @@ def ticket_tokenizer(tokenizer):
     backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
     backend.no_truncation()  # truncation and padding are asked for per call
     backend.no_padding()
-    rules = [
-        normalizers.Replace(Regex(EMAIL_PATTERN), EMAIL_PLACEHOLDER),
-        normalizers.Replace(Regex(r"\s+"), " "),
-        normalizers.Strip(),
-    ]
+    rules = [text_normalizer()]
     if backend.normalizer is not None:
         rules.append(backend.normalizer)
     backend.normalizer = normalizers.Sequence(rules)
@@ -66,6 +105,14 @@ def ticket_tokenizer(tokenizer):
         truncation_side=tokenizer.truncation_side,
         **tokenizer.special_tokens_map,
     )
+
+
+def text_normalizer():
+    """``TEXT_RULES`` as a `tokenizers` normalizer: `clean_text` inside the tokenizer."""
+    from tokenizers import Regex, normalizers
+
+    rules = [normalizers.Replace(Regex(pattern), replacement) for pattern, replacement in TEXT_RULES]
+    return normalizers.Sequence([*rules, normalizers.Strip()])
 
 
 def has_normalizer(tokenizer) -> bool:
