@@ -71,3 +71,22 @@ def test_coverage_curve():
     coverage, accuracy = coverage_curve(np.array([0.9, 0.8, 0.7]), np.array([True, False, True]))
     assert coverage.tolist() == pytest.approx([1 / 3, 2 / 3, 1.0])
     assert accuracy.tolist() == pytest.approx([1.0, 0.5, 2 / 3])
+
+
+def test_triage_labels_are_never_auto_routed():
+    from custom_trainer.calibration import auto_routed, fit_routing
+
+    confidence = np.array([0.99, 0.99, 0.2, 0.99])
+    predicted = np.array([0, 3, 0, 1])
+    assert auto_routed(confidence, predicted, 0.5).tolist() == [True, True, False, True]
+    assert auto_routed(confidence, predicted, 0.5, triage_ids=[3]).tolist() == [True, False, False, True]
+    assert auto_routed(confidence, predicted, None, triage_ids=[0]).tolist() == [False, True, False, True]
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, 400)
+    logits = rng.normal(size=(400, 4)) + 4 * np.eye(4)[labels]
+    logits[:50] = 8 * np.eye(4)[3]  # sure predictions of the bucket (label 3)
+    routing = fit_routing(logits, labels, logits, labels, 0.03, triage_ids=[3])
+    predicted_bucket = softmax(logits / routing["temperature"]).argmax(-1) == 3
+    assert routing["triage_labels"] == [3]
+    assert routing["test"]["auto_routed"] <= int((~predicted_bucket).sum())

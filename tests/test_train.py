@@ -150,3 +150,49 @@ def test_data_fingerprint_changes_with_the_data(tmp_path):
     first, again = data_fingerprint(load_tickets(tmp_path / "one.csv")), data_fingerprint(load_tickets(tmp_path / "one.csv"))
     assert first == again
     assert data_fingerprint(load_tickets(tmp_path / "two.csv")) != first
+
+
+def test_an_untouched_long_tailed_export_trains_without_edits(tiny_bert, tmp_path, seed_dataset, capsys):
+    """A ServiceNow-like export: semicolons, its own column names, a long tail of queues, holes, copies, artefacts."""
+    from train import main
+
+    frame = seed_dataset["train"].to_pandas()
+    frame["queue"] = [seed_dataset["train"].features["label"].names[i] for i in frame["label"]]
+    queues = sorted(frame["queue"].unique())
+    big, rare = queues[:4], dict(zip(queues[4:9], [3, 3, 2, 2, 2]))  # 12 rare tickets: one merged bucket
+    rows = pd.concat([frame[frame["queue"] == q].head(40) for q in big]
+                     + [frame[frame["queue"] == q].head(n) for q, n in rare.items()])
+    export = pd.DataFrame({"Number": range(len(rows)), "Short description": rows["subject"].to_numpy(),
+                           "Description": rows["description"].to_numpy(), "Assignment group": rows["queue"].to_numpy()})
+    export.loc[0, "Description"] = "Line one_x000D_\n<p>line&nbsp;two</p>\u200b ------"
+    export = pd.concat([export, export.head(8)], ignore_index=True)  # 8 copies
+    export.loc[len(export)] = [9001, "", "", big[0]]  # no text
+    export.loc[len(export)] = [9002, "printer jam again", "tray 2", ""]  # no label
+    path = tmp_path / "servicenow export.csv"
+    export.to_csv(path, index=False, sep=";")
+
+    flags = tiny_run_flags(tiny_bert, tmp_path / "run", "unused")
+    flags[flags.index("--dataset"):flags.index("--dataset") + 6] = []  # no synthetic corpus options
+    flags += ["--train_file", str(path), "--text_columns", "Short description", "Description",
+              "--label_column", "Assignment group", "--num_train_epochs", "3"]
+    metrics = main(*parse_args(flags)[:3])
+    printed = capsys.readouterr().out
+
+    bucket = "Other (rare queues)"
+    report = json.loads((tmp_path / "run" / "reports" / "data_report.json").read_text())
+    part = report["files"]["train"]
+    assert part["rows_read"] == len(export)
+    assert part["kept"] + part["skipped_total"] + sum(part["removed"].values()) == part["rows_read"]
+    assert part["skipped"]["no_text"]["count"] == 1 and part["skipped"]["no_label"]["count"] == 1
+    assert report["labels"]["merged"] == dict(sorted(rare.items())) and report["labels"]["merged_into"] == bucket
+    assert report["duplicates"]["rows_repeating_an_earlier_text"] >= 8
+    assert 0 <= report["token_lengths"]["share_truncated"] <= 1 and report["token_lengths"]["p50"] > 0
+    assert f"merged into '{bucket}' (never auto-routed)" in printed and "1 no text (lines" in printed
+
+    config = json.loads((tmp_path / "run" / "model" / "config.json").read_text())
+    assert config["triage_labels"] == [bucket]
+    assert bucket in config["id2label"].values() and metrics["data"]["triage_labels"] == [bucket]
+    card = (tmp_path / "run" / "model" / "README.md").read_text()
+    assert "## Rare queues" in card and all(f"{q} ({n})" in card for q, n in rare.items())
+    predictions = pd.read_csv(tmp_path / "run" / "reports" / "predictions.csv")
+    assert (predictions.loc[predictions["predicted"] == bucket, "route"] == "triage").all()
