@@ -57,13 +57,14 @@ def load_data(data_args: DataArguments, seed: int) -> tuple[datasets.DatasetDict
 
 
 def token_length_profile(raw: datasets.DatasetDict, tokenizer, max_length: int, sample: int = 20_000, seed: int = 0) -> dict:
-    """Untruncated tokens per training ticket (a seeded sample of at most ``sample``): percentiles and the share
-    that ``max_length`` cuts."""
+    """Tokens per training ticket before truncation (a seeded sample of at most ``sample``; fields longer than
+    any ticket needs are cut first, see `encode_tickets`): percentiles and the share that ``max_length`` cuts."""
     train = raw["train"]
     rows = np.random.default_rng(seed).permutation(len(train))[:sample] if len(train) > sample else np.arange(len(train))
     subset = train.select(rows)
-    lengths = np.array([len(ids) for ids in encode_tickets(tokenizer, subset["subject"], subset["description"],
-                                                            max_length=1_000_000)["input_ids"]])
+    encoded = encode_tickets(tokenizer, subset["subject"], subset["description"], max_length=max_length,
+                             truncation=False)
+    lengths = np.array([len(ids) for ids in encoded["input_ids"]])
     p50, p90, p99 = (int(np.percentile(lengths, q)) for q in (50, 90, 99))
     return {"p50": p50, "p90": p90, "p99": p99, "max": int(lengths.max()), "max_length": max_length,
             "share_truncated": float((lengths > max_length).mean()), "tickets_measured": int(len(lengths))}

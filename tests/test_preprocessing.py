@@ -127,3 +127,18 @@ def test_tokenizer_rules_equal_python_rules_and_are_idempotent(text):
 def test_training_and_exported_tokenizer_see_the_same_ids(tokenizer, text):
     wrapped = ticket_tokenizer(tokenizer)  # the fixture is only read, never changed
     assert wrapped(text)["input_ids"] == wrapped(clean_text(text))["input_ids"]
+
+
+def test_long_fields_are_bounded_without_changing_the_encoding(tokenizer):
+    from ticket_data.tokenization import CHARS_PER_TOKEN, bound_text
+
+    assert bound_text("short text", 100) == "short text"
+    assert bound_text("aaaa bbbb cccc", 11) == "aaaa bbbb"  # at the last space
+    assert bound_text("x" * 50, 10) == "x" * 10  # no space: a hard cut
+    wrapped = ticket_tokenizer(tokenizer)
+    long_subject = " ".join(["vpn failed"] * 500)  # 5,499 characters, 5x the cap at max_length 32
+    long_description = " ".join(["mail from a@b.com"] * 500)
+    assert len(long_subject) > CHARS_PER_TOKEN * 32
+    encoded = encode_tickets(wrapped, [long_subject, "vpn"], [long_description, "failed"], max_length=32)
+    unbounded = wrapped([long_subject, "vpn"], [long_description, "failed"], truncation=True, max_length=32)
+    assert encoded["input_ids"] == unbounded["input_ids"]
