@@ -20,11 +20,13 @@ import transformers
 from transformers import AutoTokenizer, DataCollatorWithPadding, EarlyStoppingCallback, set_seed
 
 from custom_trainer import TicketClassifier, class_weights
+from custom_trainer.baseline import ADVICE, baseline_metrics, compare_to_baseline
 from custom_trainer.arguments import DataArguments, ModelArguments, TicketTrainingArguments, parse_args
 from custom_trainer.calibration import fit_routing
 from custom_trainer.encoders import resolve_encoder
 from custom_trainer.export import export_model
 from custom_trainer.metrics import make_compute_metrics
+from custom_trainer.probe import linear_probe
 from custom_trainer.reports import strip_prefix, write_reports
 from custom_trainer.trainer import EvaluationClock, FocalLossTrainer, epoch_history
 from ticket_data import build_dataset, ticket_tokenizer, tokenize_dataset
@@ -107,11 +109,13 @@ def resume_checkpoint(args: TicketTrainingArguments) -> str | None:
 
 
 def model_card(data_source: str, model_args: ModelArguments, args: TicketTrainingArguments, metrics: dict) -> str:
-    test, validation = metrics["test"], metrics["validation"]
+    test, validation, baseline = metrics["test"], metrics["validation"], metrics["baseline"]
     per_class = "\n".join(
         f"| {key[3:]} | {value:.4f} |" for key, value in test.items() if key.startswith("f1_")
     )
     merged, triage = metrics["data"].get("labels_merged"), metrics["data"].get("triage_labels")
+    below = compare_to_baseline(metrics, baseline)
+    below_note = f" **The model is below it: {'; '.join(below)}.**" if below else ""
     rare_section = ""
     if merged:
         rare_section = (
@@ -126,10 +130,10 @@ pipeline_tag: text-classification
 # Service-desk ticket classifier
 
 Encoder `{model_args.model_name_or_path}` with a classification head on the {POOLING_NAMES[model_args.pooling]} (Dropout,
-Linear -> {model_args.head_hidden_size}, GELU, Dropout, Linear), trained with class-weighted focal loss
-(gamma {model_args.focal_gamma}) on **{data_source}**.
+Linear -> {model_args.head_hidden_size}, GELU, Dropout, Linear), trained with focal loss
+(gamma {model_args.focal_gamma}, class weights: {model_args.class_weighting if model_args.class_weighted else "none"}) on **{data_source}**.
 
-Recipe: lr {args.learning_rate}, weight decay {args.weight_decay}, batch {args.per_device_train_batch_size}
+Recipe: {f"linear probe of the head on frozen sentence vectors ({args.linear_probe_epochs:g} passes), then " if args.linear_probe_epochs else ""}lr {args.learning_rate}{f" (head {args.head_learning_rate})" if args.head_learning_rate else ""}, weight decay {args.weight_decay}, batch {args.per_device_train_batch_size}
 x {args.gradient_accumulation_steps} accumulation, up to {args.num_train_epochs} epochs,
 {"one-cycle" if args.one_cycle else args.lr_scheduler_type} schedule, gradient clipping {args.max_grad_norm},
 early stopping on validation macro-F1 (patience {args.early_stopping_patience}), seed {args.seed}.
@@ -138,6 +142,10 @@ early stopping on validation macro-F1 (patience {args.early_stopping_patience}),
 | --- | --- | --- | --- |
 | validation | {validation['accuracy']:.4f} | {validation['macro_f1']:.4f} | {validation['weighted_f1']:.4f} |
 | test | {test['accuracy']:.4f} | {test['macro_f1']:.4f} | {test['weighted_f1']:.4f} |
+| validation, baseline | {baseline['validation']['accuracy']:.4f} | {baseline['validation']['macro_f1']:.4f} | {baseline['validation']['weighted_f1']:.4f} |
+| test, baseline | {baseline['test']['accuracy']:.4f} | {baseline['test']['macro_f1']:.4f} | {baseline['test']['weighted_f1']:.4f} |
+
+Baseline: {baseline['name']} (scikit-learn) fitted on the same training split.{below_note}
 
 | label | test F1 |
 | --- | --- |
@@ -184,7 +192,14 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
     with args.main_process_first(desc="tokenizing"):
         tokenized = tokenize_dataset(raw, tokenizer, max_length=data_args.max_length)
 
-    weights = class_weights(raw["train"]["label"], len(label_names)) if model_args.class_weighted else None
+    # The bar the model must clear, fitted on the same training split (seconds on CPU).
+    baseline = baseline_metrics(raw, label_names, seed=args.seed)
+    logger.info("baseline (%s): validation accuracy %.4f, macro-F1 %.4f (%.0f s)", baseline["name"],
+                baseline["validation"]["accuracy"], baseline["validation"]["macro_f1"], baseline["seconds"])
+
+    power = {"inverse": 1.0, "sqrt": 0.5, "none": 0.0}[model_args.class_weighting]
+    weighted = model_args.class_weighted and power > 0
+    weights = class_weights(raw["train"]["label"], len(label_names), power=power) if weighted else None
     model = TicketClassifier.from_encoder(
         encoder_path,
         id2label,
@@ -197,19 +212,27 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
         triage_labels=triage_labels,
     )
 
+    collator = DataCollatorWithPadding(tokenizer)
+    resume_from = resume_checkpoint(args)
+    probe = None
+    if args.linear_probe_epochs > 0 and resume_from is None:  # a resumed run loads its trained head instead
+        probe = linear_probe(model, tokenized["train"], collator, args.linear_probe_epochs,
+                             learning_rate=args.head_learning_rate or 1e-3, class_weights=weights,
+                             gamma=model_args.focal_gamma, seed=args.seed)
+
     trainer = FocalLossTrainer(
         model=model,
         args=args,
         train_dataset=tokenized["train"],
         eval_dataset=tokenized["validation"],
-        data_collator=DataCollatorWithPadding(tokenizer),
+        data_collator=collator,
         processing_class=tokenizer,
         compute_metrics=make_compute_metrics(label_names),
         callbacks=[EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience), clock, *callbacks],
         class_weights=weights,
         focal_gamma=model_args.focal_gamma,
     )
-    trainer.train(resume_from_checkpoint=resume_checkpoint(args))
+    trainer.train(resume_from_checkpoint=resume_from)
 
     # Both evaluations run on every process and are gathered over the whole split by the Trainer.
     validation = strip_prefix(trainer.evaluate(tokenized["validation"]), "eval")
@@ -226,6 +249,8 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
         "validation": validation,
         "test": strip_prefix(test_output.metrics, "test"),
         "routing": routing,
+        "baseline": baseline,
+        "linear_probe": probe,
         "data": {"source": source, "fingerprint": data_fingerprint(raw), "sizes": {k: len(v) for k, v in raw.items()},
                  "labels_merged": data_report.get("labels", {}).get("merged", {}), "triage_labels": triage_labels},
         "train_runtime_s": round(time.time() - started, 1),
@@ -245,14 +270,20 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
                         for split in ("validation", "test")},
         }
         export_model(trainer.model, tokenizer, output_dir / "model", manifest, model_card(source, model_args, args, metrics))
+        below = compare_to_baseline(metrics, baseline)
         print(
             f"\nvalidation macro-F1 {validation['macro_f1']:.4f} | test macro-F1 {metrics['test']['macro_f1']:.4f} "
             f"accuracy {metrics['test']['accuracy']:.4f} | {time.time() - started:.0f}s\n"
+            f"baseline ({baseline['name']}): validation macro-F1 {baseline['validation']['macro_f1']:.4f} | test "
+            f"macro-F1 {baseline['test']['macro_f1']:.4f} accuracy {baseline['test']['accuracy']:.4f}\n"
             f"routing: threshold {routing['threshold']:.3f} (max misrouting {routing['max_misrouting']:.0%} on "
             f"validation); test coverage {routing['test']['coverage']:.1%}, misrouted {routing['test']['misrouting']:.2%}, "
             f"ECE {routing['test']['ece_before']:.3f} -> {routing['test']['ece_after']:.3f}\n"
             f"model:   {output_dir / 'model'}\nreports: {output_dir / 'reports'}"
         )
+        if below:
+            logger.warning("BELOW THE BASELINE: %s. %s", "; ".join(below), ADVICE)
+            print(f"\nWARNING: BELOW THE BASELINE: {'; '.join(below)}.\n{ADVICE}", file=sys.stderr)
     return metrics
 
 

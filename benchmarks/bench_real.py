@@ -57,7 +57,7 @@ def main(argv=None) -> dict:
     data_args, model_args, training_args, _ = parse_args(["--config", known.config, *overrides])
     if data_args.train_file is None or not Path(data_args.train_file).is_file():
         sys.exit(f"bench_real: benchmark data not found ({data_args.train_file}); see ../shared/data/it_service_tickets")
-    data = load_data(data_args, training_args.seed)
+    data, _ = load_data(data_args, training_args.seed)
     names = data["train"].features["label"].names
     print(f"data: train {len(data['train'])}, validation {len(data['validation'])}, test {len(data['test'])}; {names}")
 

@@ -15,6 +15,7 @@ from transformers import HfArgumentParser, TrainingArguments
 
 from ticket_data.loading import DEFAULT_RARE_LABEL_NAME, DataPolicy
 
+from .losses import CLASS_WEIGHTINGS
 from .modeling import POOLINGS
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "cpu.yaml"
@@ -108,8 +109,12 @@ class ModelArguments:
     head_hidden_size: int = field(default=256, metadata={"help": "Width of the classification head's hidden layer."})
     classifier_dropout: float = field(default=0.3, metadata={"help": "Dropout before both head layers."})
     focal_gamma: float = field(default=2.0, metadata={"help": "Focal-loss focusing parameter (0 = cross-entropy)."})
-    class_weighted: bool = field(
-        default=True, metadata={"help": "Weight the loss by inverse class frequency (normalised to sum to #classes)."}
+    class_weighted: bool = field(default=True, metadata={"help": "Weight the loss by class (see class_weighting)."})
+    # On long-tailed exports inverse frequency gives a 10-ticket queue 400 times the weight of a 4,000-ticket one:
+    # the model over-predicts the tail and accuracy collapses. The square root bounds that to 20 times.
+    class_weighting: str = field(
+        default="sqrt",
+        metadata={"help": "Class weights: 'sqrt' (square root of inverse frequency), 'inverse' (the seed's) or 'none'."},
     )
 
     max_misrouting: float = field(
@@ -122,6 +127,8 @@ class ModelArguments:
             raise ValueError(f"max_misrouting must be a fraction in (0, 1), got {self.max_misrouting}")
         if self.focal_gamma < 0:
             raise ValueError(f"focal_gamma must be >= 0, got {self.focal_gamma}")
+        if self.class_weighting not in CLASS_WEIGHTINGS:
+            raise ValueError(f"class_weighting must be one of {CLASS_WEIGHTINGS}, got {self.class_weighting!r}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if not 0 <= self.classifier_dropout < 1:
@@ -144,6 +151,14 @@ class TicketTrainingArguments(TrainingArguments):
         default=True, metadata={"help": "The seed's OneCycleLR schedule; false uses lr_scheduler_type."}
     )
     one_cycle_pct_start: float = field(default=0.3, metadata={"help": "Share of steps spent warming up (OneCycleLR)."})
+    head_learning_rate: float | None = field(
+        default=None, metadata={"help": "Peak learning rate of the classification head (default: learning_rate)."}
+    )
+    linear_probe_epochs: float = field(
+        default=0.0,
+        metadata={"help": "Before fine-tuning, train the head alone on the frozen encoder's vectors for this many "
+                  "passes over them (linear probe, then fine-tune; 0 = off)."},
+    )
 
     # The seed's recipe.
     learning_rate: float = field(default=2e-5, metadata={"help": "Peak learning rate (AdamW)."})
@@ -178,6 +193,10 @@ class TicketTrainingArguments(TrainingArguments):
                 )
         if not torch.cuda.is_available():
             self.dataloader_pin_memory = False  # pinning needs an accelerator; torch warns on every loader
+        if self.head_learning_rate is not None and not self.head_learning_rate > 0:
+            raise ValueError(f"head_learning_rate must be > 0, got {self.head_learning_rate}")
+        if self.linear_probe_epochs < 0:
+            raise ValueError(f"linear_probe_epochs must be >= 0, got {self.linear_probe_epochs}")
         if not 0 < self.one_cycle_pct_start < 1:
             raise ValueError(f"one_cycle_pct_start must be in (0, 1), got {self.one_cycle_pct_start}")
         super().__post_init__()

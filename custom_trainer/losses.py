@@ -39,13 +39,17 @@ def focal_loss(
     return loss.sum() / num_items_in_batch
 
 
-def class_weights(labels, num_classes: int) -> torch.Tensor:
-    """Inverse class frequency, normalised to sum to ``num_classes`` (so balanced data gives all ones)."""
+CLASS_WEIGHTINGS = ("sqrt", "inverse", "none")
+
+
+def class_weights(labels, num_classes: int, power: float = 1.0) -> torch.Tensor:
+    """Inverse class frequency to the ``power`` (1: inverse, 0.5: its square root), normalised to sum to
+    ``num_classes`` (so balanced data gives all ones)."""
     counts = torch.bincount(torch.as_tensor(list(labels), dtype=torch.long), minlength=num_classes).double()
     if len(counts) > num_classes:
         raise ValueError(f"label id {len(counts) - 1} is out of range for {num_classes} classes")
     missing = torch.nonzero(counts == 0).flatten().tolist()
     if missing:
         raise ValueError(f"class id(s) {missing} never occur in the training labels; class weights are undefined")
-    inverse = 1.0 / counts
+    inverse = counts ** -power
     return (inverse / inverse.sum() * num_classes).float()

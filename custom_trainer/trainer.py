@@ -52,13 +52,38 @@ class FocalLossTrainer(Trainer):
             return None
         return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
 
+    def create_optimizer(self, model=None):
+        """The Trainer's AdamW, with the head's parameters in groups of their own at ``head_learning_rate``.
+
+        A freshly initialised head needs far larger steps than the pretrained encoder: at the encoder's 1e-4 its
+        output layer barely moves in a few hundred steps, and on many labels the model predicts the prior.
+        """
+        optimizer = super().create_optimizer(model)
+        head_lr = getattr(self.args, "head_learning_rate", None)
+        if head_lr is None or getattr(optimizer, "_head_groups", False):
+            return optimizer
+        head = {id(p) for p in self.model.head.parameters()}
+        groups = []
+        for group in optimizer.param_groups:
+            settings = {key: value for key, value in group.items() if key != "params"}
+            for in_head in (False, True):
+                params = [p for p in group["params"] if (id(p) in head) == in_head]
+                if params:
+                    groups.append({**settings, "params": params, **({"lr": head_lr} if in_head else {})})
+        optimizer.param_groups.clear()
+        for group in groups:
+            optimizer.add_param_group(group)
+        optimizer._head_groups = True
+        return optimizer
+
     def create_scheduler(self, num_training_steps: int, optimizer=None):
         # TrainingArguments has no one-cycle schedule; the seed trains with torch's OneCycleLR
         # (cosine warm-up over the first 30% to the peak lr, cosine annealing to lr / 25e4, momentum cycled).
         if getattr(self.args, "one_cycle", False) and self.lr_scheduler is None:
+            optimizer = optimizer if optimizer is not None else self.optimizer
             self.lr_scheduler = torch.optim.lr_scheduler.OneCycleLR(
-                optimizer if optimizer is not None else self.optimizer,
-                max_lr=self.args.learning_rate,
+                optimizer,
+                max_lr=[group["lr"] for group in optimizer.param_groups],  # the head's groups peak higher
                 total_steps=max(num_training_steps, 1),
                 pct_start=self.args.one_cycle_pct_start,
             )

@@ -73,3 +73,12 @@ def test_class_weights_inverse_frequency_sum_to_num_classes():
 def test_class_weights_reject_missing_classes():
     with pytest.raises(ValueError, match=r"class id\(s\) \[1\] never occur"):
         class_weights([0, 0, 2], 3)
+
+
+def test_square_root_class_weights_are_bounded_on_a_long_tail():
+    labels = [0] * 400 + [1] * 40 + [2] * 4
+    inverse, sqrt = class_weights(labels, 3), class_weights(labels, 3, power=0.5)
+    assert float(inverse.max() / inverse.min()) == pytest.approx(100.0)
+    assert float(sqrt.max() / sqrt.min()) == pytest.approx(10.0)
+    assert float(sqrt.sum()) == pytest.approx(3.0)
+    assert class_weights(labels, 3, power=0.0).tolist() == pytest.approx([1.0, 1.0, 1.0])

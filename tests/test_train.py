@@ -196,3 +196,28 @@ def test_an_untouched_long_tailed_export_trains_without_edits(tiny_bert, tmp_pat
     assert "## Rare queues" in card and all(f"{q} ({n})" in card for q, n in rare.items())
     predictions = pd.read_csv(tmp_path / "run" / "reports" / "predictions.csv")
     assert (predictions.loc[predictions["predicted"] == bucket, "route"] == "triage").all()
+
+
+def test_baseline_beside_the_model_in_metrics_and_card(tiny_run):
+    output_dir, metrics = tiny_run
+    saved = json.loads((output_dir / "reports" / "metrics.json").read_text())
+    baseline = saved["baseline"]
+    assert baseline["name"].startswith("TF-IDF")
+    for split in ("validation", "test"):
+        assert 0 <= baseline[split]["macro_f1"] <= 1 and 0 <= baseline[split]["accuracy"] <= 1
+    card = (output_dir / "model" / "README.md").read_text()
+    assert f"| test, baseline | {baseline['test']['accuracy']:.4f} | {baseline['test']['macro_f1']:.4f} |" in card
+
+
+def test_a_model_below_the_baseline_says_so_loudly(tiny_bert, tmp_path, dataset_cache, capsys):
+    from train import main
+
+    flags = tiny_run_flags(tiny_bert, tmp_path / "weak", dataset_cache) + ["--num_train_epochs", "1",
+                                                                           "--learning_rate", "1e-5"]
+    metrics = main(*parse_args(flags)[:3])
+    captured = capsys.readouterr()
+    assert metrics["validation"]["accuracy"] < metrics["baseline"]["validation"]["accuracy"]  # one tiny epoch
+    assert "baseline (TF-IDF 1-2 grams + logistic regression): validation macro-F1" in captured.out
+    assert "WARNING: BELOW THE BASELINE: validation accuracy" in captured.err
+    assert "What to try" in captured.err
+    assert "**The model is below it:" in (tmp_path / "weak" / "model" / "README.md").read_text()

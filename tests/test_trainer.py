@@ -102,3 +102,25 @@ def test_non_finite_loss_stops_training_naming_step_and_batch(tiny_bert, tmp_pat
                                data_collator=DataCollatorWithPadding(tokenizer))
     with pytest.raises(NonFiniteLossError, match=r"non-finite training loss \(nan\) at step 1, .*batch labels \["):
         trainer.train()
+
+
+def test_head_gets_its_own_learning_rate_and_one_cycle_peak(tiny_bert, tmp_path):
+    model = TicketClassifier.from_encoder(str(tiny_bert), LABELS)
+    tokenizer = ticket_tokenizer(AutoTokenizer.from_pretrained(tiny_bert))
+    args = TicketTrainingArguments(output_dir=str(tmp_path), learning_rate=1e-4, head_learning_rate=3e-3, max_steps=2,
+                                   eval_strategy="no", save_strategy="no", load_best_model_at_end=False,
+                                   use_cpu=True, disable_tqdm=True)
+    trainer = FocalLossTrainer(model=model, args=args, train_dataset=tiny_dataset(tokenizer, 16),
+                               data_collator=DataCollatorWithPadding(tokenizer))
+    trainer.create_optimizer_and_scheduler(num_training_steps=10)
+    head = {id(p) for p in model.head.parameters()}
+    peaks = {}
+    for group in trainer.optimizer.param_groups:
+        peak = group["max_lr"]  # OneCycleLR keeps each group's peak here
+        kinds = {id(p) in head for p in group["params"]}
+        assert len(kinds) == 1  # a group is all head or all encoder
+        peaks.setdefault(kinds.pop(), set()).add(peak)
+    assert peaks == {True: {3e-3}, False: {1e-4}}
+    assert sum(len(g["params"]) for g in trainer.optimizer.param_groups) == len(list(model.parameters()))
+    with pytest.raises(ValueError, match="head_learning_rate must be > 0, got -1"):
+        TicketTrainingArguments(output_dir=str(tmp_path), head_learning_rate=-1)
