@@ -25,8 +25,9 @@ from custom_trainer.arguments import DataArguments, ModelArguments, TicketTraini
 from custom_trainer.calibration import fit_routing
 from custom_trainer.encoders import resolve_encoder
 from custom_trainer.export import export_model
-from custom_trainer.metrics import make_compute_metrics
+from custom_trainer.metrics import classification_metrics, make_compute_metrics
 from custom_trainer.probe import linear_probe
+from custom_trainer.wide import fit_wide, fit_wide_scale, wide_logits
 from custom_trainer.reports import strip_prefix, write_reports
 from custom_trainer.trainer import EvaluationClock, FocalLossTrainer, epoch_history
 from ticket_data import build_dataset, ticket_tokenizer, tokenize_dataset
@@ -81,6 +82,10 @@ def data_fingerprint(raw: datasets.DatasetDict) -> str:
         for row in raw[split]:
             digest.update(json.dumps([row["subject"], row["description"], row["label"]]).encode())
     return digest.hexdigest()
+
+
+def pick(metrics: dict, keys=("accuracy", "macro_f1", "weighted_f1")) -> dict:
+    return {key: metrics[key] for key in keys}
 
 
 def last_complete_checkpoint(output_dir: str | Path) -> str | None:
@@ -210,6 +215,7 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
         max_input_length=data_args.max_length,
         pooling=model_args.pooling,
         triage_labels=triage_labels,
+        wide_buckets=model_args.wide_buckets,
     )
 
     collator = DataCollatorWithPadding(tokenizer)
@@ -238,17 +244,33 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
     validation = strip_prefix(trainer.evaluate(tokenized["validation"]), "eval")
     validation_output = trainer.predict(tokenized["validation"], metric_key_prefix="validation")
     test_output = trainer.predict(tokenized["test"], metric_key_prefix="test")
+    val_logits, test_logits = validation_output.predictions, test_output.predictions
+    test_metrics = strip_prefix(test_output.metrics, "test")
+
+    wide = None
+    if model_args.wide_buckets:
+        # The wide part (custom_trainer/wide.py): fitted on train, weighed against the head on validation.
+        wide = fit_wide(trainer.model, tokenized["train"]["input_ids"], tokenized["train"]["labels"], args.seed)
+        val_wide = wide_logits(trainer.model, tokenized["validation"]["input_ids"])
+        test_wide = wide_logits(trainer.model, tokenized["test"]["input_ids"])
+        wide["scale"] = fit_wide_scale(val_logits, val_wide, validation_output.label_ids)
+        wide["head_only"] = {"validation": pick(validation), "test": pick(test_metrics)}
+        trainer.model.config.wide_scale = wide["scale"]
+        val_logits, test_logits = val_logits + wide["scale"] * val_wide, test_logits + wide["scale"] * test_wide
+        validation.update(classification_metrics(validation_output.label_ids, val_logits.argmax(-1), label_names))
+        test_metrics.update(classification_metrics(test_output.label_ids, test_logits.argmax(-1), label_names))
 
     # Calibrated confidence and the auto-route threshold, fitted on validation, travel in the exported config.
-    routing = fit_routing(validation_output.predictions, validation_output.label_ids, test_output.predictions,
+    routing = fit_routing(val_logits, validation_output.label_ids, test_logits,
                           test_output.label_ids, model_args.max_misrouting, trainer.model.config.triage_ids)
     trainer.model.config.calibration_temperature = routing["temperature"]
     trainer.model.config.auto_route_threshold = routing["threshold"]
-    test_logits = test_output.predictions / routing["temperature"]
+    test_logits = test_logits / routing["temperature"]
     metrics = {
         "validation": validation,
-        "test": strip_prefix(test_output.metrics, "test"),
+        "test": test_metrics,
         "routing": routing,
+        "wide": wide,
         "baseline": baseline,
         "linear_probe": probe,
         "data": {"source": source, "fingerprint": data_fingerprint(raw), "sizes": {k: len(v) for k, v in raw.items()},

@@ -85,8 +85,12 @@ def main(argv=None) -> dict:
     if any(name in REAL_DATASETS for name in args.datasets) and not (REAL / "train.csv").is_file():
         sys.exit(f"bench_recipes: real benchmark data not found in {REAL}")
 
+    import logging
+
     from custom_trainer.arguments import parse_args
     from train import main as train_main
+
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
 
     results = {}
     for name in args.datasets:

@@ -117,6 +117,12 @@ class ModelArguments:
         metadata={"help": "Class weights: 'sqrt' (square root of inverse frequency), 'inverse' (the seed's) or 'none'."},
     )
 
+    wide_buckets: int = field(
+        default=0,
+        metadata={"help": "Hash buckets for token bigrams of the wide part (a logistic regression over token uni- and "
+                  "bigrams inside the model, fitted after fine-tuning); 0 = no wide part."},
+    )
+
     max_misrouting: float = field(
         default=0.03,
         metadata={"help": "Target share of misrouted tickets among auto-routed ones; sets the stored threshold."},
@@ -127,6 +133,8 @@ class ModelArguments:
             raise ValueError(f"max_misrouting must be a fraction in (0, 1), got {self.max_misrouting}")
         if self.focal_gamma < 0:
             raise ValueError(f"focal_gamma must be >= 0, got {self.focal_gamma}")
+        if self.wide_buckets < 0:
+            raise ValueError(f"wide_buckets must be >= 0, got {self.wide_buckets}")
         if self.class_weighting not in CLASS_WEIGHTINGS:
             raise ValueError(f"class_weighting must be one of {CLASS_WEIGHTINGS}, got {self.class_weighting!r}")
         if self.pooling not in POOLINGS:
@@ -151,11 +159,13 @@ class TicketTrainingArguments(TrainingArguments):
         default=True, metadata={"help": "The seed's OneCycleLR schedule; false uses lr_scheduler_type."}
     )
     one_cycle_pct_start: float = field(default=0.3, metadata={"help": "Share of steps spent warming up (OneCycleLR)."})
+    # The recipe for real, long-tailed tickets (benchmarks/RESULTS.md, "Recipe"): the head is first fitted on the
+    # frozen encoder's vectors, then trained on with larger steps than the encoder. configs/t4.yaml turns both off.
     head_learning_rate: float | None = field(
-        default=None, metadata={"help": "Peak learning rate of the classification head (default: learning_rate)."}
+        default=1e-3, metadata={"help": "Peak learning rate of the classification head (none: learning_rate)."}
     )
     linear_probe_epochs: float = field(
-        default=0.0,
+        default=20.0,
         metadata={"help": "Before fine-tuning, train the head alone on the frozen encoder's vectors for this many "
                   "passes over them (linear probe, then fine-tune; 0 = off)."},
     )

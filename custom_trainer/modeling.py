@@ -21,6 +21,20 @@ from .losses import focal_loss
 POOLINGS = ("cls", "mean")
 
 
+# The wide part's bigram hash: bucket = vocab_size + (first * BIGRAM_PRIME + second) mod wide_buckets. In int64,
+# exact in torch, NumPy and ONNX alike (token ids stay far below 2**63 / BIGRAM_PRIME).
+BIGRAM_PRIME = 1_000_003
+
+
+def wide_features(input_ids: torch.Tensor, attention_mask: torch.Tensor, vocab_size: int, buckets: int):
+    """Feature index and weight (1 where the token, or both tokens of a bigram, are real) of every token unigram
+    (its id) and adjacent-token bigram (hashed into ``buckets`` after the vocabulary)."""
+    ids = input_ids.long()
+    mask = attention_mask.to(torch.float32)
+    bigrams = vocab_size + torch.remainder(ids[:, :-1] * BIGRAM_PRIME + ids[:, 1:], buckets)
+    return torch.cat([ids, bigrams], dim=1), torch.cat([mask, mask[:, :-1] * mask[:, 1:]], dim=1)
+
+
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None, pooling: str) -> torch.Tensor:
     if pooling == "cls":
         return hidden[:, 0]
@@ -45,6 +59,8 @@ class TicketClassifierConfig(PretrainedConfig):
         max_input_length: int = 128,
         pooling: str = "cls",
         triage_labels: list[str] | None = None,
+        wide_buckets: int = 0,
+        wide_scale: float = 0.0,
         **kwargs,
     ):
         if isinstance(encoder_config, PretrainedConfig):
@@ -60,6 +76,10 @@ class TicketClassifierConfig(PretrainedConfig):
         self.pooling = pooling
         # Labels never auto-routed whatever the confidence (the merged bucket of rare queues is not a real queue).
         self.triage_labels = list(triage_labels or [])
+        # The wide part: a linear model over token uni- and bigrams (TF-IDF weighted) whose logits, times
+        # wide_scale, add to the head's. 0 buckets: no wide part; wide_scale 0: present but not used (training).
+        self.wide_buckets = wide_buckets
+        self.wide_scale = wide_scale
         super().__init__(**kwargs)
         self._validate()
 
@@ -82,6 +102,10 @@ class TicketClassifierConfig(PretrainedConfig):
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.auto_route_threshold is not None and not 0.0 <= self.auto_route_threshold <= 1.0:
             raise ValueError(f"auto_route_threshold must be in [0, 1], got {self.auto_route_threshold!r}")
+        if not (isinstance(self.wide_buckets, int) and self.wide_buckets >= 0):
+            raise ValueError(f"wide_buckets must be an integer >= 0, got {self.wide_buckets!r}")
+        if self.wide_scale < 0 or (self.wide_scale and not self.wide_buckets):
+            raise ValueError(f"wide_scale must be >= 0 and needs wide_buckets > 0, got {self.wide_scale!r}")
         unknown = sorted(set(self.triage_labels) - set(self.id2label.values()))
         if unknown:
             raise ValueError(f"triage_labels {unknown} are not among the labels {list(self.id2label.values())}")
@@ -119,6 +143,14 @@ class TicketClassifier(PreTrainedModel):
             nn.Dropout(config.classifier_dropout),
             nn.Linear(config.head_hidden_size, config.num_labels),
         )
+        self.wide = None
+        if config.wide_buckets:
+            features = encoder_config.vocab_size + config.wide_buckets
+            # Fitted by logistic regression after fine-tuning (custom_trainer/wide.py), never by the optimizer.
+            self.wide = nn.Embedding(features, config.num_labels)
+            self.wide.weight.requires_grad_(False)
+            self.wide_bias = nn.Parameter(torch.zeros(config.num_labels), requires_grad=False)
+            self.register_buffer("wide_idf", torch.ones(features))
         # Decorated forwards hide their arguments from __code__; the signature keeps them.
         self._encoder_takes_token_types = "token_type_ids" in inspect.signature(self.encoder.forward).parameters
         self._init_std = getattr(encoder_config, "initializer_range", 0.02)
@@ -150,6 +182,14 @@ class TicketClassifier(PreTrainedModel):
         model.encoder.load_state_dict(encoder.state_dict())
         return model
 
+    def wide_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The wide part alone: sum over features of idf x weight, over the L2-norm of the idf values."""
+        index, present = wide_features(input_ids, attention_mask, self.config.encoder_config["vocab_size"],
+                                       self.config.wide_buckets)
+        idf = self.wide_idf[index] * present
+        norm = idf.pow(2).sum(dim=1, keepdim=True).clamp(min=1e-12).sqrt()
+        return (idf.unsqueeze(-1) * self.wide(index)).sum(dim=1) / norm + self.wide_bias
+
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -163,7 +203,12 @@ class TicketClassifier(PreTrainedModel):
             encoder_inputs["token_type_ids"] = token_type_ids
         hidden = self.encoder(**encoder_inputs).last_hidden_state
         pooled = pool(hidden, attention_mask, self.config.pooling)
-        logits = self.head(pooled) / self.config.calibration_temperature
+        logits = self.head(pooled)
+        if self.wide is not None and self.config.wide_scale:
+            if attention_mask is None:
+                attention_mask = torch.ones_like(input_ids)
+            logits = logits + self.config.wide_scale * self.wide_logits(input_ids, attention_mask)
+        logits = logits / self.config.calibration_temperature
         loss = None
         if labels is not None:
             alpha = None if self.config.class_weights is None else torch.tensor(self.config.class_weights)

@@ -221,3 +221,26 @@ def test_a_model_below_the_baseline_says_so_loudly(tiny_bert, tmp_path, dataset_
     assert "WARNING: BELOW THE BASELINE: validation accuracy" in captured.err
     assert "What to try" in captured.err
     assert "**The model is below it:" in (tmp_path / "weak" / "model" / "README.md").read_text()
+
+
+def test_the_wide_part_travels_with_the_export(tiny_bert, tmp_path, dataset_cache):
+    """With --wide_buckets the exported model computes head + wide_scale x wide logits by itself (pipeline)."""
+    from train import main
+
+    flags = tiny_run_flags(tiny_bert, tmp_path / "wide", dataset_cache) + ["--wide_buckets", "4096"]
+    metrics = main(*parse_args(flags)[:3])
+    config = json.loads((tmp_path / "wide" / "model" / "config.json").read_text())
+    assert config["wide_buckets"] == 4096 and config["wide_scale"] == pytest.approx(metrics["wide"]["scale"])
+    assert metrics["wide"]["scale"] > 0  # templated tickets: the n-gram model helps on validation
+    assert set(metrics["wide"]["head_only"]) == {"validation", "test"}
+    predictions_csv = tmp_path / "wide" / "reports" / "predictions.csv"
+    result = subprocess.run(
+        [sys.executable, "-c", PIPELINE_CHECK, str(tmp_path / "wide" / "model"), "import", str(predictions_csv)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    expected = pd.read_csv(predictions_csv)
+    assert out["labels"] == expected["predicted"].tolist()
+    assert out["scores"] == pytest.approx(expected["score"].tolist(), abs=1e-4)
