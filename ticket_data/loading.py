@@ -49,18 +49,9 @@ class DataPolicy:
             raise ValueError(f"rare_label_name must be a non-empty label, got {self.rare_label_name!r}")
 
 
-def load_tickets(
-    train: str | Path,
-    test: str | Path | None = None,
-    text_columns: Sequence[str] = ("subject", "description"),
-    label_column: str = "category",
-    validation_size: float = 0.1,
-    test_size: float = 0.1,
-    seed: int = 42,
-    policy: DataPolicy | None = None,
-) -> datasets.DatasetDict:
-    """Labelled tickets as train/validation/test; see `load_tickets_with_report`."""
-    return load_tickets_with_report(train, test, text_columns, label_column, validation_size, test_size, seed, policy)[0]
+def load_tickets(*args, **kwargs) -> datasets.DatasetDict:
+    """Labelled tickets as train/validation/test: `load_tickets_with_report` without the report."""
+    return load_tickets_with_report(*args, **kwargs)[0]
 
 
 def load_tickets_with_report(
