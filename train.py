@@ -20,16 +20,17 @@ import transformers
 from transformers import AutoTokenizer, DataCollatorWithPadding, EarlyStoppingCallback, set_seed
 
 from custom_trainer import TicketClassifier, class_weights
-from custom_trainer.baseline import ADVICE, baseline_metrics, compare_to_baseline
 from custom_trainer.arguments import DataArguments, ModelArguments, TicketTrainingArguments, parse_args
-from custom_trainer.calibration import fit_routing
+from custom_trainer.baseline import ADVICE, baseline_metrics, compare_to_baseline
+from custom_trainer.calibration import auto_routed, fit_routing, softmax
 from custom_trainer.encoders import resolve_encoder
+from custom_trainer.evaluation import bootstrap_intervals
 from custom_trainer.export import export_model
 from custom_trainer.metrics import classification_metrics, make_compute_metrics
 from custom_trainer.probe import linear_probe
-from custom_trainer.wide import fit_wide, fit_wide_scale, wide_logits
 from custom_trainer.reports import strip_prefix, write_reports
 from custom_trainer.trainer import EvaluationClock, FocalLossTrainer, epoch_history
+from custom_trainer.wide import fit_wide, fit_wide_scale, wide_logits
 from ticket_data import build_dataset, ticket_tokenizer, tokenize_dataset
 from ticket_data.loading import load_tickets_with_report, summarize_report
 from ticket_data.tokenization import encode_tickets
@@ -84,6 +85,10 @@ def data_fingerprint(raw: datasets.DatasetDict) -> str:
     return digest.hexdigest()
 
 
+def fmt_interval(bounds) -> str:
+    return f"[{bounds[0]:.4f}, {bounds[1]:.4f}]"
+
+
 def pick(metrics: dict, keys=("accuracy", "macro_f1", "weighted_f1")) -> dict:
     return {key: metrics[key] for key in keys}
 
@@ -115,6 +120,7 @@ def resume_checkpoint(args: TicketTrainingArguments) -> str | None:
 
 def model_card(data_source: str, model_args: ModelArguments, args: TicketTrainingArguments, metrics: dict) -> str:
     test, validation, baseline = metrics["test"], metrics["validation"], metrics["baseline"]
+    intervals = metrics["intervals"]["test"]
     per_class = "\n".join(
         f"| {key[3:]} | {value:.4f} |" for key, value in test.items() if key.startswith("f1_")
     )
@@ -149,6 +155,9 @@ early stopping on validation macro-F1 (patience {args.early_stopping_patience}),
 | test | {test['accuracy']:.4f} | {test['macro_f1']:.4f} | {test['weighted_f1']:.4f} |
 | validation, baseline | {baseline['validation']['accuracy']:.4f} | {baseline['validation']['macro_f1']:.4f} | {baseline['validation']['weighted_f1']:.4f} |
 | test, baseline | {baseline['test']['accuracy']:.4f} | {baseline['test']['macro_f1']:.4f} | {baseline['test']['weighted_f1']:.4f} |
+
+Test, 95% intervals ({intervals['n_resamples']} percentile-bootstrap resamples of the test tickets): accuracy
+{fmt_interval(intervals['accuracy'])}, macro-F1 {fmt_interval(intervals['macro_f1'])}.
 
 Baseline: {baseline['name']} (scikit-learn) fitted on the same training split.{below_note}
 
@@ -266,10 +275,16 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
     trainer.model.config.calibration_temperature = routing["temperature"]
     trainer.model.config.auto_route_threshold = routing["threshold"]
     test_logits = test_logits / routing["temperature"]
+    test_probabilities = softmax(test_logits)
+    test_predicted = test_probabilities.argmax(-1)
+    routed = auto_routed(test_probabilities.max(-1), test_predicted, routing["threshold"], trainer.model.config.triage_ids)
+    intervals = bootstrap_intervals(test_output.label_ids, test_predicted, len(label_names), routed,
+                                    n_resamples=args.bootstrap_resamples, seed=args.seed)
     metrics = {
         "validation": validation,
         "test": test_metrics,
         "routing": routing,
+        "intervals": {"test": intervals},  # 95% percentile-bootstrap intervals of the test figures
         "wide": wide,
         "baseline": baseline,
         "linear_probe": probe,
@@ -296,6 +311,9 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
         print(
             f"\nvalidation macro-F1 {validation['macro_f1']:.4f} | test macro-F1 {metrics['test']['macro_f1']:.4f} "
             f"accuracy {metrics['test']['accuracy']:.4f} | {time.time() - started:.0f}s\n"
+            f"test 95% intervals ({intervals['n_resamples']} bootstrap resamples): accuracy "
+            f"{fmt_interval(intervals['accuracy'])}, macro-F1 {fmt_interval(intervals['macro_f1'])}, auto-routed "
+            f"{fmt_interval(intervals['coverage'])}, misrouted among them {fmt_interval(intervals['misrouting'])}\n"
             f"baseline ({baseline['name']}): validation macro-F1 {baseline['validation']['macro_f1']:.4f} | test "
             f"macro-F1 {baseline['test']['macro_f1']:.4f} accuracy {baseline['test']['accuracy']:.4f}\n"
             f"routing: threshold {routing['threshold']:.3f} (max misrouting {routing['max_misrouting']:.0%} on "

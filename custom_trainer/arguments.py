@@ -161,6 +161,9 @@ class TicketTrainingArguments(TrainingArguments):
     one_cycle_pct_start: float = field(default=0.3, metadata={"help": "Share of steps spent warming up (OneCycleLR)."})
     # The recipe for real, long-tailed tickets (benchmarks/RESULTS.md, "Recipe"): the head is first fitted on the
     # frozen encoder's vectors, then trained on with larger steps than the encoder. configs/t4.yaml turns both off.
+    bootstrap_resamples: int = field(
+        default=1000, metadata={"help": "Bootstrap resamples for the 95% intervals of the test figures."}
+    )
     head_learning_rate: float | None = field(
         default=1e-3, metadata={"help": "Peak learning rate of the classification head (none: learning_rate)."}
     )
@@ -205,6 +208,8 @@ class TicketTrainingArguments(TrainingArguments):
             self.dataloader_pin_memory = False  # pinning needs an accelerator; torch warns on every loader
         if self.head_learning_rate is not None and not self.head_learning_rate > 0:
             raise ValueError(f"head_learning_rate must be > 0, got {self.head_learning_rate}")
+        if self.bootstrap_resamples < 10:
+            raise ValueError(f"bootstrap_resamples must be >= 10, got {self.bootstrap_resamples}")
         if self.linear_probe_epochs < 0:
             raise ValueError(f"linear_probe_epochs must be >= 0, got {self.linear_probe_epochs}")
         if not 0 < self.one_cycle_pct_start < 1:

@@ -1,22 +1,19 @@
-"""Metrics from scikit-learn (``evaluate.load`` fetches metric code from the hub and fails offline)."""
+"""Metrics through the project's own `evaluate` modules (custom_trainer/metric_modules, loaded by path, offline;
+the numbers are scikit-learn's)."""
 
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import accuracy_score, classification_report, f1_score
+from sklearn.metrics import classification_report
 
 
 def classification_metrics(labels, predictions, label_names: list[str]) -> dict[str, float]:
-    """accuracy, macro_f1, weighted_f1 and ``f1_<label>`` for every label."""
-    ids = list(range(len(label_names)))
-    per_class = f1_score(labels, predictions, labels=ids, average=None, zero_division=0)
-    metrics = {
-        "accuracy": float(accuracy_score(labels, predictions)),
-        "macro_f1": float(f1_score(labels, predictions, labels=ids, average="macro", zero_division=0)),
-        "weighted_f1": float(f1_score(labels, predictions, labels=ids, average="weighted", zero_division=0)),
-    }
-    metrics.update({f"f1_{name}": float(score) for name, score in zip(label_names, per_class)})
-    return metrics
+    """accuracy, macro_f1, weighted_f1 and ``f1_<label>`` for every label (the ``ticket_classification`` module)."""
+    from .evaluation import load_metric
+
+    return load_metric("ticket_classification").compute(
+        predictions=np.asarray(predictions).tolist(), references=np.asarray(labels).tolist(), label_names=list(label_names)
+    )
 
 
 def make_compute_metrics(label_names: list[str]):

@@ -54,11 +54,17 @@ def test_batch_matches_the_training_predictions(model_dir, tmp_path, tiny_run):
 
 def test_evaluate_prints_report_and_routing(model_dir, tiny_run, capsys):
     predictions = tiny_run[0] / "reports" / "predictions.csv"
-    assert main(["evaluate", "--model", model_dir, "--input", str(predictions), "--label_column", "label"]) == 0
+    assert main(["evaluate", "--model", model_dir, "--input", str(predictions), "--label_column", "label",
+                 "--n_resamples", "100"]) == 0
     out = capsys.readouterr().out
     assert "macro avg" in out and "routing at threshold" in out
-    accuracy = float(out.split("accuracy ")[-1].split()[0])
+    line = next(line for line in out.splitlines() if "evaluate.evaluator" in line)  # the stock pipeline, scored
+    accuracy = float(line.split("accuracy ")[1].split()[0])
     assert accuracy == pytest.approx(tiny_run[1]["test"]["accuracy"], abs=1e-4)
+    low, high = (float(v) for v in line.split("accuracy ")[1].split("[")[1].split("]")[0].split(", "))
+    assert low <= accuracy <= high and "100 bootstrap resamples" in line and "tickets/s" in line
+    macro = float(line.split("macro-F1 ")[1].split()[0])
+    assert macro == pytest.approx(tiny_run[1]["test"]["macro_f1"], abs=1e-4)
 
 
 def test_bad_inputs_are_clear_errors(model_dir, tmp_path, capsys):

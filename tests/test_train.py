@@ -244,3 +244,18 @@ def test_the_wide_part_travels_with_the_export(tiny_bert, tmp_path, dataset_cach
     expected = pd.read_csv(predictions_csv)
     assert out["labels"] == expected["predicted"].tolist()
     assert out["scores"] == pytest.approx(expected["score"].tolist(), abs=1e-4)
+
+
+def test_test_figures_come_with_bootstrap_intervals(tiny_run):
+    output_dir, metrics = tiny_run
+    saved = json.loads((output_dir / "reports" / "metrics.json").read_text())
+    intervals = saved["intervals"]["test"]
+    assert intervals["n_resamples"] == 1000 and intervals["confidence"] == 0.95
+    for key in ("accuracy", "macro_f1"):
+        low, high = intervals[key]
+        assert low <= saved["test"][key] <= high and high - low > 0  # 36 test tickets: a wide interval
+    routing = saved["routing"]["test"]
+    assert intervals["coverage"][0] <= routing["coverage"] <= intervals["coverage"][1]
+    assert intervals["misrouting"][0] <= routing["misrouting"] <= intervals["misrouting"][1]
+    card = (output_dir / "model" / "README.md").read_text()
+    assert f"accuracy\n[{intervals['accuracy'][0]:.4f}, {intervals['accuracy'][1]:.4f}]" in card
