@@ -248,6 +248,7 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
         focal_gamma=model_args.focal_gamma,
     )
     trainer.train(resume_from_checkpoint=resume_from)
+    trainer.use_full_precision()
 
     # Both evaluations run on every process and are gathered over the whole split by the Trainer.
     validation = strip_prefix(trainer.evaluate(tokenized["validation"]), "eval")

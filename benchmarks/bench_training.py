@@ -88,7 +88,15 @@ def run_seed_pipeline(steps: int) -> dict:
             "real_tokens": real_tokens}
 
 
-def run_project_pipeline(steps: int) -> dict:
+# The project's training configurations compared: the default before issue 18 (fp32 everywhere) and today's
+# (cpu_precision auto: bf16 autocast where the CPU multiplies bf16 natively, custom_trainer/precision.py).
+CONFIGURATIONS = {
+    "before": {"cpu_precision": "fp32"},
+    "default": {},
+}
+
+
+def run_project_pipeline(steps: int, configuration: str = "default") -> dict:
     """The project's path: tokenize_dataset + DataCollatorWithPadding + group_by_length, FocalLossTrainer."""
     import tempfile
 
@@ -118,7 +126,7 @@ def run_project_pipeline(steps: int) -> dict:
         args = TicketTrainingArguments(output_dir=output_dir, max_steps=steps, learning_rate=1e-4,
                                        per_device_train_batch_size=32, eval_strategy="no", save_strategy="no",
                                        load_best_model_at_end=False, disable_tqdm=True, logging_steps=1000,
-                                       use_cpu=True)
+                                       use_cpu=True, **CONFIGURATIONS[configuration])
         trainer = FocalLossTrainer(model=model, args=args, train_dataset=train, data_collator=counting_collator,
                                    class_weights=weights, focal_gamma=2.0)
         started = time.perf_counter()
@@ -128,12 +136,14 @@ def run_project_pipeline(steps: int) -> dict:
     trained = batches[:steps]
     counts = {"examples": sum(b[0] for b in trained), "tokens_processed": sum(b[1] for b in trained),
               "real_tokens": sum(b[2] for b in trained), "batches_collated": len(batches)}
-    return {"steps": steps, "seconds": seconds, "tokenize_seconds": tokenize_seconds, **counts}
+    precision = "bf16" if args.bf16 else "fp32"
+    return {"steps": steps, "seconds": seconds, "tokenize_seconds": tokenize_seconds, "precision": precision,
+            "optim": str(args.optim), **counts}
 
 
-def matmul_rate(size: int = 2048, repeats: int = 10) -> float:
-    """Measured float32 matrix-multiply FLOP/s with torch's threads on this machine."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
+def matmul_rate(size: int = 2048, repeats: int = 10, dtype: torch.dtype = torch.float32) -> float:
+    """Measured matrix-multiply FLOP/s in `dtype` with torch's threads on this machine."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
     a @ b
     started = time.perf_counter()
     for _ in range(repeats):
@@ -165,9 +175,16 @@ def time_to_target(target: float = 0.99) -> dict:
 
 
 def child(kind: str, steps: int) -> None:
-    result = run_seed_pipeline(steps) if kind == "seed" else run_project_pipeline(steps)
+    result = run_seed_pipeline(steps) if kind == "seed" else run_project_pipeline(steps, kind)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("RESULT " + json.dumps(result))
+
+
+PIPELINES = {
+    "seed": "(a) seed: tokenise in __getitem__, pad to 256, fp32",
+    "before": "(b) project before issue 18: pre-tokenised, dynamic padding, grouped by length, fp32",
+    "default": "(c) project default: as (b), cpu_precision auto",
+}
 
 
 def main(argv=None) -> dict:
@@ -176,14 +193,19 @@ def main(argv=None) -> dict:
     parser.add_argument("--skip_time_to_target", action="store_true")
     parser.add_argument("--from_metrics", help="read the time to target from a main job's reports/metrics.json "
                         "instead of running the job again")
-    parser.add_argument("--child", choices=["seed", "project"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=list(PIPELINES), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         child(args.child, args.steps)
         return {}
 
-    results = {}
-    for kind in ("seed", "project"):
+    from custom_trainer.precision import NATIVE_BF16_FLAGS, cpu_flags
+
+    flags = sorted(f for f in cpu_flags() if f.startswith(("avx512", "amx")) or f == "avx2")
+    print(f"CPU: {' '.join(flags) or 'flags unknown'}; native bf16 ({'/'.join(NATIVE_BF16_FLAGS)}): "
+          f"{'yes' if set(NATIVE_BF16_FLAGS) & set(flags) else 'no'}")
+    results = {"cpu_flags": flags}
+    for kind in PIPELINES:
         run = subprocess.run([sys.executable, __file__, "--child", kind, "--steps", str(args.steps)],
                              capture_output=True, text=True, cwd=REPO)
         line = [l for l in run.stdout.splitlines() if l.startswith("RESULT ")]
@@ -195,29 +217,39 @@ def main(argv=None) -> dict:
         r["tokens_per_s"] = r["tokens_processed"] / r["seconds"]
         r["real_tokens_per_s"] = r["real_tokens"] / r["seconds"]
 
-    seed, ours = results["seed"], results["project"]
-    print(f"\n{args.steps} optimizer steps of batch 32 each, same encoder and machine "
-          f"(torch threads {torch.get_num_threads()})\n")
-    print("| pipeline | examples/s | tokens/s (incl. padding) | real tokens/s | padding share | peak RSS (MB) |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for name, r in (("(a) seed: tokenise in __getitem__, pad to 256", seed),
-                    ("(b) project: pre-tokenised, dynamic padding, grouped by length", ours)):
-        padding = 1 - r["real_tokens"] / r["tokens_processed"]
-        print(f"| {name} | {r['examples_per_s']:.1f} | {r['tokens_per_s']:.0f} | {r['real_tokens_per_s']:.0f} | "
-              f"{padding:.1%} | {r['peak_rss_mb']:.0f} |")
-    ratio = ours["examples_per_s"] / seed["examples_per_s"]
-    print(f"\nthroughput ratio (b)/(a): {ratio:.1f}x  (target >= 8x); pre-tokenising took {ours['tokenize_seconds']:.1f} s")
-
+    # The floor: FLOPs a training token needs, at the matmul rate this machine measures in the pipeline's precision.
     model, _, _ = _model_and_data()
+    ours = results["default"]
     mean_tokens = ours["real_tokens"] / ours["examples"]
     flops = flops_per_training_token(model, mean_tokens)
-    rate = matmul_rate()
-    floor_tokens_per_s = rate / flops
+    rates = {"fp32": matmul_rate(), "bf16": matmul_rate(dtype=torch.bfloat16)}
+    for r in results.values():
+        if isinstance(r, dict) and "real_tokens" in r:
+            precision = r.get("precision", "fp32")
+            r["floor_tokens_per_s"] = rates[precision] / flops
+            r["floor_share"] = r["real_tokens_per_s"] / r["floor_tokens_per_s"]
+
+    print(f"\n{args.steps} optimizer steps of batch 32 each, same encoder and machine "
+          f"(torch threads {torch.get_num_threads()})\n")
+    print("| pipeline | precision | examples/s | tokens/s (incl. padding) | real tokens/s | padding share | "
+          "share of the floor | peak RSS (MB) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for kind, name in PIPELINES.items():
+        r = results[kind]
+        padding = 1 - r["real_tokens"] / r["tokens_processed"]
+        print(f"| {name} | {r.get('precision', 'fp32')} | {r['examples_per_s']:.1f} | {r['tokens_per_s']:.0f} | "
+              f"{r['real_tokens_per_s']:.0f} | {padding:.1%} | {r['floor_share']:.0%} | {r['peak_rss_mb']:.0f} |")
+    before = results["before"]
+    ratio = ours["examples_per_s"] / results["seed"]["examples_per_s"]
+    speedup = ours["real_tokens_per_s"] / before["real_tokens_per_s"]
+    print(f"\nthroughput (c)/(a): {ratio:.1f}x (target >= 8x); (c)/(b): {speedup:.2f}x real tokens/s (target >= 1.5x); "
+          f"pre-tokenising took {ours['tokenize_seconds']:.1f} s")
     print(f"\narithmetic floor: {flops / 1e6:.1f} MFLOP per training token (mean {mean_tokens:.1f} tokens a ticket); "
-          f"measured fp32 matmul rate {rate / 1e9:.1f} GFLOP/s -> at most {floor_tokens_per_s:.0f} tokens/s; "
-          f"(b) reaches {ours['real_tokens_per_s']:.0f} real tokens/s = {ours['real_tokens_per_s'] / floor_tokens_per_s:.0%} of it")
-    results.update({"ratio": ratio, "flops_per_token": flops, "matmul_flops_per_s": rate,
-                    "floor_tokens_per_s": floor_tokens_per_s})
+          f"measured matmul rate fp32 {rates['fp32'] / 1e9:.1f} GFLOP/s, bf16 {rates['bf16'] / 1e9:.1f} GFLOP/s -> at "
+          f"most {rates['fp32'] / flops:.0f} (fp32) / {rates['bf16'] / flops:.0f} (bf16) tokens/s; (b) reaches "
+          f"{before['floor_share']:.0%} of its floor, (c) {ours['floor_share']:.0%} of its floor (goal >= 75%)")
+    results.update({"ratio": ratio, "speedup_over_before": speedup, "flops_per_token": flops,
+                    "matmul_flops_per_s": rates})
 
     if args.from_metrics:
         saved = json.loads(Path(args.from_metrics).read_text())

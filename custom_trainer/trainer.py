@@ -45,6 +45,14 @@ class FocalLossTrainer(Trainer):
             )
         return (loss, outputs) if return_outputs else loss
 
+    def use_full_precision(self) -> None:
+        """Score in fp32 from now on: mixed precision (bf16 on CPU, fp16 on a T4) is for training speed, while the
+        figures, the calibration and the threshold must be those of the exported model, which runs in fp32.
+
+        Accelerate wraps `model.forward` in autocast; unwrapping with keep_fp32_wrapper=False restores it.
+        """
+        self.accelerator.unwrap_model(self.model, keep_fp32_wrapper=False)
+
     def _get_eval_sampler(self, eval_dataset):
         # transformers 5 applies train_sampling_strategy="group_by_length" to evaluation as well, which returns
         # predictions shuffled against the dataset; reports and exports need them in the dataset's order.

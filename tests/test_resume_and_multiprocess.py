@@ -19,7 +19,8 @@ def flags(encoder, output_dir, cache, *extra):
         "--model_name_or_path", str(encoder), "--dataset", "seed", "--corpus_size", "60",
         "--dataset_cache_dir", cache, "--output_dir", str(output_dir), "--num_train_epochs", "6",
         "--learning_rate", "3e-3", "--per_device_train_batch_size", "16", "--disable_tqdm", "true",
-        "--use_cpu", "true", "--seed", "11", "--early_stopping_patience", "10", *extra,
+        "--use_cpu", "true", "--seed", "11", "--early_stopping_patience", "10",
+        "--cpu_precision", "fp32", *extra,
     ]
 
 

@@ -35,7 +35,7 @@ def one_update(encoder, tmp_path, n, batch, accumulation, weights):
         output_dir=str(tmp_path), per_device_train_batch_size=batch, gradient_accumulation_steps=accumulation,
         max_steps=1, learning_rate=1.0, optim="sgd", one_cycle=False, lr_scheduler_type="constant",
         train_sampling_strategy="sequential", eval_strategy="no", save_strategy="no", load_best_model_at_end=False,
-        max_grad_norm=0.0, weight_decay=0.0, use_cpu=True, disable_tqdm=True,
+        max_grad_norm=0.0, weight_decay=0.0, use_cpu=True, disable_tqdm=True, cpu_precision="fp32",
     )
     trainer = FocalLossTrainer(
         model=model, args=args, train_dataset=tiny_dataset(tokenizer, n),
@@ -80,7 +80,8 @@ def test_evaluation_keeps_dataset_order(tiny_bert, tmp_path):
     data = tiny_dataset(tokenizer, 40)
     model = TicketClassifier.from_encoder(str(tiny_bert), LABELS).eval()
     args = TicketTrainingArguments(output_dir=str(tmp_path), per_device_eval_batch_size=8, use_cpu=True, disable_tqdm=True,
-                                   eval_strategy="no", save_strategy="no", load_best_model_at_end=False)
+                                   eval_strategy="no", save_strategy="no", load_best_model_at_end=False,
+                                   cpu_precision="fp32")
     trainer = FocalLossTrainer(model=model, args=args, data_collator=DataCollatorWithPadding(tokenizer))
     output = trainer.predict(data)
     assert output.label_ids.tolist() == data["labels"]
