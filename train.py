@@ -16,13 +16,14 @@ from pathlib import Path
 
 import datasets
 import numpy as np
+import torch
 import transformers
 from transformers import AutoTokenizer, DataCollatorWithPadding, EarlyStoppingCallback, set_seed
 
 from custom_trainer import TicketClassifier, class_weights
 from custom_trainer.arguments import DataArguments, ModelArguments, TicketTrainingArguments, parse_args
 from custom_trainer.baseline import ADVICE, baseline_metrics, compare_to_baseline
-from custom_trainer.calibration import auto_routed, fit_routing, softmax
+from custom_trainer.calibration import RoutingRule, fit_routing, softmax
 from custom_trainer.encoders import resolve_encoder
 from custom_trainer.evaluation import bootstrap_intervals
 from custom_trainer.export import export_model
@@ -83,6 +84,41 @@ def data_fingerprint(raw: datasets.DatasetDict) -> str:
         for row in raw[split]:
             digest.update(json.dumps([row["subject"], row["description"], row["label"]]).encode())
     return digest.hexdigest()
+
+
+def routing_card(routing: dict) -> str:
+    guarantee, rule = routing["guarantee"], routing["rule"]
+    rows = "\n".join(f"| {label} | {'never' if t is None else f'{t:.4f}'} |" for label, t in rule["thresholds"].items())
+    test, previous = routing["test"], routing["test"]["previous_rule"]
+    return f"""A ticket is auto-routed when its {rule['score']} score ({"top calibrated probability" if rule['score'] == 'probability'
+else "top calibrated probability minus the runner-up's"}) reaches the threshold of its predicted label; otherwise it
+goes to a person. **Guarantee**: among auto-routed tickets at most {guarantee['max_misrouting']:.0%} are misrouted, with
+probability at least {1 - guarantee['delta']:.0%} (delta {guarantee['delta']}) over the draw of the
+{guarantee['calibration_size']} validation tickets it was calibrated on, for tickets like them ({guarantee['method']}).
+It says nothing about tickets unlike the training data: check live tickets with `ticket-classifier monitor`.
+Test: {test['coverage']:.1%} auto-routed, {test['misrouting']:.2%} of them misrouted (the previous rule, lowest
+threshold meeting the target on validation, no guarantee: {previous['coverage']:.1%} / {previous['misrouting']:.2%}).
+Temperature {routing['temperature']:.3f}.
+
+| predicted label | threshold |
+| --- | --- |
+{rows}"""
+
+
+def routing_summary(routing: dict) -> str:
+    """The routing rule, its guarantee and what it did on validation and test, in a few lines."""
+    guarantee, previous = routing["guarantee"], routing["test"]["previous_rule"]
+    more = ", ".join(f"{k} {v:.1%}" for k, v in guarantee["coverage_with_more_calibration"].items())
+    return (
+        f"routing: {routing['rule']['description']}; misrouting <= {guarantee['max_misrouting']:.0%} of auto-routed "
+        f"tickets with probability >= {1 - guarantee['delta']:.0%} (Learn-then-Test on {guarantee['calibration_size']} "
+        f"validation tickets)\n"
+        f"  auto-routed / misrouted among them: validation {routing['validation']['coverage']:.1%} / "
+        f"{routing['validation']['misrouting']:.2%}, test {routing['test']['coverage']:.1%} / "
+        f"{routing['test']['misrouting']:.2%} (previous rule, no guarantee: test {previous['coverage']:.1%} / "
+        f"{previous['misrouting']:.2%})\n"
+        f"  validation coverage a larger calibration set like this one would certify: {more}"
+    )
 
 
 def fmt_interval(bounds) -> str:
@@ -165,6 +201,10 @@ Baseline: {baseline['name']} (scikit-learn) fitted on the same training split.{b
 | --- | --- |
 {per_class}
 {rare_section}
+## Routing
+
+{routing_card(metrics["routing"])}
+
 ## Use
 
 ```python
@@ -192,6 +232,10 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
     id2label = dict(enumerate(label_names))
     # The merged bucket of rare queues is not a queue: whatever lands there goes to a person.
     triage_labels = [name for name in [data_report.get("labels", {}).get("merged_into")] if name in label_names]
+    unknown = sorted(set(model_args.never_auto_route) - set(label_names))
+    if unknown:
+        raise ValueError(f"never_auto_route: label(s) {unknown} are not among the data's labels {label_names}")
+    triage_labels += [name for name in model_args.never_auto_route if name not in triage_labels]
     source = data_args.train_file or f"the `{data_args.dataset}` synthetic corpus"
     logger.info("data: %s; splits %s; %d labels", source, {k: len(v) for k, v in raw.items()}, len(label_names))
 
@@ -233,7 +277,8 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
     if args.linear_probe_epochs > 0 and resume_from is None:  # a resumed run loads its trained head instead
         probe = linear_probe(model, tokenized["train"], collator, args.linear_probe_epochs,
                              learning_rate=args.head_learning_rate or 1e-3, class_weights=weights,
-                             gamma=model_args.focal_gamma, seed=args.seed)
+                             gamma=model_args.focal_gamma, seed=args.seed,
+                             bf16=args.bf16 and (args.use_cpu or not torch.cuda.is_available()))
 
     trainer = FocalLossTrainer(
         model=model,
@@ -271,14 +316,20 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
         test_metrics.update(classification_metrics(test_output.label_ids, test_logits.argmax(-1), label_names))
 
     # Calibrated confidence and the auto-route threshold, fitted on validation, travel in the exported config.
-    routing = fit_routing(val_logits, validation_output.label_ids, test_logits,
-                          test_output.label_ids, model_args.max_misrouting, trainer.model.config.triage_ids)
-    trainer.model.config.calibration_temperature = routing["temperature"]
-    trainer.model.config.auto_route_threshold = routing["threshold"]
+    routing = fit_routing(val_logits, validation_output.label_ids, test_logits, test_output.label_ids,
+                          model_args.max_misrouting, trainer.model.config.triage_ids, model_args.routing_delta,
+                          label_names)
+    config = trainer.model.config
+    config.calibration_temperature = routing["temperature"]
+    config.auto_route_threshold = routing["threshold"]
+    config.routing_score = routing["rule"]["score"]
+    config.auto_route_thresholds = routing["rule"]["thresholds"]
+    config.routing_guarantee = routing["guarantee"]
+    config.routing_profile = routing["profile"]
+    rule = RoutingRule.from_config(config)
     test_logits = test_logits / routing["temperature"]
     test_probabilities = softmax(test_logits)
-    test_predicted = test_probabilities.argmax(-1)
-    routed = auto_routed(test_probabilities.max(-1), test_predicted, routing["threshold"], trainer.model.config.triage_ids)
+    test_predicted, _, routed = rule.decide(test_probabilities)
     intervals = bootstrap_intervals(test_output.label_ids, test_predicted, len(label_names), routed,
                                     n_resamples=args.bootstrap_resamples, seed=args.seed)
     metrics = {
@@ -298,7 +349,7 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
     if trainer.is_world_process_zero():
         write_reports(
             output_dir / "reports", metrics, label_names, raw["test"].to_pandas(), test_logits,
-            epoch_history(trainer.state.log_history),
+            epoch_history(trainer.state.log_history), rule,
         )
         manifest = {
             "encoder": model_args.model_name_or_path,
@@ -317,8 +368,7 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
             f"{fmt_interval(intervals['coverage'])}, misrouted among them {fmt_interval(intervals['misrouting'])}\n"
             f"baseline ({baseline['name']}): validation macro-F1 {baseline['validation']['macro_f1']:.4f} | test "
             f"macro-F1 {baseline['test']['macro_f1']:.4f} accuracy {baseline['test']['accuracy']:.4f}\n"
-            f"routing: threshold {routing['threshold']:.3f} (max misrouting {routing['max_misrouting']:.0%} on "
-            f"validation); test coverage {routing['test']['coverage']:.1%}, misrouted {routing['test']['misrouting']:.2%}, "
+            f"{routing_summary(routing)}\n"
             f"ECE {routing['test']['ece_before']:.3f} -> {routing['test']['ece_after']:.3f}\n"
             f"model:   {output_dir / 'model'}\nreports: {output_dir / 'reports'}"
         )

@@ -20,7 +20,6 @@ DEV_SET = REPO / "benchmarks" / "data" / "handwritten_dev.csv"
 
 
 def evaluate(model_dir: str, data: pd.DataFrame) -> dict:
-    from custom_trainer.calibration import routing_stats
     from custom_trainer.metrics import classification_metrics, report_text
     from custom_trainer.predict import TicketRouter
 
@@ -31,9 +30,10 @@ def evaluate(model_dir: str, data: pd.DataFrame) -> dict:
     predicted = probabilities.argmax(axis=-1)
     metrics = classification_metrics(labels, predicted, router.labels)
     metrics["report"] = report_text(labels, predicted, router.labels)
-    if router.threshold is not None:
-        metrics["routing"] = routing_stats(probabilities.max(axis=-1), predicted == labels, router.threshold,
-                                           predicted, router.triage_ids)
+    _, _, routed = router.rule.decide(probabilities)
+    metrics["routing"] = {"coverage": float(routed.mean()),
+                          "misrouting": float((predicted != labels)[routed].mean()) if routed.any() else 0.0,
+                          "rule": router.rule.describe()}
     wrong = data.assign(predicted=[router.labels[i] for i in predicted])
     metrics["errors"] = wrong[wrong["predicted"] != wrong["category"]]
     return metrics
@@ -47,12 +47,12 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     data = pd.read_csv(args.data, keep_default_na=False)
     print(f"{args.data}: {len(data)} tickets, {data['category'].nunique()} categories\n")
-    print("| model | accuracy | macro-F1 | auto-routed (stored threshold) | misrouted among auto-routed |")
-    print("| --- | --- | --- | --- | --- |")
+    print("| model | accuracy | macro-F1 | auto-routed (stored rule) | misrouted among auto-routed | rule |")
+    print("| --- | --- | --- | --- | --- | --- |")
     results = {model: evaluate(model, data) for model in args.models}
     for model, metrics in results.items():
         routing = metrics.get("routing")
-        routed = f"{routing['coverage']:.1%} | {routing['misrouting']:.1%}" if routing else "no threshold | -"
+        routed = f"{routing['coverage']:.1%} | {routing['misrouting']:.1%} | {routing['rule']}"
         print(f"| {model} | {metrics['accuracy']:.4f} | {metrics['macro_f1']:.4f} | {routed} |")
     for model, metrics in results.items():
         print(f"\n{model}\n{metrics['report']}")

@@ -129,9 +129,21 @@ class ModelArguments:
         metadata={"help": "Target share of misrouted tickets among auto-routed ones; sets the stored threshold."},
     )
 
+    routing_delta: float = field(
+        default=0.05,
+        metadata={"help": "The routing rule keeps misrouting <= max_misrouting with probability >= 1 - routing_delta "
+                  "over the validation draw (custom_trainer/risk_control.py)."},
+    )
+    never_auto_route: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Labels whose tickets always go to a person, whatever the confidence (e.g. Security)."},
+    )
+
     def __post_init__(self):
         if not 0 < self.max_misrouting < 1:
             raise ValueError(f"max_misrouting must be a fraction in (0, 1), got {self.max_misrouting}")
+        if not 0 < self.routing_delta < 1:
+            raise ValueError(f"routing_delta must be a probability in (0, 1), got {self.routing_delta}")
         if self.focal_gamma < 0:
             raise ValueError(f"focal_gamma must be >= 0, got {self.focal_gamma}")
         if self.wide_buckets < 0:

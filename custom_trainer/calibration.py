@@ -1,13 +1,19 @@
-"""Calibrated confidence and abstention: temperature scaling and the auto-route threshold.
+"""Calibrated confidence and abstention: temperature scaling and the auto-route rule.
 
 Both are fitted on the validation split at the end of training and stored in the exported config
-(``calibration_temperature``, ``auto_route_threshold``), so `pipeline` scores are calibrated too.
+(``calibration_temperature``; ``routing_score`` and ``auto_route_thresholds``, a threshold per label certified by
+custom_trainer/risk_control.py), so `pipeline` scores are calibrated too. `RoutingRule` is the one place that
+decides auto-route or triage, for reports, the CLI, the service, the monitor and the benchmarks.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
+
+from .risk_control import ROUTING_SCORES, certify_routing, coverage_with_more_calibration, routing_scores
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray, max_iter: int = 200) -> float:
@@ -68,14 +74,56 @@ def choose_threshold(confidence: np.ndarray, correct: np.ndarray, max_misrouting
     return float(sorted_confidence[feasible[-1]])
 
 
-def auto_routed(confidence: np.ndarray, predicted: np.ndarray, threshold: float | None, triage_ids=()) -> np.ndarray:
-    """The routing rule: a ticket is auto-routed when its calibrated confidence reaches the threshold and its
-    predicted label is not one that always goes to a person (``triage_ids``: the merged rare-label bucket)."""
+def auto_routed(confidence: np.ndarray, predicted: np.ndarray, threshold, triage_ids=()) -> np.ndarray:
+    """The routing rule: a ticket is auto-routed when its confidence score reaches its threshold and its
+    predicted label is not one that always goes to a person (``triage_ids``: the merged rare-label bucket and the
+    labels configured in ``never_auto_route``). ``threshold``: one number, None (0), or one per ticket."""
     confidence = np.asarray(confidence)
-    routed = confidence >= (0.0 if threshold is None else threshold)
+    routed = confidence >= (0.0 if threshold is None else np.asarray(threshold, dtype=float))
     if len(triage_ids):
         routed &= ~np.isin(np.asarray(predicted), list(triage_ids))
     return routed
+
+
+@dataclass(frozen=True)
+class RoutingRule:
+    """Auto-route a ticket when its score (``score``: the top calibrated probability or its margin over the
+    runner-up) reaches the threshold of its predicted label; ``None`` thresholds and ``triage_ids`` never route."""
+
+    label_thresholds: tuple  # one per label id: a number, or None (never auto-routed)
+    score: str = "probability"
+    triage_ids: tuple = ()
+
+    @classmethod
+    def from_config(cls, config) -> "RoutingRule":
+        labels = [config.id2label[i] for i in range(config.num_labels)]
+        per_label = getattr(config, "auto_route_thresholds", None)
+        if per_label:
+            thresholds = tuple(per_label.get(label) for label in labels)
+        else:  # exports before per-label thresholds: one threshold on the top probability (None: route all)
+            threshold = getattr(config, "auto_route_threshold", None)
+            thresholds = tuple([0.0 if threshold is None else threshold] * len(labels))
+        return cls(thresholds, getattr(config, "routing_score", "probability"),
+                   tuple(getattr(config, "triage_ids", [])))
+
+    def thresholds(self, predicted: np.ndarray) -> np.ndarray:
+        table = np.array([np.inf if t is None else t for t in self.label_thresholds], dtype=float)
+        return table[np.asarray(predicted, dtype=int)]
+
+    def decide(self, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(predicted label ids, routing scores, auto-routed mask) for rows of calibrated probabilities."""
+        probabilities = np.asarray(probabilities)
+        predicted = probabilities.argmax(axis=-1)
+        scores = routing_scores(probabilities, self.score)
+        return predicted, scores, auto_routed(scores, predicted, self.thresholds(predicted), self.triage_ids)
+
+    def describe(self) -> str:
+        values = {t for t in self.label_thresholds if t is not None}
+        if not values:
+            return f"nothing auto-routed ({self.score})"
+        if len(values) == 1 and None not in self.label_thresholds:
+            return f"{self.score} >= {values.pop():.4f}"
+        return f"{self.score} >= a threshold per label ({min(values):.4f} to {max(values):.4f})"
 
 
 def routing_stats(
@@ -98,14 +146,33 @@ def coverage_curve(confidence: np.ndarray, correct: np.ndarray) -> tuple[np.ndar
     return counts / len(order), np.cumsum(correct[order]) / counts
 
 
-def fit_routing(val_logits, val_labels, test_logits, test_labels, max_misrouting: float, triage_ids=()) -> dict:
-    """Fit temperature and threshold on validation; report both splits before and after calibration.
+def routing_profile(probabilities: np.ndarray, labels: np.ndarray, rule: RoutingRule, label_names, bins: int = 20) -> dict:
+    """What routing looked like on the calibration (validation) tickets, for `ticket-classifier monitor`."""
+    predicted, scores, routed = rule.decide(probabilities)
+    n = len(predicted)
+    return {
+        "tickets": n,
+        "coverage": float(routed.mean()) if n else 0.0,
+        "misrouting": float((predicted != labels)[routed].mean()) if routed.any() else 0.0,
+        "score_histogram": np.histogram(scores, bins=bins, range=(0.0, 1.0))[0].tolist(),
+        "predicted_mix": {name: float((predicted == i).mean()) for i, name in enumerate(label_names)},
+    }
 
-    Tickets predicted as a ``triage_ids`` label are never auto-routed, so the threshold is fitted on the others.
+
+def fit_routing(val_logits, val_labels, test_logits, test_labels, max_misrouting: float, triage_ids=(),
+                delta: float = 0.05, label_names=None) -> dict:
+    """Fit temperature and the certified routing rule on validation; report both splits.
+
+    The rule (custom_trainer/risk_control.py) misroutes at most ``max_misrouting`` of the tickets it auto-routes
+    with probability >= 1 - ``delta`` over the validation draw. The previous rule (the lowest threshold whose
+    validation misrouting is <= the target, no guarantee) is reported beside it. Tickets predicted as a
+    ``triage_ids`` label are never auto-routed.
     """
     val_labels, test_labels = np.asarray(val_labels), np.asarray(test_labels)
+    num_labels = np.asarray(val_logits).shape[-1]
+    label_names = list(label_names) if label_names is not None else [str(i) for i in range(num_labels)]
     temperature = fit_temperature(val_logits, val_labels)
-    report = {"temperature": temperature, "max_misrouting": max_misrouting}
+    report = {"temperature": temperature, "max_misrouting": max_misrouting, "delta": delta}
     calibrated = {}
     for split, logits, labels in (("validation", val_logits, val_labels), ("test", test_logits, test_labels)):
         probabilities = softmax(logits / temperature)
@@ -114,13 +181,44 @@ def fit_routing(val_logits, val_labels, test_logits, test_labels, max_misrouting
             "ece_before": expected_calibration_error(softmax(logits), labels),
             "ece_after": expected_calibration_error(probabilities, labels),
         }
-    val_confidence, val_predicted = calibrated["validation"].max(-1), calibrated["validation"].argmax(-1)
+    val_probabilities = calibrated["validation"]
+    val_confidence, val_predicted = val_probabilities.max(-1), val_probabilities.argmax(-1)
     eligible = ~np.isin(val_predicted, list(triage_ids))
-    report["threshold"] = choose_threshold(val_confidence[eligible], (val_predicted == val_labels)[eligible], max_misrouting)
+    naive = choose_threshold(val_confidence[eligible], (val_predicted == val_labels)[eligible], max_misrouting)
+    naive_rule = RoutingRule(tuple([naive] * num_labels), "probability", tuple(triage_ids))
+
+    policy = certify_routing(val_probabilities, val_labels, max_misrouting, delta, triage_ids)
+    thresholds = policy.thresholds_for(np.arange(num_labels))
+    never = set(int(i) for i in triage_ids)
+    rule = RoutingRule(tuple(None if np.isinf(t) or i in never else float(t) for i, t in enumerate(thresholds)),
+                       policy.score, tuple(triage_ids))
+    report["rule"] = {
+        "score": rule.score,
+        "per_label": policy.label_thresholds is not None,
+        "thresholds": {name: rule.label_thresholds[i] for i, name in enumerate(label_names)},
+        "description": rule.describe(),
+        "candidates": policy.details["candidates"],
+    }
+    report["guarantee"] = {
+        "max_misrouting": max_misrouting, "delta": delta, "calibration_size": int(len(val_labels)),
+        "method": "Learn-then-Test: exact binomial p-values, fixed-sequence testing from several start points, "
+                  "Bonferroni over sequences (custom_trainer/risk_control.py)",
+        "coverage_with_more_calibration": {
+            f"{factor}x": value for factor, value in coverage_with_more_calibration(
+                val_probabilities, val_labels, policy, max_misrouting, delta, triage_ids=triage_ids).items()},
+    }
+    # The scalar the earlier exports stored; kept for readers that show one number (None: per label).
+    report["threshold"] = policy.threshold
     report["triage_labels"] = sorted(int(i) for i in triage_ids)
     for split, labels in (("validation", val_labels), ("test", test_labels)):
-        probabilities = calibrated[split]
-        predicted = probabilities.argmax(-1)
-        report[split].update(routing_stats(probabilities.max(-1), predicted == labels, report["threshold"],
-                                           predicted, triage_ids))
+        for name, which in (("certified", rule), ("previous_rule", naive_rule)):
+            predicted, scores, routed = which.decide(calibrated[split])
+            stats = {"coverage": float(routed.mean()) if len(routed) else 0.0,
+                     "misrouting": float((predicted != labels)[routed].mean()) if routed.any() else 0.0,
+                     "auto_routed": int(routed.sum()), "triaged": int((~routed).sum())}
+            if name == "certified":
+                report[split].update(stats)
+            else:
+                report[split]["previous_rule"] = {"threshold": naive, **stats}
+    report["profile"] = routing_profile(val_probabilities, val_labels, rule, label_names)
     return report

@@ -3,6 +3,7 @@
     ticket-classifier predict  --model DIR --subject S --description D
     ticket-classifier predict  --model DIR --input tickets.csv --output routed.csv
     ticket-classifier evaluate --model DIR --input labelled.csv
+    ticket-classifier monitor  --model DIR --input live.csv [--label_column queue]
     ticket-classifier export-onnx --model DIR --quantize int8
     ticket-classifier serve    --model DIR --host 127.0.0.1 --port 8000
 """
@@ -35,25 +36,23 @@ def route_frame(router, frame: pd.DataFrame, text_columns, batch_size: int, prog
     """Every input row with predicted, score, top3, route and error (rows with no text are kept, not dropped)."""
     from ticket_data.loading import ticket_texts
 
-    from .calibration import auto_routed
     from .reports import top_k
 
     subjects, descriptions = ticket_texts(frame, text_columns)
     has_text = ((subjects != "") | (descriptions != "")).to_numpy()
     out = frame.copy()
-    for column in ("predicted", "score", "top3", "route", "error"):
+    for column in ("predicted", "score", "routing_score", "top3", "route", "error"):
         out[column] = None
     if has_text.any():
         probabilities = router.predict_proba(subjects[has_text].tolist(), descriptions[has_text].tolist(),
                                              batch_size=batch_size, progress=progress)
         labels = router.labels
-        scores = probabilities.max(axis=-1)
-        predicted = probabilities.argmax(axis=-1)
-        out.loc[has_text, "predicted"] = [labels[i] for i in probabilities.argmax(axis=-1)]
-        out.loc[has_text, "score"] = scores.round(6)
+        predicted, routing_scores, routed = router.rule.decide(probabilities)
+        out.loc[has_text, "predicted"] = [labels[i] for i in predicted]
+        out.loc[has_text, "score"] = probabilities.max(axis=-1).round(6)
+        out.loc[has_text, "routing_score"] = routing_scores.round(6)
         out.loc[has_text, "top3"] = [json.dumps([[label, round(p, 6)] for label, p in row])
                                      for row in top_k(probabilities, labels)]
-        routed = auto_routed(scores, predicted, router.threshold, router.triage_ids)
         out.loc[has_text, "route"] = np.where(routed, "auto", "triage")
     out.loc[~has_text, "route"] = "triage"
     out.loc[~has_text, "error"] = NO_TEXT
@@ -100,7 +99,7 @@ def cmd_predict(args) -> int:
             raise ValueError(f"predict: {row['error']}")
         for rank, (label, probability) in enumerate(json.loads(row["top3"]), start=1):
             print(f"{rank}. {label}: {probability:.1%}")
-        print(f"route: {row['route']} (threshold {router.threshold if router.threshold is not None else 0:.3f})")
+        print(f"route: {row['route']} (rule: {router.rule.describe()})")
         return 0
     if args.output is None:
         raise ValueError("predict: --input needs --output")
@@ -116,7 +115,6 @@ def cmd_predict(args) -> int:
 def cmd_evaluate(args) -> int:
     from ticket_data.loading import ticket_texts
 
-    from .calibration import auto_routed, routing_stats
     from .evaluation import bootstrap_intervals, evaluate_pipeline
     from .metrics import classification_metrics, report_text
 
@@ -132,9 +130,9 @@ def cmd_evaluate(args) -> int:
     labels = routed[args.label_column].astype(str).map(index).to_numpy()
     predicted = routed["predicted"].map(index).to_numpy()
     print(report_text(labels, predicted, router.labels))
-    scores = routed["score"].astype(float).to_numpy()
-    stats = routing_stats(scores, predicted == labels, router.threshold or 0.0, predicted, router.triage_ids)
-    auto = auto_routed(scores, predicted, router.threshold, router.triage_ids)
+    auto = (routed["route"] == "auto").to_numpy()
+    stats = {"coverage": float(auto.mean()) if len(auto) else 0.0,
+             "misrouting": float((predicted != labels)[auto].mean()) if auto.any() else 0.0}
     intervals = bootstrap_intervals(labels, predicted, len(router.labels), auto, n_resamples=args.n_resamples)
     if args.onnx:
         metrics = classification_metrics(labels, predicted, router.labels)
@@ -151,9 +149,41 @@ def cmd_evaluate(args) -> int:
                         for key, name in (("accuracy", "accuracy"), ("macro_f1", "macro-F1")))
               + f"  weighted-F1 {weighted:.4f}  (pipeline through evaluate.evaluator; 95% intervals from {args.n_resamples} bootstrap resamples; "
               f"{scored['tickets_per_second']:.1f} tickets/s)")
-    print(f"routing at threshold {router.threshold or 0:.3f}: {stats['coverage']:.1%} {_interval(intervals['coverage'], 100)} "
+    print(f"routing ({router.rule.describe()}): {stats['coverage']:.1%} {_interval(intervals['coverage'], 100)} "
           f"auto-routed, {stats['misrouting']:.2%} {_interval(intervals['misrouting'], 100)} of them misrouted")
     return 0
+
+
+def cmd_monitor(args) -> int:
+    """Exit 0 when live tickets look like validation, 1 when a check fires (see custom_trainer/monitor.py)."""
+    from .monitor import MonitorThresholds, compare_to_profile, plot_monitor, summarize
+
+    thresholds = MonitorThresholds(args.coverage_tolerance, args.mix_tolerance, args.significance)
+    output_dir = Path(args.output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ValueError(f"--output_dir {output_dir} exists and is not a folder")
+    router = _load_router(args.model, args.onnx)
+    config = router.config
+    profile, guarantee = getattr(config, "routing_profile", None), getattr(config, "routing_guarantee", None)
+    if not profile or not guarantee:
+        raise ValueError(f"{args.model}: the export has no validation profile (trained before the monitor existed); "
+                         "retrain it to monitor it")
+    columns = [*args.text_columns, *([args.label_column] if args.label_column else [])]
+    frame = read_input(args.input, columns)
+    routed = route_frame(router, frame, args.text_columns, args.batch_size, progress=True)
+    routed = routed[routed["error"].isna()]
+    index = {label: i for i, label in enumerate(router.labels)}
+    report = compare_to_profile(
+        routed["predicted"].map(index).to_numpy(), routed["routing_score"].astype(float).to_numpy(),
+        (routed["route"] == "auto").to_numpy(), profile, guarantee, router.labels,
+        routed[args.label_column].astype(str).tolist() if args.label_column else None, thresholds)
+    report["input"] = str(args.input)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "monitor.json").write_text(json.dumps(report, indent=2) + "\n")
+    plot_monitor(report, output_dir / "monitor.png")
+    print(summarize(report))
+    print(f"report: {output_dir / 'monitor.json'}, {output_dir / 'monitor.png'}")
+    return 0 if report["ok"] else 1
 
 
 def _interval(bounds, scale: float = 1.0) -> str:
@@ -203,6 +233,18 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--label_column", default="category")
     evaluate.add_argument("--n_resamples", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
     evaluate.set_defaults(func=cmd_evaluate)
+
+    monitor = commands.add_parser("monitor", help="compare live tickets with the validation profile; exit 1 on drift")
+    common(monitor)
+    monitor.add_argument("--input", required=True, help="live tickets (CSV, JSONL or Parquet)")
+    monitor.add_argument("--label_column", default=None, help="the label people finally assigned, if known")
+    monitor.add_argument("--output_dir", default="monitor", help="where monitor.json and monitor.png go")
+    monitor.add_argument("--coverage_tolerance", type=float, default=0.10,
+                         help="how far (absolute) the auto-routed share may move from validation's")
+    monitor.add_argument("--mix_tolerance", type=float, default=0.15,
+                         help="largest total-variation distance of the predicted-label mix from validation's")
+    monitor.add_argument("--significance", type=float, default=0.01, help="label-mix drift must be beyond noise at this level")
+    monitor.set_defaults(func=cmd_monitor)
 
     export = commands.add_parser("export-onnx", help="export to ONNX (optionally int8-quantised) for ONNX Runtime")
     export.add_argument("--model", required=True)

@@ -15,6 +15,10 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 
 from .losses import focal_loss
 
+# The scores a routing threshold may apply to (custom_trainer/risk_control.py). Spelled out here because this file
+# travels alone with exported models; tests/test_modeling.py checks the two agree.
+ROUTING_SCORES = ("probability", "margin")
+
 
 # "cls": the first token, as the seed's DistilBERT head. "mean": the average of the non-padding tokens, the
 # pooling sentence encoders such as all-MiniLM-L6-v2 were trained with.
@@ -59,6 +63,10 @@ class TicketClassifierConfig(PretrainedConfig):
         max_input_length: int = 128,
         pooling: str = "cls",
         triage_labels: list[str] | None = None,
+        routing_score: str = "probability",
+        auto_route_thresholds: dict | None = None,
+        routing_guarantee: dict | None = None,
+        routing_profile: dict | None = None,
         wide_buckets: int = 0,
         wide_scale: float = 0.0,
         **kwargs,
@@ -76,6 +84,13 @@ class TicketClassifierConfig(PretrainedConfig):
         self.pooling = pooling
         # Labels never auto-routed whatever the confidence (the merged bucket of rare queues is not a real queue).
         self.triage_labels = list(triage_labels or [])
+        # The certified routing rule (custom_trainer/calibration.RoutingRule): a score, a threshold per label (None:
+        # never auto-routed), the guarantee it carries (target, delta, calibration size) and the validation profile
+        # `ticket-classifier monitor` compares live tickets with. Without thresholds, auto_route_threshold applies.
+        self.routing_score = routing_score
+        self.auto_route_thresholds = auto_route_thresholds
+        self.routing_guarantee = routing_guarantee
+        self.routing_profile = routing_profile
         # The wide part: a linear model over token uni- and bigrams (TF-IDF weighted) whose logits, times
         # wide_scale, add to the head's. 0 buckets: no wide part; wide_scale 0: present but not used (training).
         self.wide_buckets = wide_buckets
@@ -102,6 +117,18 @@ class TicketClassifierConfig(PretrainedConfig):
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.auto_route_threshold is not None and not 0.0 <= self.auto_route_threshold <= 1.0:
             raise ValueError(f"auto_route_threshold must be in [0, 1], got {self.auto_route_threshold!r}")
+        if self.routing_score not in ROUTING_SCORES:
+            raise ValueError(f"routing_score must be one of {ROUTING_SCORES}, got {self.routing_score!r}")
+        if self.auto_route_thresholds is not None:
+            if not isinstance(self.auto_route_thresholds, dict):
+                raise ValueError(f"auto_route_thresholds must map labels to thresholds, got {self.auto_route_thresholds!r}")
+            unknown = sorted(set(self.auto_route_thresholds) - set(self.id2label.values()))
+            if unknown:
+                raise ValueError(f"auto_route_thresholds: label(s) {unknown} are not among {sorted(self.id2label.values())}")
+            bad = {k: v for k, v in self.auto_route_thresholds.items()
+                   if v is not None and not (isinstance(v, (int, float)) and 0.0 <= v <= 1.0)}
+            if bad:
+                raise ValueError(f"auto_route_thresholds must be in [0, 1] or null, got {bad}")
         if not (isinstance(self.wide_buckets, int) and self.wide_buckets >= 0):
             raise ValueError(f"wide_buckets must be an integer >= 0, got {self.wide_buckets!r}")
         if self.wide_scale < 0 or (self.wide_scale and not self.wide_buckets):

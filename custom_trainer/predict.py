@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .calibration import softmax
+from .calibration import RoutingRule, softmax
 from .export import load_exported_model
 
 
@@ -21,10 +21,12 @@ class TicketRouter:
         self._set_config(self.model.config)
 
     def _set_config(self, config) -> None:
+        self.config = config
         self.labels = [config.id2label[i] for i in range(config.num_labels)]
         self.max_length = config.max_input_length
         self.threshold = config.auto_route_threshold
         self.triage_ids = list(getattr(config, "triage_ids", []))  # exports older than triage_labels have none
+        self.rule = RoutingRule.from_config(config)  # auto-route or triage (custom_trainer/calibration.py)
 
     def _logits(self, batch: dict[str, torch.Tensor]) -> np.ndarray:
         return self.model(**batch).logits.float().numpy()

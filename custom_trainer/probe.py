@@ -22,8 +22,10 @@ logger = logging.getLogger(__name__)
 
 
 @torch.no_grad()
-def sentence_vectors(model, dataset, collator, batch_size: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
-    """The pooled encoder output and the label of every row of a tokenised dataset, in dataset order."""
+def sentence_vectors(model, dataset, collator, batch_size: int = 128,
+                     bf16: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pooled encoder output and the label of every row of a tokenised dataset, in dataset order; under bf16
+    autocast on CPU when training uses it (custom_trainer/precision.py), the vectors returned in fp32."""
     model.eval()
     columns = [c for c in ("input_ids", "attention_mask", "token_type_ids", "labels") if c in dataset.column_names]
     order = sorted(range(len(dataset)), key=lambda i: dataset[i]["length"]) if "length" in dataset.column_names else None
@@ -34,7 +36,8 @@ def sentence_vectors(model, dataset, collator, batch_size: int = 128) -> tuple[t
         inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
         if "token_type_ids" in batch and model._encoder_takes_token_types:
             inputs["token_type_ids"] = batch["token_type_ids"]
-        hidden = model.encoder(**inputs).last_hidden_state
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            hidden = model.encoder(**inputs).last_hidden_state
         vectors.append(pool(hidden, batch["attention_mask"], model.config.pooling).float())
         labels.append(batch["labels"])
     vectors, labels = torch.cat(vectors), torch.cat(labels)
@@ -84,11 +87,12 @@ def fit_head(
 
 
 def linear_probe(model, dataset, collator, epochs: float, learning_rate: float = 1e-3,
-                 class_weights: torch.Tensor | None = None, gamma: float = 0.0, seed: int = 0) -> dict:
+                 class_weights: torch.Tensor | None = None, gamma: float = 0.0, seed: int = 0,
+                 bf16: bool = False) -> dict:
     """Vectors of ``dataset`` from the frozen encoder, then the head fitted on them. Returns what it did."""
     started = time.perf_counter()
     was_training = model.training
-    vectors, labels = sentence_vectors(model, dataset, collator)
+    vectors, labels = sentence_vectors(model, dataset, collator, bf16=bf16)
     encoded = time.perf_counter() - started
     result = fit_head(model, vectors, labels, epochs, learning_rate, class_weights=class_weights, gamma=gamma, seed=seed)
     model.train(was_training)

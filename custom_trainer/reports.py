@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .calibration import auto_routed, softmax
+from .calibration import RoutingRule, softmax
 from .metrics import report_text
 
 
@@ -28,8 +28,10 @@ def write_reports(
     test_frame: pd.DataFrame,
     test_logits: np.ndarray,
     history: list[dict],
+    rule: RoutingRule | None = None,
 ) -> None:
-    """``test_frame`` has subject, description and label (ids); ``test_logits`` its model outputs."""
+    """``test_frame`` has subject, description and label (ids); ``test_logits`` its model outputs; ``rule`` the
+    exported routing rule."""
     reports_dir = Path(reports_dir)
     reports_dir.mkdir(parents=True, exist_ok=True)
     (reports_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
@@ -39,8 +41,6 @@ def write_reports(
     predicted = probabilities.argmax(axis=-1)
     (reports_dir / "classification_report.txt").write_text(report_text(labels, predicted, label_names))
 
-    routing = metrics.get("routing", {})
-    threshold = routing.get("threshold")
     predictions = pd.DataFrame(
         {
             "subject": test_frame["subject"],
@@ -51,13 +51,15 @@ def write_reports(
             "top3": [json.dumps(row) for row in top_k(probabilities, label_names)],
         }
     )
-    if threshold is not None:
-        routed = auto_routed(predictions["score"].to_numpy(), predicted, threshold, routing.get("triage_labels", ()))
+    if rule is not None:
+        _, scores, routed = rule.decide(probabilities)
+        predictions["routing_score"] = scores
         predictions["route"] = np.where(routed, "auto", "triage")
     predictions.to_csv(reports_dir / "predictions.csv", index=False)
     plot_confusion_matrix(labels, predicted, label_names, reports_dir / "confusion_matrix.png")
-    if "routing" in metrics:
-        plot_routing_curve(probabilities.max(axis=-1), predicted == labels, metrics["routing"], reports_dir / "routing_curve.png")
+    if "routing" in metrics and rule is not None:
+        plot_routing_curve(rule.decide(probabilities)[1], predicted == labels, metrics["routing"],
+                           reports_dir / "routing_curve.png")
     plot_training_curves(history, reports_dir / "training_curves.png")
 
 
@@ -125,7 +127,11 @@ def plot_routing_curve(confidence: np.ndarray, correct: np.ndarray, routing: dic
                label=f"target: <= {routing['max_misrouting']:.0%} misrouted")
     test = routing["test"]
     ax.scatter([test["coverage"]], [1 - test["misrouting"]], color="black", zorder=3,
-               label=f"threshold {routing['threshold']:.3f}: {test['coverage']:.0%} auto-routed")
+               label=f"certified rule: {test['coverage']:.0%} auto-routed")
+    previous = test.get("previous_rule")
+    if previous:
+        ax.scatter([previous["coverage"]], [1 - previous["misrouting"]], color="tab:gray", marker="x", zorder=3,
+                   label=f"previous rule (no guarantee): {previous['coverage']:.0%}")
     ax.set_xlabel("coverage (share of tickets auto-routed)")
     ax.set_ylabel("accuracy among auto-routed tickets")
     ax.set_xlim(0, 1.01)

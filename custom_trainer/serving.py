@@ -13,7 +13,6 @@ def create_app(model_dir: str | Path, max_batch: int = 256, max_chars: int = 20_
     from fastapi.responses import JSONResponse
     from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-    from .calibration import auto_routed
     from .predict import TicketRouter
     from .reports import top_k
 
@@ -46,8 +45,7 @@ def create_app(model_dir: str | Path, max_batch: int = 256, max_chars: int = 20_
             raise HTTPException(422, detail=f"ticket(s) {empty[:10]} have no text: give a subject or a description")
         with lock:
             probabilities = router.predict_proba([t.subject for t in tickets], [t.description for t in tickets])
-        routed = auto_routed(probabilities.max(axis=-1), probabilities.argmax(axis=-1), router.threshold,
-                             router.triage_ids)
+        _, _, routed = router.rule.decide(probabilities)
         return [
             {
                 "label": top[0][0],

@@ -90,3 +90,47 @@ def test_triage_labels_are_never_auto_routed():
     predicted_bucket = softmax(logits / routing["temperature"]).argmax(-1) == 3
     assert routing["triage_labels"] == [3]
     assert routing["test"]["auto_routed"] <= int((~predicted_bucket).sum())
+
+
+def test_fit_routing_certifies_a_rule_reports_the_guarantee_and_the_previous_rule():
+    from custom_trainer.calibration import RoutingRule, fit_routing
+
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 4, 3000)
+    logits = rng.normal(size=(3000, 4)) + 5 * np.eye(4)[labels]
+    names = ["Email", "Network", "Printing", "Security"]
+    routing = fit_routing(logits, labels, logits, labels, 0.03, triage_ids=[3], delta=0.05, label_names=names)
+    guarantee = routing["guarantee"]
+    assert guarantee["calibration_size"] == 3000 and guarantee["delta"] == 0.05
+    assert set(guarantee["coverage_with_more_calibration"]) == {"2x", "4x"}
+    assert routing["rule"]["thresholds"]["Security"] is None  # a triage label is never auto-routed
+    assert routing["validation"]["coverage"] > 0.3
+    assert routing["validation"]["misrouting"] <= 0.03
+    previous = routing["validation"]["previous_rule"]
+    assert previous["misrouting"] <= 0.03 and previous["coverage"] >= routing["validation"]["coverage"]
+
+    class Config:  # what an export carries
+        id2label = dict(enumerate(names))
+        num_labels = 4
+        routing_score = routing["rule"]["score"]
+        auto_route_thresholds = routing["rule"]["thresholds"]
+        triage_ids = [3]
+
+    rule = RoutingRule.from_config(Config)
+    _, _, routed = rule.decide(softmax(logits / routing["temperature"]))
+    assert routed.mean() == pytest.approx(routing["validation"]["coverage"])
+    assert routing["profile"]["coverage"] == pytest.approx(routing["validation"]["coverage"])
+
+
+def test_old_exports_keep_their_single_threshold():
+    from custom_trainer.calibration import RoutingRule
+
+    class Old:
+        id2label = {0: "a", 1: "b"}
+        num_labels = 2
+        auto_route_threshold = 0.8
+
+    rule = RoutingRule.from_config(Old)
+    assert rule.score == "probability" and rule.label_thresholds == (0.8, 0.8)
+    _, _, routed = rule.decide(np.array([[0.85, 0.15], [0.7, 0.3]]))
+    assert routed.tolist() == [True, False]

@@ -57,7 +57,7 @@ def test_evaluate_prints_report_and_routing(model_dir, tiny_run, capsys):
     assert main(["evaluate", "--model", model_dir, "--input", str(predictions), "--label_column", "label",
                  "--n_resamples", "100"]) == 0
     out = capsys.readouterr().out
-    assert "macro avg" in out and "routing at threshold" in out
+    assert "macro avg" in out and "routing (" in out
     line = next(line for line in out.splitlines() if "evaluate.evaluator" in line)  # the stock pipeline, scored
     accuracy = float(line.split("accuracy ")[1].split()[0])
     assert accuracy == pytest.approx(tiny_run[1]["test"]["accuracy"], abs=1e-4)
@@ -80,3 +80,28 @@ def test_bad_inputs_are_clear_errors(model_dir, tmp_path, capsys):
     assert "label(s) ['Nonsense']" in capsys.readouterr().err
     assert main(["predict", "--model", str(tmp_path), "--subject", "x"]) == 2
     assert "no manifest.json" in capsys.readouterr().err
+
+
+def test_monitor_writes_report_and_plot_and_exit_code_follows_the_checks(model_dir, tiny_run, tmp_path, capsys):
+    predictions = tiny_run[0] / "reports" / "predictions.csv"
+    code = main(["monitor", "--model", model_dir, "--input", str(predictions), "--label_column", "label",
+                 "--output_dir", str(tmp_path / "mon")])
+    report = json.loads((tmp_path / "mon" / "monitor.json").read_text())
+    assert code == (0 if report["ok"] else 1)
+    assert (tmp_path / "mon" / "monitor.png").stat().st_size > 0
+    assert report["tickets"] == len(pd.read_csv(predictions))
+    assert "misrouting" in report and report["new_queues"] == {}
+    assert "live tickets against" in capsys.readouterr().out
+    # A file whose labels the model has never seen: every one of them is a new queue, and the monitor says so.
+    frame = pd.read_csv(predictions).assign(label="Cloud Platform")
+    frame.to_csv(tmp_path / "new.csv", index=False)
+    assert main(["monitor", "--model", model_dir, "--input", str(tmp_path / "new.csv"), "--label_column", "label",
+                 "--output_dir", str(tmp_path / "mon2")]) == 1
+    assert "queue(s) the model does not know: Cloud Platform" in capsys.readouterr().out
+
+
+def test_monitor_names_a_missing_label_column(model_dir, tiny_run, tmp_path, capsys):
+    predictions = tiny_run[0] / "reports" / "predictions.csv"
+    assert main(["monitor", "--model", model_dir, "--input", str(predictions), "--label_column", "queue",
+                 "--output_dir", str(tmp_path / "mon")]) == 2
+    assert "missing column(s) ['queue']" in capsys.readouterr().err

@@ -109,3 +109,9 @@ def test_pooling_survives_save_and_load(tiny_bert, tmp_path):
     model = TicketClassifier.from_encoder(str(tiny_bert), LABELS, pooling="mean")
     model.save_pretrained(tmp_path / "m")
     assert AutoModelForSequenceClassification.from_pretrained(tmp_path / "m").config.pooling == "mean"
+
+
+def test_routing_scores_agree_with_risk_control():
+    from custom_trainer import modeling, risk_control
+
+    assert modeling.ROUTING_SCORES == risk_control.ROUTING_SCORES

@@ -43,3 +43,12 @@ def test_probe_trains_the_head_only(tiny_bert, seed_dataset):
     for key, value in model.encoder.state_dict().items():
         assert torch.equal(value, encoder_before[key]), key
     assert model.training  # handed back in the mode it came in
+
+
+def test_bf16_vectors_are_fp32_and_close_to_full_precision(tiny_bert, seed_dataset):
+    model, data, collator = setup(tiny_bert, seed_dataset, n=40)
+    full, _ = sentence_vectors(model, data, collator)
+    mixed, labels = sentence_vectors(model, data, collator, bf16=True)
+    assert mixed.dtype == torch.float32 and labels.tolist() == data["labels"]
+    assert not torch.equal(mixed, full)  # bf16 really ran
+    torch.testing.assert_close(mixed, full, atol=0.05, rtol=0.05)

@@ -36,11 +36,14 @@ def test_writes_every_output(tiny_run):
 def test_predictions_csv_matches_the_test_metrics(tiny_run):
     output_dir, metrics = tiny_run
     predictions = pd.read_csv(output_dir / "reports" / "predictions.csv")
-    assert list(predictions.columns) == ["subject", "description", "label", "predicted", "score", "top3", "route"]
+    assert list(predictions.columns) == ["subject", "description", "label", "predicted", "score", "top3",
+                                         "routing_score", "route"]
     accuracy = (predictions["label"] == predictions["predicted"]).mean()
     assert accuracy == pytest.approx(metrics["test"]["accuracy"])
-    threshold = metrics["routing"]["threshold"]
-    assert ((predictions["score"] >= threshold) == (predictions["route"] == "auto")).all()
+    thresholds = metrics["routing"]["rule"]["thresholds"]
+    expected = [thresholds[label] is not None and score >= thresholds[label]
+                for label, score in zip(predictions["predicted"], predictions["routing_score"])]
+    assert expected == (predictions["route"] == "auto").tolist()
     assert (predictions["route"] == "auto").mean() == pytest.approx(metrics["routing"]["test"]["coverage"])
     top3 = json.loads(predictions["top3"][0])
     assert len(top3) == 3 and top3[0][0] == predictions["predicted"][0]
@@ -52,6 +55,15 @@ def test_calibration_and_threshold_travel_with_the_export(tiny_run):
     routing = metrics["routing"]
     assert config["calibration_temperature"] == pytest.approx(routing["temperature"])
     assert config["auto_route_threshold"] == pytest.approx(routing["threshold"])
+    assert config["auto_route_thresholds"] == routing["rule"]["thresholds"]
+    assert config["routing_score"] == routing["rule"]["score"]
+    assert config["routing_guarantee"]["calibration_size"] == metrics["data"]["sizes"]["validation"]
+    assert config["routing_guarantee"]["delta"] == 0.05 and config["routing_guarantee"]["max_misrouting"] == 0.03
+    assert config["routing_profile"]["tickets"] == metrics["data"]["sizes"]["validation"]
+    card = (output_dir / "model" / "README.md").read_text()
+    assert "**Guarantee**: among auto-routed tickets at most 3% are misrouted, with" in card
+    assert f"the\n{metrics['data']['sizes']['validation']} validation tickets" in card or \
+        f"{metrics['data']['sizes']['validation']} validation tickets" in card.replace("\n", " ")
     assert routing["validation"]["misrouting"] <= routing["max_misrouting"]
     assert routing["validation"]["ece_after"] <= routing["validation"]["ece_before"] + 1e-9
     saved = json.loads((output_dir / "reports" / "metrics.json").read_text())

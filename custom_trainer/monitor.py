@@ -1,0 +1,166 @@
+"""`ticket-classifier monitor`: does the routing guarantee still hold on live tickets?
+
+The guarantee (custom_trainer/risk_control.py) holds for tickets like the validation tickets it was calibrated on.
+New products, new queues or a reorganisation break that silently. The monitor compares a file of live tickets with
+the validation profile stored in the export (`routing_profile`): share auto-routed, score histogram, predicted-label
+mix and, where the file carries the label a person finally assigned, misrouting among auto-routed tickets with a
+95% Clopper-Pearson interval. Each check flags only what is beyond sampling noise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import beta, chisquare
+
+
+def clopper_pearson(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Exact binomial interval for a proportion (0, 1 when there are no trials)."""
+    if trials == 0:
+        return 0.0, 1.0
+    tail = (1 - confidence) / 2
+    low = 0.0 if successes == 0 else float(beta.ppf(tail, successes, trials - successes + 1))
+    high = 1.0 if successes == trials else float(beta.ppf(1 - tail, successes + 1, trials - successes))
+    return low, high
+
+
+@dataclass
+class MonitorThresholds:
+    coverage_tolerance: float = 0.10  # auto-routed share may move this much (absolute) from validation's
+    mix_tolerance: float = 0.15  # total-variation distance of the predicted-label mix from validation's
+    significance: float = 0.01  # chi-square test of the label mix: drift only beyond noise
+
+    def __post_init__(self):
+        for name in ("coverage_tolerance", "mix_tolerance", "significance"):
+            value = getattr(self, name)
+            if not 0 < value < 1:
+                raise ValueError(f"{name} must be in (0, 1), got {value}")
+
+
+def compare_to_profile(predicted: np.ndarray, scores: np.ndarray, routed: np.ndarray, profile: dict,
+                       guarantee: dict, label_names: list[str], true_labels: list[str] | None = None,
+                       thresholds: MonitorThresholds | None = None) -> dict:
+    """The monitor's checks on live tickets (model outputs from `RoutingRule.decide`), against the validation
+    profile; ``true_labels`` are the labels people finally assigned (any string: a queue the model does not know
+    counts as misrouted when auto-routed)."""
+    thresholds = thresholds or MonitorThresholds()
+    predicted, scores, routed = np.asarray(predicted), np.asarray(scores), np.asarray(routed, dtype=bool)
+    n = len(predicted)
+    if n == 0:
+        raise ValueError("no tickets with text to monitor")
+    report: dict = {"tickets": n, "validation_tickets": profile["tickets"], "alerts": []}
+
+    # Share auto-routed: drift when the whole 95% interval lies outside validation's share +- the tolerance.
+    auto = int(routed.sum())
+    low, high = clopper_pearson(auto, n)
+    expected = profile["coverage"]
+    drift = high < expected - thresholds.coverage_tolerance or low > expected + thresholds.coverage_tolerance
+    report["coverage"] = {"live": auto / n, "interval": [low, high], "validation": expected,
+                          "tolerance": thresholds.coverage_tolerance, "drift": bool(drift)}
+    if drift:
+        report["alerts"].append(f"auto-routed share {auto / n:.1%} [{low:.1%}, {high:.1%}] is outside validation's "
+                                f"{expected:.1%} +- {thresholds.coverage_tolerance:.0%}")
+
+    # Score histogram (for the plot) and the predicted-label mix.
+    bins = len(profile["score_histogram"])
+    live_histogram = np.histogram(scores, bins=bins, range=(0.0, 1.0))[0]
+    report["score_histogram"] = {"live": live_histogram.tolist(), "validation": profile["score_histogram"]}
+    live_mix = np.bincount(predicted, minlength=len(label_names)) / n
+    val_mix = np.array([profile["predicted_mix"].get(name, 0.0) for name in label_names])
+    distance = 0.5 * float(np.abs(live_mix - val_mix).sum())
+    # Validation shares of 0 would make any live ticket infinitely surprising: smooth by half a ticket.
+    smoothed = (val_mix * profile["tickets"] + 0.5) / (profile["tickets"] + 0.5 * len(label_names))
+    p_value = float(chisquare(live_mix * n, smoothed * n).pvalue)
+    mix_drift = distance > thresholds.mix_tolerance and p_value < thresholds.significance
+    report["label_mix"] = {"live": dict(zip(label_names, live_mix.tolist())),
+                           "validation": dict(zip(label_names, val_mix.tolist())),
+                           "total_variation": distance, "chi_square_p": p_value,
+                           "tolerance": thresholds.mix_tolerance, "drift": bool(mix_drift)}
+    if mix_drift:
+        moved = sorted(zip(label_names, live_mix - val_mix), key=lambda kv: -abs(kv[1]))[:3]
+        report["alerts"].append(
+            f"predicted-label mix moved by {distance:.2f} (total variation; chi-square p {p_value:.1e}): "
+            + ", ".join(f"{name} {delta:+.1%}" for name, delta in moved))
+
+    # Misrouting among auto-routed tickets, where people's final labels are known.
+    if true_labels is not None:
+        true_labels = np.asarray([str(label) for label in true_labels])
+        known = set(label_names)
+        wrong = np.array([label_names[p] != t for p, t in zip(predicted, true_labels)])
+        errors = int(wrong[routed].sum())
+        low, high = clopper_pearson(errors, auto)
+        target = guarantee["max_misrouting"]
+        broken = auto > 0 and low > target
+        new = sorted(set(true_labels) - known)
+        report["misrouting"] = {"auto_routed": auto, "misrouted": errors, "rate": errors / auto if auto else 0.0,
+                                "interval": [low, high], "target": target, "delta": guarantee["delta"],
+                                "broken": bool(broken)}
+        report["new_queues"] = {label: {"tickets": int((true_labels == label).sum()),
+                                        "auto_routed": int(((true_labels == label) & routed).sum())} for label in new}
+        if broken:
+            report["alerts"].append(f"misrouting among auto-routed tickets {errors / auto:.1%} [{low:.1%}, {high:.1%}] "
+                                    f"is above the guaranteed {target:.0%} beyond noise")
+        if new:
+            report["alerts"].append(
+                "queue(s) the model does not know: " + ", ".join(
+                    f"{label} ({v['tickets']} tickets, {v['auto_routed']} auto-routed)"
+                    for label, v in report["new_queues"].items()) + "; retrain with them")
+    report["ok"] = not report["alerts"]
+    return report
+
+
+def summarize(report: dict) -> str:
+    coverage = report["coverage"]
+    lines = [
+        f"{report['tickets']} live tickets against {report['validation_tickets']} validation tickets",
+        f"auto-routed: {coverage['live']:.1%} [{coverage['interval'][0]:.1%}, {coverage['interval'][1]:.1%}] "
+        f"(validation {coverage['validation']:.1%}, tolerance +-{coverage['tolerance']:.0%})",
+        f"predicted-label mix: total variation {report['label_mix']['total_variation']:.3f} from validation "
+        f"(chi-square p {report['label_mix']['chi_square_p']:.2g})",
+    ]
+    if "misrouting" in report:
+        m = report["misrouting"]
+        lines.append(f"misrouted among auto-routed: {m['misrouted']}/{m['auto_routed']} = {m['rate']:.2%} "
+                     f"[{m['interval'][0]:.2%}, {m['interval'][1]:.2%}] (guarantee: <= {m['target']:.0%})")
+    lines += [f"ALERT: {alert}" for alert in report["alerts"]] or ["no drift beyond noise: the guarantee's premises hold"]
+    return "\n".join(lines)
+
+
+def plot_monitor(report: dict, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = 3 if "misrouting" in report else 2
+    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 4))
+    histogram = report["score_histogram"]
+    edges = np.linspace(0, 1, len(histogram["live"]) + 1)
+    for name, counts, color in (("validation", histogram["validation"], "tab:gray"), ("live", histogram["live"], "tab:blue")):
+        counts = np.asarray(counts, dtype=float)
+        axes[0].stairs(counts / max(counts.sum(), 1), edges, label=name, color=color)
+    axes[0].set_xlabel("routing score")
+    axes[0].set_ylabel("share of tickets")
+    axes[0].set_title(f"auto-routed: live {report['coverage']['live']:.0%}, validation {report['coverage']['validation']:.0%}")
+    axes[0].legend()
+    mix = report["label_mix"]
+    names = list(mix["live"])
+    x = np.arange(len(names))
+    axes[1].bar(x - 0.2, [mix["validation"][n] for n in names], 0.4, label="validation", color="tab:gray")
+    axes[1].bar(x + 0.2, [mix["live"][n] for n in names], 0.4, label="live", color="tab:blue")
+    axes[1].set_xticks(x, names, rotation=45, ha="right", fontsize=7)
+    axes[1].set_title(f"predicted labels (TV {mix['total_variation']:.2f})")
+    axes[1].legend()
+    if panels == 3:
+        m = report["misrouting"]
+        axes[2].errorbar([0], [m["rate"]], yerr=[[m["rate"] - m["interval"][0]], [m["interval"][1] - m["rate"]]],
+                         fmt="o", color="tab:red" if m["broken"] else "tab:blue", capsize=6)
+        axes[2].axhline(m["target"], color="tab:red", linestyle="--", label=f"guarantee {m['target']:.0%}")
+        axes[2].set_xticks([])
+        axes[2].set_ylim(0, max(m["interval"][1], m["target"]) * 1.3 + 1e-3)
+        axes[2].set_title("misrouted among auto-routed (95% interval)")
+        axes[2].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
