@@ -4,10 +4,13 @@
 
 On the same encoder (the embedded all-MiniLM-L6-v2), machine, and number of optimizer steps:
   (a) the seed's pipeline: tokenise inside __getitem__, pad every ticket to 256 tokens, shuffled batches of 32;
-  (b) the project's: pre-tokenised, dynamic padding, batches grouped by length (FocalLossTrainer, batch 32).
+  (b) the project's before issue 18: pre-tokenised, dynamic padding, batches grouped by length
+      (FocalLossTrainer, batch 32), fp32;
+  (c) the project's default: as (b) with cpu_precision auto (bf16 autocast where the CPU has AMX or AVX512_BF16,
+      fp32 elsewhere: on an AVX2 machine (b) and (c) are the same configuration).
 Each runs in its own process so that peak memory is its own. Then the main job (configs/cpu.yaml) is run once
 to time how long it takes to reach validation macro-F1 >= 0.99, and the FLOPs per training token of the encoder
-are set against the machine's measured matrix-multiply rate.
+are set against the machine's measured matrix-multiply rate in each pipeline's precision (the floor).
 """
 
 from __future__ import annotations

@@ -69,6 +69,9 @@ def main(argv=None) -> dict:
     if args.handwritten:
         dev = pd.read_csv(REPO / "benchmarks" / "data" / "handwritten_dev.csv", keep_default_na=False)
         index = {label: i for i, label in enumerate(router.labels)}
+        unknown = sorted(set(dev["category"]) - set(index))
+        if unknown:
+            sys.exit(f"--handwritten: categories {unknown} are not among the model's labels {router.labels}")
         scored["hand-written"] = (router.predict_proba(dev["subject"], dev["description"]),
                                   dev["category"].map(index).to_numpy())
 
