@@ -64,8 +64,10 @@ def write_table(frame: pd.DataFrame, path: Path) -> None:
     suffix = path.suffix.lower()
     partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
     try:
-        if suffix == ".csv":
-            frame.to_csv(partial, index=False)
+        if suffix == ".csv":  # opened in spreadsheets: text that looks like a formula is escaped
+            from .reports import escape_formulas
+
+            escape_formulas(frame).to_csv(partial, index=False)
         elif suffix in (".jsonl", ".json"):
             frame.to_json(partial, orient="records", lines=True, force_ascii=False)
         elif suffix in (".parquet", ".pq"):
@@ -88,7 +90,15 @@ def read_input(path: str, text_columns) -> pd.DataFrame:
     return pd.DataFrame.from_records(records, columns=columns)
 
 
+OUTPUT_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet", ".pq")
+
+
 def cmd_predict(args) -> int:
+    # Checks that need no model come first: a wrong output name should not cost a model load and a scoring run.
+    if args.output is not None and Path(args.output).suffix.lower() not in OUTPUT_SUFFIXES:
+        raise ValueError(f"{args.output}: unsupported output type {Path(args.output).suffix!r}; use .csv, .jsonl or .parquet")
+    if args.input is not None and not Path(args.input).is_file():
+        raise ValueError(f"--input {args.input}: file not found")
     router = _load_router(args.model, args.onnx)
     if args.input is None:
         if args.subject is None and args.description is None:

@@ -105,3 +105,29 @@ def test_monitor_names_a_missing_label_column(model_dir, tiny_run, tmp_path, cap
     assert main(["monitor", "--model", model_dir, "--input", str(predictions), "--label_column", "queue",
                  "--output_dir", str(tmp_path / "mon")]) == 2
     assert "missing column(s) ['queue']" in capsys.readouterr().err
+
+
+def test_formula_like_ticket_text_is_escaped_in_csv_outputs(model_dir, tmp_path):
+    tickets = pd.DataFrame({"subject": ["=HYPERLINK(\"http://x\",\"click\")", "@SUM(A1:A9)", "+1+1", "printer jam"],
+                            "description": ["-2+3", "fine", "\tcmd", "paper stuck"]})
+    tickets.to_csv(tmp_path / "in.csv", index=False)
+    assert main(["predict", "--model", model_dir, "--input", str(tmp_path / "in.csv"),
+                 "--output", str(tmp_path / "out.csv")]) == 0
+    out = pd.read_csv(tmp_path / "out.csv", keep_default_na=False)
+    assert out["subject"].tolist() == ["'=HYPERLINK(\"http://x\",\"click\")", "'@SUM(A1:A9)", "'+1+1", "printer jam"]
+    assert out["description"].tolist()[:3] == ["'-2+3", "fine", "'\tcmd"]
+    # JSONL keeps the text as it was: only spreadsheets evaluate formulas.
+    assert main(["predict", "--model", model_dir, "--input", str(tmp_path / "in.csv"),
+                 "--output", str(tmp_path / "out.jsonl")]) == 0
+    assert pd.read_json(tmp_path / "out.jsonl", lines=True)["subject"][2] == "+1+1"
+
+
+def test_bad_output_name_fails_before_the_model_loads(tmp_path, capsys):
+    (tmp_path / "in.csv").write_text("subject,description\na,b\n")
+    # The model folder does not exist: reaching the model would give a different error.
+    assert main(["predict", "--model", str(tmp_path / "no_model"), "--input", str(tmp_path / "in.csv"),
+                 "--output", str(tmp_path / "x.txt")]) == 2
+    assert "unsupported output type '.txt'" in capsys.readouterr().err
+    assert main(["predict", "--model", str(tmp_path / "no_model"), "--input", str(tmp_path / "missing.csv"),
+                 "--output", str(tmp_path / "x.csv")]) == 2
+    assert "missing.csv: file not found" in capsys.readouterr().err
