@@ -30,10 +30,7 @@ def evaluate(model_dir: str, data: pd.DataFrame) -> dict:
     predicted = probabilities.argmax(axis=-1)
     metrics = classification_metrics(labels, predicted, router.labels)
     metrics["report"] = report_text(labels, predicted, router.labels)
-    _, _, routed = router.rule.decide(probabilities)
-    metrics["routing"] = {"coverage": float(routed.mean()),
-                          "misrouting": float((predicted != labels)[routed].mean()) if routed.any() else 0.0,
-                          "rule": router.rule.describe()}
+    metrics["routing"] = {**router.rule.stats(probabilities, labels), "rule": router.rule.describe()}
     wrong = data.assign(predicted=[router.labels[i] for i in predicted])
     metrics["errors"] = wrong[wrong["predicted"] != wrong["category"]]
     return metrics

@@ -25,13 +25,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def stats(probabilities: np.ndarray, labels: np.ndarray, rule) -> dict:
-    predicted, _, routed = rule.decide(probabilities)
-    return {"tickets": len(labels), "coverage": float(routed.mean()),
-            "misrouting": float((predicted != labels)[routed].mean()) if routed.any() else 0.0,
-            "misrouted": int((predicted != labels)[routed].sum()), "auto_routed": int(routed.sum())}
-
-
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="the training config the model was trained with")
@@ -41,9 +34,8 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
 
     from custom_trainer.arguments import parse_args
-    from custom_trainer.calibration import RoutingRule, choose_threshold
+    from custom_trainer.calibration import fit_rules
     from custom_trainer.predict import TicketRouter
-    from custom_trainer.risk_control import certify_routing
     from train import data_fingerprint, load_data
 
     data_args, model_args, training_args, _ = parse_args(["--config", args.config, "--output_dir", "/tmp/unused",
@@ -76,14 +68,8 @@ def main(argv=None) -> dict:
                                   dev["category"].map(index).to_numpy())
 
     val_probabilities, val_labels = scored["validation"]
-    predicted = val_probabilities.argmax(-1)
-    eligible = ~np.isin(predicted, list(triage))
-    naive = choose_threshold(val_probabilities.max(-1)[eligible], (predicted == val_labels)[eligible], alpha)
-    previous = RoutingRule(tuple([naive] * len(names)), "probability", triage)
-    policy = certify_routing(val_probabilities, val_labels, alpha, delta, triage)
-    table = policy.thresholds_for(np.arange(len(names)))
-    certified = RoutingRule(tuple(None if np.isinf(t) or i in triage else float(t) for i, t in enumerate(table)),
-                            policy.score, triage)
+    previous, certified, _ = fit_rules(val_probabilities, val_labels, alpha, delta, triage)
+    naive = previous.label_thresholds[0]
 
     print(f"\n{args.model} ({args.config}); target misrouting <= {alpha:.0%}, delta {delta}, "
           f"{len(val_labels)} validation tickets")
@@ -93,7 +79,9 @@ def main(argv=None) -> dict:
     print("| --- | --- | --- | --- | --- | --- |")
     results = {"previous_threshold": naive, "certified": certified.describe(), "splits": {}}
     for split, (probabilities, labels) in scored.items():
-        old, new = stats(probabilities, labels, previous), stats(probabilities, labels, certified)
+        old, new = previous.stats(probabilities, labels), certified.stats(probabilities, labels)
+        for figures in (old, new):
+            figures["misrouted"] = round(figures["misrouting"] * figures["auto_routed"])
         results["splits"][split] = {"previous": old, "certified": new}
         print(f"| {split} | {len(labels)} | {old['coverage']:.1%} | {old['misrouting']:.2%} ({old['misrouted']}/"
               f"{old['auto_routed']}) | {new['coverage']:.1%} | {new['misrouting']:.2%} ({new['misrouted']}/"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .risk_control import ROUTING_SCORES, certify_routing, coverage_with_more_calibration, routing_scores
+from .risk_control import certify_routing, coverage_with_more_calibration, routing_scores
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray, max_iter: int = 200) -> float:
@@ -117,6 +117,11 @@ class RoutingRule:
         scores = routing_scores(probabilities, self.score)
         return predicted, scores, auto_routed(scores, predicted, self.thresholds(predicted), self.triage_ids)
 
+    def stats(self, probabilities: np.ndarray, labels: np.ndarray) -> dict:
+        """`routed_stats` of this rule on calibrated probabilities with known labels."""
+        predicted, _, routed = self.decide(probabilities)
+        return routed_stats(predicted == np.asarray(labels), routed)
+
     def describe(self) -> str:
         values = {t for t in self.label_thresholds if t is not None}
         if not values:
@@ -126,17 +131,23 @@ class RoutingRule:
         return f"{self.score} >= a threshold per label ({min(values):.4f} to {max(values):.4f})"
 
 
-def routing_stats(
-    confidence: np.ndarray, correct: np.ndarray, threshold: float, predicted=None, triage_ids=()
-) -> dict[str, float]:
-    routed = auto_routed(confidence, predicted if predicted is not None else np.zeros(len(confidence)), threshold,
-                         triage_ids if predicted is not None else ())
+def routed_stats(correct: np.ndarray, routed: np.ndarray) -> dict:
+    """Share auto-routed and misrouting among them (0 when nothing is routed), with the counts."""
+    correct, routed = np.asarray(correct, dtype=bool), np.asarray(routed, dtype=bool)
     return {
         "coverage": float(routed.mean()) if len(routed) else 0.0,
         "misrouting": float((~correct[routed]).mean()) if routed.any() else 0.0,
         "auto_routed": int(routed.sum()),
         "triaged": int((~routed).sum()),
     }
+
+
+def routing_stats(
+    confidence: np.ndarray, correct: np.ndarray, threshold: float, predicted=None, triage_ids=()
+) -> dict[str, float]:
+    routed = auto_routed(confidence, predicted if predicted is not None else np.zeros(len(confidence)), threshold,
+                         triage_ids if predicted is not None else ())
+    return routed_stats(correct, routed)
 
 
 def coverage_curve(confidence: np.ndarray, correct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -149,14 +160,33 @@ def coverage_curve(confidence: np.ndarray, correct: np.ndarray) -> tuple[np.ndar
 def routing_profile(probabilities: np.ndarray, labels: np.ndarray, rule: RoutingRule, label_names, bins: int = 20) -> dict:
     """What routing looked like on the calibration (validation) tickets, for `ticket-classifier monitor`."""
     predicted, scores, routed = rule.decide(probabilities)
-    n = len(predicted)
+    stats = routed_stats(predicted == np.asarray(labels), routed)
     return {
-        "tickets": n,
-        "coverage": float(routed.mean()) if n else 0.0,
-        "misrouting": float((predicted != labels)[routed].mean()) if routed.any() else 0.0,
+        "tickets": len(predicted),
+        "coverage": stats["coverage"],
+        "misrouting": stats["misrouting"],
         "score_histogram": np.histogram(scores, bins=bins, range=(0.0, 1.0))[0].tolist(),
         "predicted_mix": {name: float((predicted == i).mean()) for i, name in enumerate(label_names)},
     }
+
+
+def fit_rules(probabilities: np.ndarray, labels: np.ndarray, max_misrouting: float, delta: float, triage_ids=()):
+    """(previous rule, certified rule, the certified policy) fitted on calibrated validation probabilities.
+
+    The previous rule: the lowest top-probability threshold whose misrouting on these tickets is <= the target
+    (no guarantee). The certified rule: custom_trainer/risk_control.py; triage labels never auto-routed in both."""
+    probabilities, labels = np.asarray(probabilities), np.asarray(labels)
+    num_labels = probabilities.shape[-1]
+    predicted = probabilities.argmax(-1)
+    eligible = ~np.isin(predicted, list(triage_ids))
+    naive = choose_threshold(probabilities.max(-1)[eligible], (predicted == labels)[eligible], max_misrouting)
+    previous = RoutingRule(tuple([naive] * num_labels), "probability", tuple(triage_ids))
+    policy = certify_routing(probabilities, labels, max_misrouting, delta, triage_ids)
+    thresholds = policy.thresholds_for(np.arange(num_labels))
+    never = set(int(i) for i in triage_ids)
+    certified = RoutingRule(tuple(None if np.isinf(t) or i in never else float(t) for i, t in enumerate(thresholds)),
+                            policy.score, tuple(triage_ids))
+    return previous, certified, policy
 
 
 def fit_routing(val_logits, val_labels, test_logits, test_labels, max_misrouting: float, triage_ids=(),
@@ -182,16 +212,8 @@ def fit_routing(val_logits, val_labels, test_logits, test_labels, max_misrouting
             "ece_after": expected_calibration_error(probabilities, labels),
         }
     val_probabilities = calibrated["validation"]
-    val_confidence, val_predicted = val_probabilities.max(-1), val_probabilities.argmax(-1)
-    eligible = ~np.isin(val_predicted, list(triage_ids))
-    naive = choose_threshold(val_confidence[eligible], (val_predicted == val_labels)[eligible], max_misrouting)
-    naive_rule = RoutingRule(tuple([naive] * num_labels), "probability", tuple(triage_ids))
-
-    policy = certify_routing(val_probabilities, val_labels, max_misrouting, delta, triage_ids)
-    thresholds = policy.thresholds_for(np.arange(num_labels))
-    never = set(int(i) for i in triage_ids)
-    rule = RoutingRule(tuple(None if np.isinf(t) or i in never else float(t) for i, t in enumerate(thresholds)),
-                       policy.score, tuple(triage_ids))
+    naive_rule, rule, policy = fit_rules(val_probabilities, val_labels, max_misrouting, delta, triage_ids)
+    naive = naive_rule.label_thresholds[0]
     report["rule"] = {
         "score": rule.score,
         "per_label": policy.label_thresholds is not None,
@@ -211,14 +233,7 @@ def fit_routing(val_logits, val_labels, test_logits, test_labels, max_misrouting
     report["threshold"] = policy.threshold
     report["triage_labels"] = sorted(int(i) for i in triage_ids)
     for split, labels in (("validation", val_labels), ("test", test_labels)):
-        for name, which in (("certified", rule), ("previous_rule", naive_rule)):
-            predicted, scores, routed = which.decide(calibrated[split])
-            stats = {"coverage": float(routed.mean()) if len(routed) else 0.0,
-                     "misrouting": float((predicted != labels)[routed].mean()) if routed.any() else 0.0,
-                     "auto_routed": int(routed.sum()), "triaged": int((~routed).sum())}
-            if name == "certified":
-                report[split].update(stats)
-            else:
-                report[split]["previous_rule"] = {"threshold": naive, **stats}
+        report[split].update(rule.stats(calibrated[split], labels))
+        report[split]["previous_rule"] = {"threshold": naive, **naive_rule.stats(calibrated[split], labels)}
     report["profile"] = routing_profile(val_probabilities, val_labels, rule, label_names)
     return report

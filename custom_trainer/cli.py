@@ -140,9 +140,10 @@ def cmd_evaluate(args) -> int:
     labels = routed[args.label_column].astype(str).map(index).to_numpy()
     predicted = routed["predicted"].map(index).to_numpy()
     print(report_text(labels, predicted, router.labels))
+    from .calibration import routed_stats
+
     auto = (routed["route"] == "auto").to_numpy()
-    stats = {"coverage": float(auto.mean()) if len(auto) else 0.0,
-             "misrouting": float((predicted != labels)[auto].mean()) if auto.any() else 0.0}
+    stats = routed_stats(predicted == labels, auto)
     intervals = bootstrap_intervals(labels, predicted, len(router.labels), auto, n_resamples=args.n_resamples)
     if args.onnx:
         metrics = classification_metrics(labels, predicted, router.labels)

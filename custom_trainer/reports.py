@@ -73,8 +73,7 @@ def write_reports(
     escape_formulas(predictions).to_csv(reports_dir / "predictions.csv", index=False)
     plot_confusion_matrix(labels, predicted, label_names, reports_dir / "confusion_matrix.png")
     if "routing" in metrics and rule is not None:
-        plot_routing_curve(rule.decide(probabilities)[1], predicted == labels, metrics["routing"],
-                           reports_dir / "routing_curve.png")
+        plot_routing_curve(scores, predicted == labels, metrics["routing"], reports_dir / "routing_curve.png")
     plot_training_curves(history, reports_dir / "training_curves.png")
 
 
