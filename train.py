@@ -26,7 +26,7 @@ from custom_trainer.baseline import ADVICE, baseline_metrics, compare_to_baselin
 from custom_trainer.calibration import RoutingRule, fit_routing, softmax
 from custom_trainer.encoders import resolve_encoder
 from custom_trainer.evaluation import bootstrap_intervals
-from custom_trainer.export import export_model
+from custom_trainer.export import export_model, fmt_interval, model_card
 from custom_trainer.metrics import classification_metrics, make_compute_metrics
 from custom_trainer.probe import linear_probe
 from custom_trainer.reports import strip_prefix, write_reports
@@ -40,7 +40,6 @@ logger = logging.getLogger("train")
 
 
 # How the model card names the sentence vector the head reads.
-POOLING_NAMES = {"cls": "first token", "mean": "mean of the token vectors"}
 
 
 def load_data(data_args: DataArguments, seed: int) -> tuple[datasets.DatasetDict, dict]:
@@ -86,25 +85,6 @@ def data_fingerprint(raw: datasets.DatasetDict) -> str:
     return digest.hexdigest()
 
 
-def routing_card(routing: dict) -> str:
-    guarantee, rule = routing["guarantee"], routing["rule"]
-    rows = "\n".join(f"| {label} | {'never' if t is None else f'{t:.4f}'} |" for label, t in rule["thresholds"].items())
-    test, previous = routing["test"], routing["test"]["previous_rule"]
-    return f"""A ticket is auto-routed when its {rule['score']} score ({"top calibrated probability" if rule['score'] == 'probability'
-else "top calibrated probability minus the runner-up's"}) reaches the threshold of its predicted label; otherwise it
-goes to a person. **Guarantee**: among auto-routed tickets at most {guarantee['max_misrouting']:.0%} are misrouted, with
-probability at least {1 - guarantee['delta']:.0%} (delta {guarantee['delta']}) over the draw of the
-{guarantee['calibration_size']} validation tickets it was calibrated on, for tickets like them ({guarantee['method']}).
-It says nothing about tickets unlike the training data: check live tickets with `ticket-classifier monitor`.
-Test: {test['coverage']:.1%} auto-routed, {test['misrouting']:.2%} of them misrouted (the previous rule, lowest
-threshold meeting the target on validation, no guarantee: {previous['coverage']:.1%} / {previous['misrouting']:.2%}).
-Temperature {routing['temperature']:.3f}.
-
-| predicted label | threshold |
-| --- | --- |
-{rows}"""
-
-
 def routing_summary(routing: dict) -> str:
     """The routing rule, its guarantee and what it did on validation and test, in a few lines."""
     guarantee, previous = routing["guarantee"], routing["test"]["previous_rule"]
@@ -119,10 +99,6 @@ def routing_summary(routing: dict) -> str:
         f"{previous['misrouting']:.2%})\n"
         f"  validation coverage a larger calibration set like this one would certify: {more}"
     )
-
-
-def fmt_interval(bounds) -> str:
-    return f"[{bounds[0]:.4f}, {bounds[1]:.4f}]"
 
 
 def pick(metrics: dict, keys=("accuracy", "macro_f1", "weighted_f1")) -> dict:
@@ -152,71 +128,6 @@ def resume_checkpoint(args: TicketTrainingArguments) -> str | None:
             logger.info("resuming from %s", last)
         return last
     return args.resume_from_checkpoint
-
-
-def model_card(data_source: str, model_args: ModelArguments, args: TicketTrainingArguments, metrics: dict) -> str:
-    test, validation, baseline = metrics["test"], metrics["validation"], metrics["baseline"]
-    intervals = metrics["intervals"]["test"]
-    per_class = "\n".join(
-        f"| {key[3:]} | {value:.4f} |" for key, value in test.items() if key.startswith("f1_")
-    )
-    merged, triage = metrics["data"].get("labels_merged"), metrics["data"].get("triage_labels")
-    below = compare_to_baseline(metrics, baseline)
-    below_note = f" **The model is below it: {'; '.join(below)}.**" if below else ""
-    rare_section = ""
-    if merged:
-        rare_section = (
-            f"\n## Rare queues\n\nLabels with too few training tickets were merged into `{triage[0]}`, which is never "
-            f"auto-routed (its tickets always go to triage): "
-            + ", ".join(f"{label} ({count})" for label, count in merged.items()) + ".\n"
-        )
-    return f"""---
-library_name: transformers
-pipeline_tag: text-classification
----
-# Service-desk ticket classifier
-
-Encoder `{model_args.model_name_or_path}` with a classification head on the {POOLING_NAMES[model_args.pooling]} (Dropout,
-Linear -> {model_args.head_hidden_size}, GELU, Dropout, Linear), trained with focal loss
-(gamma {model_args.focal_gamma}, class weights: {model_args.class_weighting if model_args.class_weighted else "none"}) on **{data_source}**.
-
-Recipe: {f"linear probe of the head on frozen sentence vectors ({args.linear_probe_epochs:g} passes), then " if args.linear_probe_epochs else ""}lr {args.learning_rate}{f" (head {args.head_learning_rate})" if args.head_learning_rate else ""}, weight decay {args.weight_decay}, batch {args.per_device_train_batch_size}
-x {args.gradient_accumulation_steps} accumulation, up to {args.num_train_epochs} epochs,
-{"one-cycle" if args.one_cycle else args.lr_scheduler_type} schedule, gradient clipping {args.max_grad_norm},
-early stopping on validation macro-F1 (patience {args.early_stopping_patience}), seed {args.seed}.
-
-| split | accuracy | macro-F1 | weighted F1 |
-| --- | --- | --- | --- |
-| validation | {validation['accuracy']:.4f} | {validation['macro_f1']:.4f} | {validation['weighted_f1']:.4f} |
-| test | {test['accuracy']:.4f} | {test['macro_f1']:.4f} | {test['weighted_f1']:.4f} |
-| validation, baseline | {baseline['validation']['accuracy']:.4f} | {baseline['validation']['macro_f1']:.4f} | {baseline['validation']['weighted_f1']:.4f} |
-| test, baseline | {baseline['test']['accuracy']:.4f} | {baseline['test']['macro_f1']:.4f} | {baseline['test']['weighted_f1']:.4f} |
-
-Test, 95% intervals ({intervals['n_resamples']} percentile-bootstrap resamples of the test tickets): accuracy
-{fmt_interval(intervals['accuracy'])}, macro-F1 {fmt_interval(intervals['macro_f1'])}.
-
-Baseline: {baseline['name']} (scikit-learn) fitted on the same training split.{below_note}
-
-| label | test F1 |
-| --- | --- |
-{per_class}
-{rare_section}
-## Routing
-
-{routing_card(metrics["routing"])}
-
-## Use
-
-```python
-from transformers import pipeline
-router = pipeline("text-classification", model="<this folder>", trust_remote_code=True)
-router({{"text": "VPN keeps dropping", "text_pair": "Disconnects every 10 minutes since Monday."}}, top_k=3)
-```
-
-E-mail addresses are masked and whitespace collapsed by the tokenizer itself. Give `text_pair` only when the
-ticket has both a subject and a description. Pass `truncation=True` for long tickets (the tokenizer's
-`model_max_length` is the training length).
-"""
 
 
 def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrainingArguments, callbacks=()) -> dict:
@@ -289,8 +200,6 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
         processing_class=tokenizer,
         compute_metrics=make_compute_metrics(label_names),
         callbacks=[EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience), clock, *callbacks],
-        class_weights=weights,
-        focal_gamma=model_args.focal_gamma,
     )
     trainer.train(resume_from_checkpoint=resume_from)
     trainer.use_full_precision()

@@ -4,7 +4,7 @@
 
 In one run on the same machine and model: tickets per second for
   (a) the seed's way: one ticket at a time, padded to 256 tokens, torch.no_grad;
-  (b) the CLI's path (`TicketRouter`): batches of 64, sorted by length, dynamic padding, inference_mode;
+  (b) the CLI's path (`ticket_router.Router`, PyTorch backend): batches of 64, sorted by length, dynamic padding, inference_mode;
   (c) ONNX Runtime on the int8-quantised export (`ticket-classifier export-onnx --quantize int8`), same batching;
 and single-ticket latency (p50/p95) for each. Prints the ratios to (a).
 """
@@ -26,11 +26,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def seed_way(router, subjects, descriptions):
-    """The notebook's predict(): tokenise one ticket, pad to 256, run the model, softmax."""
+def seed_way(loaded, subjects, descriptions):
+    """The notebook's predict(): tokenise one ticket, pad to 256, run the model, softmax. ``loaded``: (model,
+    tokenizer) from custom_trainer.export.load_exported_model."""
     from ticket_data.preprocessing import clean_text
 
-    model, tokenizer = router.model, router.tokenizer
+    model, tokenizer = loaded
     out = []
     with torch.no_grad():
         for subject, description in zip(subjects, descriptions):
@@ -64,8 +65,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--batch_size", type=int, default=64)
     args = parser.parse_args(argv)
 
-    from custom_trainer.onnx_export import OnnxRouter, export_onnx
-    from custom_trainer.predict import TicketRouter
+    from custom_trainer.export import load_exported_model
+    from ticket_router.onnx_export import export_onnx
+    from ticket_router.router import Router
     from ticket_data import build_dataset
 
     data = build_dataset("heldout_templates")
@@ -73,23 +75,24 @@ def main(argv=None) -> dict:
     rows = (rows * (args.tickets // len(rows) + 1))[: args.tickets]
     subjects, descriptions = [r["subject"] for r in rows], [r["description"] for r in rows]
 
-    torch_router = TicketRouter(args.model)
+    torch_router = Router(args.model)
+    seed_model = load_exported_model(args.model)
     export_onnx(args.model, quantize="int8")
-    onnx_router = OnnxRouter(args.model)
+    onnx_router = Router(args.model, backend="onnx")
     n_seed = min(args.seed_tickets, len(rows))
 
     # Warm-up, so one-off allocation and thread start-up are not timed.
-    seed_way(torch_router, subjects[:5], descriptions[:5])
+    seed_way(seed_model, subjects[:5], descriptions[:5])
     torch_router.predict_proba(subjects[:64], descriptions[:64])
     onnx_router.predict_proba(subjects[:64], descriptions[:64])
 
-    seed_probs, seed_s = timed(seed_way, torch_router, subjects[:n_seed], descriptions[:n_seed])
+    seed_probs, seed_s = timed(seed_way, seed_model, subjects[:n_seed], descriptions[:n_seed])
     torch_probs, torch_s = timed(lambda s, d: torch_router.predict_proba(s, d, batch_size=args.batch_size), subjects, descriptions)
     onnx_probs, onnx_s = timed(lambda s, d: onnx_router.predict_proba(s, d, batch_size=args.batch_size), subjects, descriptions)
 
     throughput = {"a_seed": n_seed / seed_s, "b_torch_batched": len(rows) / torch_s, "c_onnx_int8": len(rows) / onnx_s}
     latency = {
-        "a_seed": latencies(lambda s, d: seed_way(torch_router, s, d), subjects, descriptions, args.latency_samples),
+        "a_seed": latencies(lambda s, d: seed_way(seed_model, s, d), subjects, descriptions, args.latency_samples),
         "b_torch_batched": latencies(torch_router.predict_proba, subjects, descriptions, args.latency_samples),
         "c_onnx_int8": latencies(onnx_router.predict_proba, subjects, descriptions, args.latency_samples),
     }

@@ -142,8 +142,7 @@ def run_project_pipeline(steps: int, configuration: str = "default") -> dict:
                                        per_device_train_batch_size=32, eval_strategy="no", save_strategy="no",
                                        load_best_model_at_end=False, disable_tqdm=True, logging_steps=1000,
                                        use_cpu=True, **CONFIGURATIONS[configuration])
-        trainer = FocalLossTrainer(model=model, args=args, train_dataset=train, data_collator=counting_collator,
-                                   class_weights=weights, focal_gamma=2.0)
+        trainer = FocalLossTrainer(model=model, args=args, train_dataset=train, data_collator=counting_collator)
         started = time.perf_counter()
         trainer.train()
         seconds = time.perf_counter() - started

@@ -21,9 +21,9 @@ DEV_SET = REPO / "benchmarks" / "data" / "handwritten_dev.csv"
 
 def evaluate(model_dir: str, data: pd.DataFrame) -> dict:
     from custom_trainer.metrics import classification_metrics, report_text
-    from custom_trainer.predict import TicketRouter
+    from ticket_router.router import Router
 
-    router = TicketRouter(model_dir)
+    router = Router(model_dir)
     probabilities = router.predict_proba(data["subject"], data["description"])
     index = {label: i for i, label in enumerate(router.labels)}
     labels = data["category"].map(index).to_numpy()

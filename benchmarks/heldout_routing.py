@@ -43,13 +43,13 @@ def lowest_misrouting(score: np.ndarray, correct: np.ndarray, coverage: float) -
 
 def main(argv=None) -> dict:
     from custom_trainer.calibration import routing_stats
-    from custom_trainer.predict import TicketRouter
+    from ticket_router.router import Router
     from ticket_data import build_dataset
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="a model exported by train.py --dataset heldout_templates")
     args = parser.parse_args(argv)
-    router = TicketRouter(args.model)
+    router = Router(args.model)
     data = build_dataset("heldout_templates")
     frames = {name: split_scores(router, data[name]) for name in ("validation", "test")}
     for name, frame in frames.items():
@@ -58,8 +58,9 @@ def main(argv=None) -> dict:
         print(f"\n{name}: one row per template (and prediction), most confident first")
         print(table.to_string(index=False, float_format=lambda value: f"{value:.3f}"))
     test = frames["test"]
-    stats = routing_stats(test["score"].to_numpy(), test["correct"].to_numpy(), router.threshold)
-    print(f"\nstored threshold {router.threshold:.4f}: test coverage {stats['coverage']:.1%}, "
+    threshold = router.config.get("auto_route_threshold") or 0.0
+    stats = routing_stats(test["score"].to_numpy(), test["correct"].to_numpy(), threshold)
+    print(f"\nstored threshold {threshold:.4f}: test coverage {stats['coverage']:.1%}, "
           f"misrouted {stats['misrouting']:.1%} of {stats['auto_routed']} auto-routed")
     oracle = {
         coverage: lowest_misrouting(test["score"].to_numpy(), test["correct"].to_numpy(), coverage)

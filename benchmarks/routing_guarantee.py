@@ -35,13 +35,13 @@ def main(argv=None) -> dict:
 
     from custom_trainer.arguments import parse_args
     from custom_trainer.calibration import fit_rules
-    from custom_trainer.predict import TicketRouter
+    from ticket_router.router import Router
     from train import data_fingerprint, load_data
 
     data_args, model_args, training_args, _ = parse_args(["--config", args.config, "--output_dir", "/tmp/unused",
                                                           *(["--seed", str(args.seed)] if args.seed is not None else [])])
     raw, _ = load_data(data_args, training_args.seed)
-    router = TicketRouter(args.model)
+    router = Router(args.model)
     manifest = json.loads((Path(args.model) / "manifest.json").read_text())
     if manifest.get("data_fingerprint") != data_fingerprint(raw):
         sys.exit(f"{args.config} with seed {training_args.seed} does not rebuild the splits {args.model} was trained "
@@ -50,7 +50,7 @@ def main(argv=None) -> dict:
     if names != router.labels:
         sys.exit(f"labels differ: data {names}, model {router.labels}")
     alpha, delta = model_args.max_misrouting, model_args.routing_delta
-    triage = tuple(router.triage_ids)
+    triage = router.rule.triage_ids
 
     scored = {}
     for split in ("validation", "test"):

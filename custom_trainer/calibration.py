@@ -2,18 +2,20 @@
 
 Both are fitted on the validation split at the end of training and stored in the exported config
 (``calibration_temperature``; ``routing_score`` and ``auto_route_thresholds``, a threshold per label certified by
-custom_trainer/risk_control.py), so `pipeline` scores are calibrated too. `RoutingRule` is the one place that
-decides auto-route or triage, for reports, the CLI, the service, the monitor and the benchmarks.
+custom_trainer/risk_control.py), so `pipeline` scores are calibrated too. The rule itself, the one place that
+decides auto-route or triage, is `ticket_router.rule.RoutingRule`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
-from .risk_control import certify_routing, coverage_with_more_calibration, routing_scores
+from ticket_router.rule import RoutingRule, auto_routed, routed_stats, softmax
+
+from .risk_control import certify_routing, coverage_with_more_calibration
+
+__all__ = ["RoutingRule", "auto_routed", "routed_stats", "softmax"]  # the rule lives in ticket_router/rule.py
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray, max_iter: int = 200) -> float:
@@ -34,12 +36,6 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray, max_iter: int = 200)
     # Perfectly separable validation data drives T towards 0 (ever sharper) without telling anything about
     # new tickets; keep T in a range where it only corrects the model's over- or under-confidence.
     return float(np.clip(temperature, 0.25, 20.0))
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)
 
 
 def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
@@ -72,74 +68,6 @@ def choose_threshold(confidence: np.ndarray, correct: np.ndarray, max_misrouting
     if len(feasible) == 0:
         return float(np.nextafter(sorted_confidence[0], np.inf)) if len(order) else 1.0
     return float(sorted_confidence[feasible[-1]])
-
-
-def auto_routed(confidence: np.ndarray, predicted: np.ndarray, threshold, triage_ids=()) -> np.ndarray:
-    """The routing rule: a ticket is auto-routed when its confidence score reaches its threshold and its
-    predicted label is not one that always goes to a person (``triage_ids``: the merged rare-label bucket and the
-    labels configured in ``never_auto_route``). ``threshold``: one number, None (0), or one per ticket."""
-    confidence = np.asarray(confidence)
-    routed = confidence >= (0.0 if threshold is None else np.asarray(threshold, dtype=float))
-    if len(triage_ids):
-        routed &= ~np.isin(np.asarray(predicted), list(triage_ids))
-    return routed
-
-
-@dataclass(frozen=True)
-class RoutingRule:
-    """Auto-route a ticket when its score (``score``: the top calibrated probability or its margin over the
-    runner-up) reaches the threshold of its predicted label; ``None`` thresholds and ``triage_ids`` never route."""
-
-    label_thresholds: tuple  # one per label id: a number, or None (never auto-routed)
-    score: str = "probability"
-    triage_ids: tuple = ()
-
-    @classmethod
-    def from_config(cls, config) -> "RoutingRule":
-        labels = [config.id2label[i] for i in range(config.num_labels)]
-        per_label = getattr(config, "auto_route_thresholds", None)
-        if per_label:
-            thresholds = tuple(per_label.get(label) for label in labels)
-        else:  # exports before per-label thresholds: one threshold on the top probability (None: route all)
-            threshold = getattr(config, "auto_route_threshold", None)
-            thresholds = tuple([0.0 if threshold is None else threshold] * len(labels))
-        return cls(thresholds, getattr(config, "routing_score", "probability"),
-                   tuple(getattr(config, "triage_ids", [])))
-
-    def thresholds(self, predicted: np.ndarray) -> np.ndarray:
-        table = np.array([np.inf if t is None else t for t in self.label_thresholds], dtype=float)
-        return table[np.asarray(predicted, dtype=int)]
-
-    def decide(self, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(predicted label ids, routing scores, auto-routed mask) for rows of calibrated probabilities."""
-        probabilities = np.asarray(probabilities)
-        predicted = probabilities.argmax(axis=-1)
-        scores = routing_scores(probabilities, self.score)
-        return predicted, scores, auto_routed(scores, predicted, self.thresholds(predicted), self.triage_ids)
-
-    def stats(self, probabilities: np.ndarray, labels: np.ndarray) -> dict:
-        """`routed_stats` of this rule on calibrated probabilities with known labels."""
-        predicted, _, routed = self.decide(probabilities)
-        return routed_stats(predicted == np.asarray(labels), routed)
-
-    def describe(self) -> str:
-        values = {t for t in self.label_thresholds if t is not None}
-        if not values:
-            return f"nothing auto-routed ({self.score})"
-        if len(values) == 1 and None not in self.label_thresholds:
-            return f"{self.score} >= {values.pop():.4f}"
-        return f"{self.score} >= a threshold per label ({min(values):.4f} to {max(values):.4f})"
-
-
-def routed_stats(correct: np.ndarray, routed: np.ndarray) -> dict:
-    """Share auto-routed and misrouting among them (0 when nothing is routed), with the counts."""
-    correct, routed = np.asarray(correct, dtype=bool), np.asarray(routed, dtype=bool)
-    return {
-        "coverage": float(routed.mean()) if len(routed) else 0.0,
-        "misrouting": float((~correct[routed]).mean()) if routed.any() else 0.0,
-        "auto_routed": int(routed.sum()),
-        "triaged": int((~routed).sum()),
-    }
 
 
 def routing_stats(

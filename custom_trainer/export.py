@@ -1,20 +1,23 @@
-"""Export the trained model for `pipeline("text-classification")`, atomically and with a manifest.
+"""The export of a trained model: the folder `pipeline("text-classification")` and the router load, its manifest and
+its model card.
 
-The folder is written beside its final place and renamed into it, so an export that fails half-way leaves
-the previous model (or none), never a partial one. ``manifest.json`` records labels, encoder, data
-fingerprint, metrics, library versions and a sha256 of every file; `verify_export` checks it.
+The folder is written beside its final place and renamed into it (ticket_router/atomic.py), so an export that fails
+half-way leaves the previous model (or none), never a partial one. ``manifest.json`` records labels, encoder, data
+fingerprint, metrics, library versions and a sha256 of every file; `ticket_router.manifest.verify_export` checks it.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
-from .encoders import sha256_of
+from ticket_router.atomic import atomic_path
+from ticket_router.manifest import MANIFEST, sha256_of, verify_export
 
-MANIFEST = "manifest.json"
+from .baseline import compare_to_baseline
+
+POOLING_NAMES = {"cls": "first token", "mean": "mean of the token vectors"}
+__all__ = ["MANIFEST", "export_model", "load_exported_model", "model_card", "verify_export"]
 
 
 def library_versions() -> dict[str, str]:
@@ -27,11 +30,7 @@ def library_versions() -> dict[str, str]:
 
 def export_model(model, tokenizer, target: str | Path, manifest: dict, model_card: str) -> Path:
     """Write model, tokenizer, model card and manifest to ``target`` (replacing an older export atomically)."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.parent / f".{target.name}.partial-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
+    with atomic_path(target, directory=True) as staging:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         (staging / "README.md").write_text(model_card)
@@ -47,46 +46,7 @@ def export_model(model, tokenizer, target: str | Path, manifest: dict, model_car
             "files": files,
         }
         (staging / MANIFEST).write_text(json.dumps(full_manifest, indent=2) + "\n")
-        _swap_into_place(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return target
-
-
-def _swap_into_place(staging: Path, target: Path) -> None:
-    if not target.exists():
-        os.replace(staging, target)
-        return
-    # Two renames: the window in which `target` is missing is tiny, and it never holds a partial folder.
-    retired = target.parent / f".{target.name}.old-{os.getpid()}"
-    shutil.rmtree(retired, ignore_errors=True)
-    os.replace(target, retired)
-    os.replace(staging, target)
-    shutil.rmtree(retired, ignore_errors=True)
-
-
-def verify_export(folder: str | Path) -> dict:
-    """Check an exported folder against its manifest; return the manifest. A mismatch is a ValueError."""
-    folder = Path(folder)
-    manifest_path = folder / MANIFEST
-    if not manifest_path.is_file():
-        raise ValueError(f"{folder}: no {MANIFEST}; not a complete export of this project")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{manifest_path}: unreadable manifest: {error}") from None
-    for name, expected in manifest.get("files", {}).items():
-        path = folder / name
-        if not path.is_file():
-            raise ValueError(f"{folder}: {name} is listed in {MANIFEST} but missing")
-        if sha256_of(path) != expected:
-            raise ValueError(f"{folder}: {name} does not match its checksum in {MANIFEST} (changed or truncated)")
-    config = json.loads((folder / "config.json").read_text())
-    labels = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
-    if labels != manifest.get("labels"):
-        raise ValueError(f"{folder}: config.json labels {labels} differ from {MANIFEST} labels {manifest.get('labels')}")
-    return manifest
+    return Path(target)
 
 
 def load_exported_model(folder: str | Path):
@@ -99,3 +59,92 @@ def load_exported_model(folder: str | Path):
     model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
     tokenizer = AutoTokenizer.from_pretrained(folder)
     return model, tokenizer
+
+
+def fmt_interval(bounds) -> str:
+    return f"[{bounds[0]:.4f}, {bounds[1]:.4f}]"
+
+
+def routing_card(routing: dict) -> str:
+    guarantee, rule = routing["guarantee"], routing["rule"]
+    rows = "\n".join(f"| {label} | {'never' if t is None else f'{t:.4f}'} |" for label, t in rule["thresholds"].items())
+    test, previous = routing["test"], routing["test"]["previous_rule"]
+    return f"""A ticket is auto-routed when its {rule['score']} score ({"top calibrated probability" if rule['score'] == 'probability'
+else "top calibrated probability minus the runner-up's"}) reaches the threshold of its predicted label; otherwise it
+goes to a person. **Guarantee**: among auto-routed tickets at most {guarantee['max_misrouting']:.0%} are misrouted, with
+probability at least {1 - guarantee['delta']:.0%} (delta {guarantee['delta']}) over the draw of the
+{guarantee['calibration_size']} validation tickets it was calibrated on, for tickets like them ({guarantee['method']}).
+It says nothing about tickets unlike the training data: check live tickets with `ticket-classifier monitor`.
+Test: {test['coverage']:.1%} auto-routed, {test['misrouting']:.2%} of them misrouted (the previous rule, lowest
+threshold meeting the target on validation, no guarantee: {previous['coverage']:.1%} / {previous['misrouting']:.2%}).
+Temperature {routing['temperature']:.3f}.
+
+| predicted label | threshold |
+| --- | --- |
+{rows}"""
+
+
+def model_card(data_source: str, model_args, args, metrics: dict) -> str:
+    """The export's README.md: recipe, figures beside the baseline's, per-label F1, routing and its guarantee, use."""
+    test, validation, baseline = metrics["test"], metrics["validation"], metrics["baseline"]
+    intervals = metrics["intervals"]["test"]
+    per_class = "\n".join(
+        f"| {key[3:]} | {value:.4f} |" for key, value in test.items() if key.startswith("f1_")
+    )
+    merged, triage = metrics["data"].get("labels_merged"), metrics["data"].get("triage_labels")
+    below = compare_to_baseline(metrics, baseline)
+    below_note = f" **The model is below it: {'; '.join(below)}.**" if below else ""
+    rare_section = ""
+    if merged:
+        rare_section = (
+            f"\n## Rare queues\n\nLabels with too few training tickets were merged into `{triage[0]}`, which is never "
+            f"auto-routed (its tickets always go to triage): "
+            + ", ".join(f"{label} ({count})" for label, count in merged.items()) + ".\n"
+        )
+    return f"""---
+library_name: transformers
+pipeline_tag: text-classification
+---
+# Service-desk ticket classifier
+
+Encoder `{model_args.model_name_or_path}` with a classification head on the {POOLING_NAMES[model_args.pooling]} (Dropout,
+Linear -> {model_args.head_hidden_size}, GELU, Dropout, Linear), trained with focal loss
+(gamma {model_args.focal_gamma}, class weights: {model_args.class_weighting if model_args.class_weighted else "none"}) on **{data_source}**.
+
+Recipe: {f"linear probe of the head on frozen sentence vectors ({args.linear_probe_epochs:g} passes), then " if args.linear_probe_epochs else ""}lr {args.learning_rate}{f" (head {args.head_learning_rate})" if args.head_learning_rate else ""}, weight decay {args.weight_decay}, batch {args.per_device_train_batch_size}
+x {args.gradient_accumulation_steps} accumulation, up to {args.num_train_epochs} epochs,
+{"one-cycle" if args.one_cycle else args.lr_scheduler_type} schedule, gradient clipping {args.max_grad_norm},
+early stopping on validation macro-F1 (patience {args.early_stopping_patience}), seed {args.seed}.
+
+| split | accuracy | macro-F1 | weighted F1 |
+| --- | --- | --- | --- |
+| validation | {validation['accuracy']:.4f} | {validation['macro_f1']:.4f} | {validation['weighted_f1']:.4f} |
+| test | {test['accuracy']:.4f} | {test['macro_f1']:.4f} | {test['weighted_f1']:.4f} |
+| validation, baseline | {baseline['validation']['accuracy']:.4f} | {baseline['validation']['macro_f1']:.4f} | {baseline['validation']['weighted_f1']:.4f} |
+| test, baseline | {baseline['test']['accuracy']:.4f} | {baseline['test']['macro_f1']:.4f} | {baseline['test']['weighted_f1']:.4f} |
+
+Test, 95% intervals ({intervals['n_resamples']} percentile-bootstrap resamples of the test tickets): accuracy
+{fmt_interval(intervals['accuracy'])}, macro-F1 {fmt_interval(intervals['macro_f1'])}.
+
+Baseline: {baseline['name']} (scikit-learn) fitted on the same training split.{below_note}
+
+| label | test F1 |
+| --- | --- |
+{per_class}
+{rare_section}
+## Routing
+
+{routing_card(metrics["routing"])}
+
+## Use
+
+```python
+from transformers import pipeline
+router = pipeline("text-classification", model="<this folder>", trust_remote_code=True)
+router({{"text": "VPN keeps dropping", "text_pair": "Disconnects every 10 minutes since Monday."}}, top_k=3)
+```
+
+E-mail addresses are masked and whitespace collapsed by the tokenizer itself. Give `text_pair` only when the
+ticket has both a subject and a description. Pass `truncation=True` for long tickets (the tokenizer's
+`model_max_length` is the training length).
+"""

@@ -237,7 +237,8 @@ class TicketClassifier(PreTrainedModel):
             logits = logits + self.config.wide_scale * self.wide_logits(input_ids, attention_mask)
         logits = logits / self.config.calibration_temperature
         loss = None
-        if labels is not None:
+        if labels is not None:  # the project's one loss computation; the Trainer passes num_items_in_batch
             alpha = None if self.config.class_weights is None else torch.tensor(self.config.class_weights)
-            loss = focal_loss(logits, labels, alpha=alpha, gamma=self.config.focal_gamma)
+            loss = focal_loss(logits, labels, alpha=alpha, gamma=self.config.focal_gamma,
+                              num_items_in_batch=kwargs.get("num_items_in_batch"))
         return SequenceClassifierOutput(loss=loss, logits=logits)

@@ -8,28 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .calibration import RoutingRule, softmax
+from ticket_router.rule import RoutingRule, softmax, top_k
+from ticket_router.tables import escape_formulas
+
 from .metrics import report_text
-
-
-# Cells that Excel and other spreadsheets evaluate as formulas (CSV injection, OWASP): ticket text such as
-# "=HYPERLINK(...)" or "@SUM(...)" in a routed CSV would run when a service desk opens it.
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
-
-def escape_formulas(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy whose text cells starting like a formula are prefixed with ' (shown as text, not evaluated)."""
-    out = frame.copy()
-    for column in out.columns:
-        if pd.api.types.is_object_dtype(out[column]) or pd.api.types.is_string_dtype(out[column]):
-            out[column] = out[column].map(
-                lambda v: "'" + v if isinstance(v, str) and v.startswith(FORMULA_PREFIXES) else v)
-    return out
-
-
-def top_k(probabilities: np.ndarray, label_names: list[str], k: int = 3) -> list[list[tuple[str, float]]]:
-    order = np.argsort(-probabilities, axis=-1, kind="stable")[:, :k]
-    return [[(label_names[i], float(row[i])) for i in indices] for row, indices in zip(probabilities, order)]
 
 
 def strip_prefix(metrics: dict, prefix: str) -> dict:

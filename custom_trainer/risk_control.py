@@ -33,7 +33,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.stats import binom
 
-ROUTING_SCORES = ("probability", "margin")
+from ticket_router.rule import ROUTING_SCORES, routing_scores
+
 
 # The candidate thresholds, fixed before any data is seen: every 0.01 from 0.30 to 0.90, then dense near 1 where
 # models separate their sure tickets (101 values, tested from the top down). Fixed-sequence testing pays nothing for
@@ -42,19 +43,6 @@ THRESHOLD_GRID = np.unique(np.round(np.r_[np.linspace(0.3, 0.9, 61), 1 - np.geom
 # Where the fixed sequences start. One start at the very top would stop at once when few calibration tickets score
 # that high; several starts cost a Bonferroni share each.
 START_POINTS = (0.999, 0.99, 0.95, 0.9)
-
-
-def routing_scores(probabilities: np.ndarray, score: str = "probability") -> np.ndarray:
-    """The confidence the threshold applies to: the top probability, or its margin over the second."""
-    probabilities = np.asarray(probabilities)
-    if score == "probability":
-        return probabilities.max(axis=-1)
-    if score == "margin":
-        if probabilities.shape[-1] < 2:
-            return probabilities.max(axis=-1)
-        top_two = np.partition(probabilities, -2, axis=-1)[..., -2:]
-        return top_two[..., 1] - top_two[..., 0]
-    raise ValueError(f"routing score must be one of {ROUTING_SCORES}, got {score!r}")
 
 
 def binomial_p_values(errors: np.ndarray, routed: np.ndarray, alpha: float) -> np.ndarray:

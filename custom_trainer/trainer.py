@@ -1,17 +1,18 @@
-"""`FocalLossTrainer`: the `Trainer` with class-weighted focal loss and the seed's one-cycle schedule."""
+"""`FocalLossTrainer`: the `Trainer` with the model's class-weighted focal loss (exact under accumulation and DDP),
+separate head/encoder learning rates and the seed's one-cycle schedule."""
 
 from __future__ import annotations
 
 import math
 
+import time
+
 import torch
 from torch.utils.data import SequentialSampler
-import time
 
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import has_length
 
-from .losses import focal_loss
 
 
 class NonFiniteLossError(RuntimeError):
@@ -23,25 +24,24 @@ class FocalLossTrainer(Trainer):
     # Trainer must not divide by the accumulation steps a second time.
     loss_is_scaled_for_ga = True
 
-    def __init__(self, *args, class_weights: torch.Tensor | None = None, focal_gamma: float = 2.0, **kwargs):
+    def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.class_weights = class_weights
-        self.focal_gamma = focal_gamma
         # The Trainer counts the labels of all accumulated micro-batches (and of all processes) only for
         # models that take loss kwargs; focal_loss needs that count to be exact under accumulation and DDP.
         self.model_accepts_loss_kwargs = True
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        labels = inputs.pop("labels")
-        outputs = model(**inputs)
-        loss = focal_loss(outputs.logits, labels, self.class_weights, self.focal_gamma, num_items_in_batch)
+        # The model computes its class-weighted focal loss (config.class_weights, config.focal_gamma); with the
+        # step's labelled-item count it is exact under gradient accumulation and DDP.
+        outputs = model(**inputs, num_items_in_batch=num_items_in_batch)
+        loss = outputs.loss
         if num_items_in_batch is not None and self.args.average_tokens_across_devices:
             # num_items_in_batch counts every process's items while DDP averages gradients over processes.
             loss = loss * self.accelerator.num_processes
         if model.training and not torch.isfinite(loss):
             raise NonFiniteLossError(
                 f"non-finite training loss ({loss.item()}) at step {self.state.global_step + 1}, epoch "
-                f"{self.state.epoch:.2f}; batch labels {labels.tolist()}, input_ids shape {tuple(inputs['input_ids'].shape)}"
+                f"{self.state.epoch:.2f}; batch labels {inputs['labels'].tolist()}, input_ids shape {tuple(inputs['input_ids'].shape)}"
             )
         return (loss, outputs) if return_outputs else loss
 

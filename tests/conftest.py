@@ -89,3 +89,14 @@ def tiny_run(tiny_bert, tmp_path_factory, dataset_cache):
     output_dir = tmp_path_factory.mktemp("run")
     metrics = main(*parse_args(tiny_run_flags(tiny_bert, output_dir, dataset_cache))[:3])
     return output_dir, metrics
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tiny_run) -> Path:
+    """The tiny run's model with an fp32 ONNX export in its default place (<model>/onnx/)."""
+    from ticket_router.onnx_export import export_onnx
+
+    model_dir = tiny_run[0] / "model"
+    if not (model_dir / "onnx" / "onnx_manifest.json").is_file():
+        export_onnx(model_dir)
+    return model_dir

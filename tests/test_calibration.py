@@ -120,17 +120,3 @@ def test_fit_routing_certifies_a_rule_reports_the_guarantee_and_the_previous_rul
     _, _, routed = rule.decide(softmax(logits / routing["temperature"]))
     assert routed.mean() == pytest.approx(routing["validation"]["coverage"])
     assert routing["profile"]["coverage"] == pytest.approx(routing["validation"]["coverage"])
-
-
-def test_old_exports_keep_their_single_threshold():
-    from custom_trainer.calibration import RoutingRule
-
-    class Old:
-        id2label = {0: "a", 1: "b"}
-        num_labels = 2
-        auto_route_threshold = 0.8
-
-    rule = RoutingRule.from_config(Old)
-    assert rule.score == "probability" and rule.label_thresholds == (0.8, 0.8)
-    _, _, routed = rule.decide(np.array([[0.85, 0.15], [0.7, 0.3]]))
-    assert routed.tolist() == [True, False]

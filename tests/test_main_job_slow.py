@@ -33,9 +33,8 @@ def test_default_main_job_reaches_target_and_exports(main_job):
 
 @pytest.mark.slow
 def test_cli_routes_and_onnx_int8_agrees_on_the_embedded_model(main_job, tmp_path):
-    from custom_trainer.cli import main as cli
-    from custom_trainer.onnx_export import OnnxRouter
-    from custom_trainer.predict import TicketRouter
+    from ticket_router.cli import main as cli
+    from ticket_router.router import Router
 
     model = str(main_job / "model")
     predictions = pd.read_csv(main_job / "reports" / "predictions.csv")
@@ -46,7 +45,7 @@ def test_cli_routes_and_onnx_int8_agrees_on_the_embedded_model(main_job, tmp_pat
     assert cli(["evaluate", "--model", model, "--input", str(main_job / "reports" / "predictions.csv"),
                 "--label_column", "label"]) == 0
     assert cli(["export-onnx", "--model", model, "--quantize", "int8"]) == 0
-    torch_probs = TicketRouter(model).predict_proba(predictions["subject"], predictions["description"])
-    onnx_probs = OnnxRouter(model).predict_proba(predictions["subject"], predictions["description"])
+    torch_probs = Router(model).predict_proba(predictions["subject"], predictions["description"])
+    onnx_probs = Router(model, backend="onnx").predict_proba(predictions["subject"], predictions["description"])
     assert (torch_probs.argmax(-1) == onnx_probs.argmax(-1)).mean() >= 0.995
     assert np.abs(torch_probs - onnx_probs).max() <= 0.1

@@ -24,7 +24,8 @@ def tiny_dataset(tokenizer, n):
 
 def one_update(encoder, tmp_path, n, batch, accumulation, weights):
     torch.manual_seed(0)
-    model = TicketClassifier.from_encoder(str(encoder), LABELS, classifier_dropout=0.0)
+    model = TicketClassifier.from_encoder(str(encoder), LABELS, classifier_dropout=0.0, focal_gamma=2.0,
+                                          class_weights=weights.tolist())
     model.encoder.config.hidden_dropout_prob = 0.0
     for module in model.modules():
         if isinstance(module, torch.nn.Dropout):
@@ -39,7 +40,7 @@ def one_update(encoder, tmp_path, n, batch, accumulation, weights):
     )
     trainer = FocalLossTrainer(
         model=model, args=args, train_dataset=tiny_dataset(tokenizer, n),
-        data_collator=DataCollatorWithPadding(tokenizer), class_weights=weights, focal_gamma=2.0,
+        data_collator=DataCollatorWithPadding(tokenizer),
     )
     trainer.train()
     return {k: (v.detach() - before[k]) for k, v in model.named_parameters()}

@@ -16,10 +16,12 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import datasets
 import pandas as pd
-from sklearn.model_selection import train_test_split
+
+if TYPE_CHECKING:
+    import datasets
 
 from .preprocessing import clean_label, clean_text
 from .readers import read_records
@@ -70,6 +72,9 @@ def load_tickets_with_report(
     is the subject and the rest, joined, the description. Labels are the data's own, in sorted order, plus the
     merged rare-label bucket when there is one (``report["labels"]["merged_into"]``).
     """
+    import datasets  # here, not at the top: the router's slim install reads files through this module
+    from sklearn.model_selection import train_test_split
+
     policy = policy or DataPolicy()
     if isinstance(text_columns, str):
         text_columns = (text_columns,)

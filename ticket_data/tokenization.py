@@ -1,17 +1,22 @@
-"""Tokenisation for training: batched, truncated, unpadded (the collator pads each batch to its longest)."""
+"""Tokenisation: how a ticket's two fields become one model input, shared by training and the router.
+
+`ticket_pairs` (pure Python) cleans, bounds and pairs the fields; training tokenises its output with the Hugging Face
+tokenizer (`encode_tickets`, `tokenize_dataset`), the router with the same tokenizer.json through the `tokenizers`
+library (ticket_router/encoding.py). ``datasets`` is imported only by `tokenize_dataset`, so the router's slim install
+can use this module.
+"""
 
 from __future__ import annotations
-
-import datasets
 
 from .preprocessing import clean_text
 
 # Characters kept per field for each token of max_length. A truncated text *pair* makes the tokenizer build every
 # overflowing piece, a cost that grows with the square of the text (tokenizers issue #2035: 0.18 s for one
-# 20,000-character pair here, 0.003 s at 2,000), while only the first max_length tokens are ever used. 32
-# characters a token is far more than any ticket text needs (about 5 here), so tickets under the cap encode
-# exactly as before.
-CHARS_PER_TOKEN = 32
+# 20,000-character pair here, 0.003 s at 2,000), while only the first max_length tokens are ever used. At 8 characters
+# a token (English ticket text averages 4-5) a 20,000-character pair costs what a 2,000-character one does at
+# max_length 128 (tests/test_router_encoding.py); on the real benchmark's 38,269 training tickets the ids change for
+# 2 (measured; 1,991 at 6 characters a token), and tickets under the cap encode exactly as without it.
+CHARS_PER_TOKEN = 8
 
 
 def bound_text(text: str, max_chars: int) -> str:
@@ -22,18 +27,16 @@ def bound_text(text: str, max_chars: int) -> str:
     return text[: cut if cut >= max_chars // 2 else max_chars]
 
 
-def encode_tickets(tokenizer, subjects, descriptions, max_length: int, truncation: bool = True, **kwargs):
-    """Tokenise tickets the one way training and prediction share.
+def ticket_pairs(subjects, descriptions, max_length: int) -> tuple[list[str], list[str | None]]:
+    """(first texts, second texts or None) for a tokenizer: each field cleaned and cut to
+    ``CHARS_PER_TOKEN * max_length`` characters, so the cost of a ticket is bounded whatever its length.
 
-    Subject and description go in as a text pair; a ticket with only one of the two is encoded as a single
-    text, so it does not matter which field an export put it in. Each field is first cut to
-    ``CHARS_PER_TOKEN * max_length`` characters, so the cost of a ticket is bounded whatever its length;
-    ``truncation=False`` keeps the rest (to measure lengths).
+    Subject and description go in as a text pair; a ticket with only one of the two is a single text (second
+    None), so it does not matter which field an export put it in.
     """
     max_chars = CHARS_PER_TOKEN * max_length
-    kwargs = {"truncation": True, "max_length": max_length, **kwargs} if truncation else kwargs
     firsts, seconds = [], []
-    for subject, description in zip(subjects, descriptions):
+    for subject, description in zip(subjects, descriptions, strict=True):
         subject, description = bound_text(clean_text(subject), max_chars), bound_text(clean_text(description), max_chars)
         if subject and description:
             firsts.append(subject)
@@ -41,6 +44,14 @@ def encode_tickets(tokenizer, subjects, descriptions, max_length: int, truncatio
         else:
             firsts.append(subject or description)
             seconds.append(None)
+    return firsts, seconds
+
+
+def encode_tickets(tokenizer, subjects, descriptions, max_length: int, truncation: bool = True, **kwargs):
+    """Tokenise tickets with a Hugging Face tokenizer, the way training does (`ticket_pairs`, then truncation to
+    ``max_length`` tokens); ``truncation=False`` keeps the rest (to measure lengths)."""
+    kwargs = {"truncation": True, "max_length": max_length, **kwargs} if truncation else kwargs
+    firsts, seconds = ticket_pairs(subjects, descriptions, max_length)
     if all(second is None for second in seconds):
         return tokenizer(firsts, **kwargs)
     if any(second is None for second in seconds):
@@ -59,10 +70,8 @@ def encode_tickets(tokenizer, subjects, descriptions, max_length: int, truncatio
     return tokenizer(firsts, seconds, **kwargs)
 
 
-def tokenize_dataset(
-    dataset: datasets.DatasetDict | datasets.Dataset, tokenizer, max_length: int = 128, num_proc: int | None = None
-):
-    """Add ``input_ids``/``attention_mask`` (``token_type_ids`` where the encoder uses them), ``labels`` and
+def tokenize_dataset(dataset, tokenizer, max_length: int = 128, num_proc: int | None = None):
+    """``dataset``: a ``datasets.Dataset`` or ``DatasetDict``. Add ``input_ids``/``attention_mask`` (``token_type_ids`` where the encoder uses them), ``labels`` and
     ``length``; drop the text columns. ``length`` lets the Trainer group batches by length."""
 
     def encode(batch):
@@ -71,6 +80,8 @@ def tokenize_dataset(
         if "label" in batch:
             encoded["labels"] = batch["label"]
         return encoded
+
+    import datasets
 
     def columns_of(ds):
         return ds.column_names if isinstance(ds, datasets.Dataset) else next(iter(ds.values())).column_names

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from custom_trainer.calibration import RoutingRule, routing_profile
-from custom_trainer.monitor import MonitorThresholds, clopper_pearson, compare_to_profile
+from ticket_router.monitor import MonitorThresholds, clopper_pearson, compare_to_profile
 
 LABELS = ["Email", "Network", "Printing", "Security"]
 GUARANTEE = {"max_misrouting": 0.03, "delta": 0.05, "calibration_size": 2000}

@@ -5,7 +5,8 @@ import json
 import pandas as pd
 import pytest
 
-from custom_trainer.cli import NO_TEXT, main
+from ticket_router.cli import main
+from ticket_router.tables import NO_TEXT
 
 
 @pytest.fixture()
@@ -131,3 +132,21 @@ def test_bad_output_name_fails_before_the_model_loads(tmp_path, capsys):
     assert main(["predict", "--model", str(tmp_path / "no_model"), "--input", str(tmp_path / "missing.csv"),
                  "--output", str(tmp_path / "x.csv")]) == 2
     assert "missing.csv: file not found" in capsys.readouterr().err
+
+
+@pytest.mark.process
+def test_help_imports_nothing_heavy(tmp_path):
+    """`ticket-classifier --help` must answer at once: no torch, transformers, pandas or numpy behind it."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from ticket_router.cli import build_parser; build_parser().format_help(); "
+            "print(sorted(m for m in ('torch', 'transformers', 'pandas', 'numpy', 'onnxruntime') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
+
+
+def test_predict_with_the_onnx_backend(tiny_onnx, capsys):
+    assert main(["predict", "--onnx", "--model", str(tiny_onnx), "--subject", "Printer paper jam"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("1. ") and out[3].startswith("route: ")

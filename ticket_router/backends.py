@@ -1,0 +1,90 @@
+"""Where the logits come from: PyTorch (the `train` extra) or ONNX Runtime (the slim install).
+
+A backend takes a padded batch of int64 arrays (ticket_router/encoding.py) and returns calibrated logits (the
+export divides by its temperature inside the model and inside the ONNX graph). `Router` composes one of them with
+the encoder and the rule.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .manifest import read_json, sha256_of
+
+BACKENDS = ("torch", "onnx")
+ONNX_DIR = "onnx"
+ONNX_MANIFEST = "onnx_manifest.json"
+
+
+class TorchBackend:
+    """The exported model through transformers, in fp32, without autograd."""
+
+    name = "torch"
+
+    def __init__(self, model_dir: str | Path, threads: int | None = None):
+        try:
+            import torch
+            from transformers import AutoModelForSequenceClassification
+        except ImportError:
+            raise ValueError("the PyTorch backend needs the train extra (pip install 'ticket-classifier[train]'); "
+                             "the slim install routes an ONNX export: add --onnx") from None
+        import custom_trainer  # noqa: F401  (registers the model class with the Auto classes)
+
+        if threads:
+            torch.set_num_threads(threads)
+        self._torch = torch
+        self.model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+        self.input_names = ("input_ids", "attention_mask", "token_type_ids")
+
+    def logits(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        with self._torch.inference_mode():
+            inputs = {name: self._torch.from_numpy(batch[name]) for name in self.input_names}
+            return self.model(**inputs).logits.float().numpy()
+
+
+class OnnxBackend:
+    """The graph of ``<model>/onnx/`` (written by ticket_router/onnx_export.py) on ONNX Runtime's CPU provider,
+    after checking it is the one exported from this model folder."""
+
+    name = "onnx"
+
+    def __init__(self, model_dir: str | Path, onnx_dir: str | Path | None = None, threads: int | None = None):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise ValueError("the ONNX backend needs onnxruntime (pip install ticket-classifier)") from None
+        model_dir = Path(model_dir)
+        onnx_dir = Path(onnx_dir) if onnx_dir is not None else model_dir / ONNX_DIR
+        manifest_path = onnx_dir / ONNX_MANIFEST
+        if not manifest_path.is_file():
+            raise ValueError(f"{onnx_dir}: no ONNX export; run `ticket-classifier export-onnx --model {model_dir}` "
+                             "(with the train extra installed)")
+        manifest = read_json(manifest_path, "ONNX manifest")
+        name = manifest.get("file")
+        if not isinstance(name, str) or Path(name).name != name:
+            raise ValueError(f"{manifest_path}: 'file' must name a file in {onnx_dir}, got {name!r}")
+        graph = onnx_dir / name
+        if not graph.is_file() or sha256_of(graph) != manifest.get("sha256"):
+            raise ValueError(f"{graph}: missing or does not match {ONNX_MANIFEST}; export again")
+        if manifest.get("model_manifest_sha256") != sha256_of(model_dir / "manifest.json"):
+            raise ValueError(f"{onnx_dir}: exported from another version of {model_dir}; export again")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+        self.input_names = tuple(i.name for i in self.session.get_inputs())
+        self.quantize = manifest.get("quantize")
+
+    def logits(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        return self.session.run(["logits"], {name: batch[name] for name in self.input_names})[0]
+
+
+def write_onnx_manifest(onnx_dir: Path, graph: Path, quantize: str | None, model_dir: Path) -> None:
+    from .atomic import write_text
+
+    manifest = {"file": graph.name, "quantize": quantize, "sha256": sha256_of(graph),
+                "model_manifest_sha256": sha256_of(model_dir / "manifest.json")}
+    write_text(onnx_dir / ONNX_MANIFEST, json.dumps(manifest, indent=2) + "\n")

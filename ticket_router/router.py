@@ -1,0 +1,67 @@
+"""`Router`: an exported ticket classifier that scores and routes tickets, on PyTorch or ONNX Runtime.
+
+    router = Router("outputs/realistic/model", backend="onnx")
+    router.route(["VPN drops"], ["since the update it disconnects every hour"])
+    -> [{"label": "Network", "score": 0.97, "routing_score": 0.97, "top3": [...], "route": "auto"}]
+
+The folder is checked against its manifest before anything is loaded; the rule (ticket_router/rule.py) comes from
+its config.json, the tokenizer from its tokenizer.json, the logits from the chosen backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .backends import BACKENDS, OnnxBackend, TorchBackend
+from .encoding import TicketEncoder
+from .manifest import read_json, verify_export
+from .rule import RoutingRule, label_names, softmax, top_k
+
+
+class Router:
+    def __init__(self, model_dir: str | Path, backend: str = "torch", onnx_dir: str | Path | None = None,
+                 threads: int | None = None):
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        self.model_dir = Path(model_dir)
+        self.manifest = verify_export(self.model_dir)
+        self.config = read_json(self.model_dir / "config.json", "model config")
+        self.labels = label_names(self.config)
+        self.max_length = int(self.config.get("max_input_length") or 128)
+        self.rule = RoutingRule.from_config(self.config)
+        self.encoder = TicketEncoder(self.model_dir, self.max_length)
+        self.backend = (OnnxBackend(self.model_dir, onnx_dir, threads) if backend == "onnx"
+                        else TorchBackend(self.model_dir, threads))
+
+    def predict_proba(self, subjects: Sequence, descriptions: Sequence, batch_size: int = 64,
+                      progress: bool = False) -> np.ndarray:
+        """Calibrated class probabilities, one row per ticket, in input order. Tickets are scored in batches of
+        similar length (sorted), each padded to its longest."""
+        encoded = self.encoder.encode(subjects, descriptions)
+        order = np.argsort([len(ids) for ids, _ in encoded], kind="stable")
+        probabilities = np.zeros((len(encoded), len(self.labels)), dtype=np.float32)
+        starts = range(0, len(order), batch_size)
+        if progress:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, desc="Routing", unit="batch")
+        for start in starts:
+            rows = order[start : start + batch_size]
+            probabilities[rows] = softmax(self.backend.logits(self.encoder.pad([encoded[i] for i in rows])))
+        return probabilities
+
+    def route(self, subjects: Sequence, descriptions: Sequence, batch_size: int = 64) -> list[dict]:
+        """For each ticket: the label, its probability, the routing score, the top 3, and auto or triage."""
+        return self.decisions(self.predict_proba(subjects, descriptions, batch_size))
+
+    def decisions(self, probabilities: np.ndarray) -> list[dict]:
+        _, scores, routed = self.rule.decide(probabilities)
+        return [
+            {"label": top[0][0], "score": round(top[0][1], 6), "routing_score": round(float(score), 6),
+             "top3": [{"label": label, "score": round(p, 6)} for label, p in top],
+             "route": "auto" if auto else "triage"}
+            for top, score, auto in zip(top_k(probabilities, self.labels), scores, routed)
+        ]

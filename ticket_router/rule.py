@@ -1,0 +1,132 @@
+"""The routing rule: calibrated probabilities in, (predicted label, routing score, auto-route or triage) out.
+
+The one place that decides auto-route or triage, for the CLI, the service, the monitor, the training reports and
+the benchmarks. Fitted on validation at the end of training (custom_trainer/calibration.py and risk_control.py) and
+stored in the exported ``config.json``: ``routing_score``, ``auto_route_thresholds`` (one per label, or null for a
+label never auto-routed) and ``triage_ids``. numpy only, so the slim install (no torch) routes with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+ROUTING_SCORES = ("probability", "margin")
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+def routing_scores(probabilities: np.ndarray, score: str = "probability") -> np.ndarray:
+    """The confidence the threshold applies to: the top probability, or its margin over the second."""
+    probabilities = np.asarray(probabilities)
+    if score == "probability":
+        return probabilities.max(axis=-1)
+    if score == "margin":
+        if probabilities.shape[-1] < 2:
+            return probabilities.max(axis=-1)
+        top_two = np.partition(probabilities, -2, axis=-1)[..., -2:]
+        return top_two[..., 1] - top_two[..., 0]
+    raise ValueError(f"routing score must be one of {ROUTING_SCORES}, got {score!r}")
+
+
+def auto_routed(confidence: np.ndarray, predicted: np.ndarray, threshold, triage_ids=()) -> np.ndarray:
+    """A ticket is auto-routed when its confidence score reaches its threshold and its predicted label is not one
+    that always goes to a person (``triage_ids``: the merged rare-label bucket and the labels configured in
+    ``never_auto_route``). ``threshold``: one number, None (0), or one per ticket."""
+    confidence = np.asarray(confidence)
+    routed = confidence >= (0.0 if threshold is None else np.asarray(threshold, dtype=float))
+    if len(triage_ids):
+        routed &= ~np.isin(np.asarray(predicted), list(triage_ids))
+    return routed
+
+
+def _field(config, key: str, default=None):
+    """A field of a config object (transformers' PretrainedConfig) or of config.json read as a dict."""
+    if isinstance(config, Mapping):
+        return config.get(key, default)
+    return getattr(config, key, default)
+
+
+def label_names(config) -> list[str]:
+    """Label names in id order, from a config object or config.json (whose id2label keys are strings)."""
+    id2label = _field(config, "id2label")
+    if not id2label:
+        raise ValueError("config: no id2label; not a classifier export")
+    try:
+        return [str(id2label[i] if i in id2label else id2label[str(i)]) for i in range(len(id2label))]
+    except KeyError as error:
+        raise ValueError(f"config: id2label {dict(id2label)} does not number its labels 0..{len(id2label) - 1} "
+                         f"(missing {error})") from None
+
+
+@dataclass(frozen=True)
+class RoutingRule:
+    """Auto-route a ticket when its score (``score``: the top calibrated probability or its margin over the
+    runner-up) reaches the threshold of its predicted label; ``None`` thresholds and ``triage_ids`` never route."""
+
+    label_thresholds: tuple  # one per label id: a number, or None (never auto-routed)
+    score: str = "probability"
+    triage_ids: tuple = ()
+
+    def __post_init__(self):
+        if self.score not in ROUTING_SCORES:
+            raise ValueError(f"routing_score must be one of {ROUTING_SCORES}, got {self.score!r}")
+
+    @classmethod
+    def from_config(cls, config) -> "RoutingRule":
+        labels = label_names(config)
+        per_label = _field(config, "auto_route_thresholds")
+        if per_label:
+            thresholds = tuple(per_label.get(label) for label in labels)
+        else:  # exports before per-label thresholds: one threshold on the top probability (None: route all)
+            threshold = _field(config, "auto_route_threshold")
+            thresholds = tuple([0.0 if threshold is None else threshold] * len(labels))
+        return cls(thresholds, _field(config, "routing_score", "probability") or "probability",
+                   tuple(_field(config, "triage_ids", []) or []))
+
+    def thresholds(self, predicted: np.ndarray) -> np.ndarray:
+        table = np.array([np.inf if t is None else t for t in self.label_thresholds], dtype=float)
+        return table[np.asarray(predicted, dtype=int)]
+
+    def decide(self, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(predicted label ids, routing scores, auto-routed mask) for rows of calibrated probabilities."""
+        probabilities = np.asarray(probabilities)
+        predicted = probabilities.argmax(axis=-1)
+        scores = routing_scores(probabilities, self.score)
+        return predicted, scores, auto_routed(scores, predicted, self.thresholds(predicted), self.triage_ids)
+
+    def stats(self, probabilities: np.ndarray, labels: np.ndarray) -> dict:
+        """`routed_stats` of this rule on calibrated probabilities with known labels."""
+        predicted, _, routed = self.decide(probabilities)
+        return routed_stats(predicted == np.asarray(labels), routed)
+
+    def describe(self) -> str:
+        values = {t for t in self.label_thresholds if t is not None}
+        if not values:
+            return f"nothing auto-routed ({self.score})"
+        if len(values) == 1 and None not in self.label_thresholds:
+            return f"{self.score} >= {values.pop():.4f}"
+        return f"{self.score} >= a threshold per label ({min(values):.4f} to {max(values):.4f})"
+
+
+def routed_stats(correct: np.ndarray, routed: np.ndarray) -> dict:
+    """Share auto-routed and misrouting among them (0 when nothing is routed), with the counts."""
+    correct, routed = np.asarray(correct, dtype=bool), np.asarray(routed, dtype=bool)
+    return {
+        "coverage": float(routed.mean()) if len(routed) else 0.0,
+        "misrouting": float((~correct[routed]).mean()) if routed.any() else 0.0,
+        "auto_routed": int(routed.sum()),
+        "triaged": int((~routed).sum()),
+    }
+
+
+def top_k(probabilities: np.ndarray, names: list[str], k: int = 3) -> list[list[tuple[str, float]]]:
+    """The ``k`` most probable labels of each row, with their probabilities, best first."""
+    order = np.argsort(-probabilities, axis=-1, kind="stable")[:, :k]
+    return [[(names[i], float(row[i])) for i in indices] for row, indices in zip(probabilities, order)]

@@ -1,0 +1,136 @@
+"""HTTP service (FastAPI + uvicorn, the `serve` extra): POST /predict, GET /health, GET /info.
+
+Scoring runs on one thread beside the event loop, fed by a micro-batcher (ticket_router/batching.py): concurrent
+requests are scored together, `/health` answers while a batch is scored, and a full queue is a 503 with
+Retry-After rather than a growing backlog. Bodies are bounded before they are read (Content-Length) and while they
+stream; malformed JSON of any kind is a 400; fields and batches have limits (413). On SIGTERM uvicorn stops taking
+connections, the requests in flight are answered, then the scoring thread finishes what is queued.
+"""
+
+
+import asyncio
+import json
+from contextlib import asynccontextmanager
+
+from .batching import MicroBatcher, QueueFull
+
+VERSION = "0.1.0"
+
+
+def body_limit(max_batch: int, max_chars: int) -> int:
+    """Bytes a request may hold: every ticket at the longest subject and description, each character written as
+    a 6-byte JSON escape (\\u00e9), plus room for keys and punctuation."""
+    return max_batch * (2 * max_chars * 6 + 256) + 1024
+
+
+def create_app(router, max_batch: int = 256, max_chars: int = 20_000, max_queue: int | None = None,
+               batch_wait_ms: float = 5.0, docs: bool = False):
+    """``router``: a `ticket_router.Router` (or anything with predict_proba, decisions, labels, rule)."""
+    from fastapi import FastAPI, HTTPException, Request
+    from fastapi.responses import JSONResponse
+    from pydantic import BaseModel, ConfigDict, Field, ValidationError
+    from starlette.concurrency import run_in_threadpool
+
+    max_body = body_limit(max_batch, max_chars)
+    state = {}
+
+    class Ticket(BaseModel):
+        model_config = ConfigDict(extra="forbid", strict=True)
+        subject: str = Field(default="", max_length=max_chars)
+        description: str = Field(default="", max_length=max_chars)
+
+    class Batch(BaseModel):
+        model_config = ConfigDict(extra="forbid", strict=True)
+        tickets: list[Ticket] = Field(min_length=1, max_length=max_batch)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        batcher = MicroBatcher(lambda s, d: router.predict_proba(s, d), max_batch=max_batch,
+                               max_wait=batch_wait_ms / 1000, max_queue=max_queue or 4 * max_batch)
+        state["batcher"] = batcher
+        yield
+        # uvicorn has answered every request in flight by now; let the thread finish anything left queued.
+        await run_in_threadpool(batcher.close, 30.0)
+
+    off = {"docs_url": None, "redoc_url": None, "openapi_url": None}
+    app = FastAPI(title="ticket-classifier", version=VERSION, lifespan=lifespan, **({} if docs else off))
+
+    @app.exception_handler(ValidationError)
+    async def readable_validation_error(request: Request, error: ValidationError):
+        problems = [
+            f"{'.'.join(str(part) for part in item.get('loc', ())) or 'body'}: {item.get('msg')}"
+            for item in error.errors()
+        ]
+        too_big = any(item.get("type") in ("string_too_long", "too_long") for item in error.errors())
+        return JSONResponse(status_code=413 if too_big else 422, content={"detail": problems})
+
+    @app.exception_handler(QueueFull)
+    async def busy(request: Request, error: QueueFull):
+        return JSONResponse(status_code=503, content={"detail": f"busy: {error}"}, headers={"Retry-After": "1"})
+
+    async def read_body(request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                raise HTTPException(400, detail=f"Content-Length {declared!r} is not a number")
+            if int(declared) > max_body:
+                raise HTTPException(413, detail=f"body of {int(declared)} bytes; at most {max_body}")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_body:
+                raise HTTPException(413, detail=f"body over {max_body} bytes")
+        return bytes(body)
+
+    def parse(body: bytes):
+        """JSON to validated tickets (off the event loop: a large body takes a while to parse)."""
+        try:
+            payload = json.loads(body)
+        except (ValueError, UnicodeDecodeError, RecursionError) as error:  # JSONDecodeError is a ValueError
+            raise HTTPException(400, detail=f"malformed JSON: {str(error)[:200]}") from None
+        if isinstance(payload, dict) and "tickets" in payload:
+            if isinstance(payload["tickets"], list) and len(payload["tickets"]) > max_batch:
+                raise HTTPException(413, detail=f"batch of {len(payload['tickets'])} tickets; at most {max_batch}")
+            return Batch.model_validate(payload).tickets, True
+        if not isinstance(payload, dict):
+            raise HTTPException(422, detail=f"expected a JSON object, got {type(payload).__name__}")
+        return [Ticket.model_validate(payload)], False
+
+    @app.get("/health")
+    async def health():
+        return {"status": "ok"}
+
+    @app.get("/info")
+    async def info():
+        batcher = state.get("batcher")
+        return {"labels": router.labels, "rule": router.rule.describe(), "backend": router.backend.name,
+                "max_batch": max_batch, "max_chars": max_chars, "max_body_bytes": max_body,
+                "max_queue": batcher.max_queue if batcher else None, "queued": batcher.queued if batcher else 0,
+                "version": VERSION}
+
+    @app.post("/predict")
+    async def predict(request: Request):
+        """One ticket ({"subject", "description"}) or a batch ({"tickets": [...]})."""
+        tickets, is_batch = await run_in_threadpool(parse, await read_body(request))
+        empty = [i for i, t in enumerate(tickets) if not (t.subject.strip() or t.description.strip())]
+        if empty:
+            raise HTTPException(422, detail=f"ticket(s) {empty[:10]} have no text: give a subject or a description")
+        future = state["batcher"].submit([t.subject for t in tickets], [t.description for t in tickets])
+        decisions = router.decisions(await asyncio.wrap_future(future))
+        return {"predictions": decisions} if is_batch else decisions[0]
+
+    return app
+
+
+def serve(model_dir, host: str = "127.0.0.1", port: int = 8000, max_batch: int = 256, max_chars: int = 20_000,
+          backend: str = "torch", max_queue: int | None = None, batch_wait_ms: float = 5.0, docs: bool = False) -> None:
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn
+    except ImportError:
+        raise ValueError("serve needs the serve extra: pip install 'ticket-classifier[serve]'") from None
+    from .router import Router
+
+    app = create_app(Router(model_dir, backend=backend), max_batch=max_batch, max_chars=max_chars,
+                     max_queue=max_queue, batch_wait_ms=batch_wait_ms, docs=docs)
+    uvicorn.run(app, host=host, port=port, timeout_graceful_shutdown=30)

@@ -1,0 +1,94 @@
+"""Files of tickets in, routed files out (CSV, JSONL, Parquet): what `ticket-classifier predict --input` does.
+
+Every input row comes back with its routing (rows with no text are kept and marked, not dropped); outputs are
+written atomically (ticket_router/atomic.py), and CSV cells that a spreadsheet would run as a formula are escaped.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .atomic import atomic_path
+from .rule import top_k
+
+NO_TEXT = "no text: the subject and description are empty"
+OUTPUT_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet", ".pq")
+# Cells that Excel and other spreadsheets evaluate as formulas (CSV injection, OWASP): ticket text such as
+# "=HYPERLINK(...)" or "@SUM(...)" in a routed CSV would run when a service desk opens it.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def escape_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy whose text cells starting like a formula are prefixed with ' (shown as text, not evaluated)."""
+    out = frame.copy()
+    for column in out.columns:
+        if pd.api.types.is_object_dtype(out[column]) or pd.api.types.is_string_dtype(out[column]):
+            out[column] = out[column].map(
+                lambda v: "'" + v if isinstance(v, str) and v.startswith(FORMULA_PREFIXES) else v)
+    return out
+
+
+def check_output(path: str | Path) -> Path:
+    """The output path, refused before any work when its type is not one this module writes."""
+    path = Path(path)
+    if path.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise ValueError(f"{path}: unsupported output type {path.suffix!r}; use .csv, .jsonl or .parquet")
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder; give a file name")
+    return path
+
+
+def read_input(path: str | Path, columns) -> pd.DataFrame:
+    """A CSV, JSONL, Parquet or Excel file of tickets as a frame, after checking it has ``columns``."""
+    from ticket_data.readers import read_records
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"--input {path}: file not found")
+    records, _, found = read_records(path)
+    missing = [c for c in columns if c not in found]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {missing}; expected {list(columns)}, found {found}")
+    return pd.DataFrame.from_records(records, columns=found)
+
+
+def route_frame(router, frame: pd.DataFrame, text_columns, batch_size: int = 64, progress: bool = False) -> pd.DataFrame:
+    """Every input row with predicted, score, routing_score, top3, route and error."""
+    from ticket_data.loading import ticket_texts
+
+    subjects, descriptions = ticket_texts(frame, text_columns)
+    has_text = ((subjects != "") | (descriptions != "")).to_numpy()
+    out = frame.copy()
+    for column in ("predicted", "score", "routing_score", "top3", "route", "error"):
+        out[column] = None
+    if has_text.any():
+        probabilities = router.predict_proba(subjects[has_text].tolist(), descriptions[has_text].tolist(),
+                                             batch_size=batch_size, progress=progress)
+        labels = router.labels
+        predicted, routing_scores, routed = router.rule.decide(probabilities)
+        out.loc[has_text, "predicted"] = [labels[i] for i in predicted]
+        out.loc[has_text, "score"] = probabilities.max(axis=-1).round(6)
+        out.loc[has_text, "routing_score"] = routing_scores.round(6)
+        out.loc[has_text, "top3"] = [json.dumps([[label, round(p, 6)] for label, p in row])
+                                     for row in top_k(probabilities, labels)]
+        out.loc[has_text, "route"] = np.where(routed, "auto", "triage")
+    out.loc[~has_text, "route"] = "triage"
+    out.loc[~has_text, "error"] = NO_TEXT
+    return out
+
+
+def write_table(frame: pd.DataFrame, path: str | Path) -> None:
+    """Write ``frame`` to ``path`` (type from the suffix) atomically: never half a file."""
+    path = check_output(path)
+    suffix = path.suffix.lower()
+    with atomic_path(path) as partial:
+        if suffix == ".csv":  # opened in spreadsheets: text that looks like a formula is escaped
+            escape_formulas(frame).to_csv(partial, index=False)
+        elif suffix in (".jsonl", ".json"):
+            frame.to_json(partial, orient="records", lines=True, force_ascii=False)
+        else:
+            frame.to_parquet(partial, index=False)
