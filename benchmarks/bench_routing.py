@@ -45,6 +45,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--tickets", type=int, default=5000)
     parser.add_argument("--seed_tickets", type=int, default=300, help="tickets for the (slow) seed loop")
     parser.add_argument("--slim_python", default=None, help="python of a venv with only `pip install .`")
+    parser.add_argument("--dataset", default="heldout_templates",
+                        help="corpus the tickets come from (heldout_templates: the tickets of bench_inference.py and of "
+                             "the issue's 10x figure; realistic: longer tickets)")
     args = parser.parse_args(argv)
 
     import pandas as pd
@@ -55,8 +58,8 @@ def main(argv=None) -> dict:
     from ticket_data import build_dataset
     from ticket_router.onnx_export import export_onnx
 
-    data = build_dataset("realistic")
-    rows = [data[s][i] for s in ("validation", "test") for i in range(len(data[s]))]
+    data = build_dataset(args.dataset)
+    rows = [data[s][i] for s in ("train", "validation", "test") for i in range(len(data[s]))]
     rows = (rows * (args.tickets // len(rows) + 1))[: args.tickets]
     work = Path(tempfile.mkdtemp(prefix="bench_routing_"))
     source = work / "tickets.csv"
@@ -78,13 +81,13 @@ def main(argv=None) -> dict:
     onnx_s = wall([*predict, "--onnx", "--output", str(work / "onnx.csv")])
     agreement = float((pd.read_csv(work / "torch.csv")["predicted"] == pd.read_csv(work / "onnx.csv")["predicted"]).mean())
 
-    startup_python = args.slim_python or sys.executable
+    startup_python = str(Path(args.slim_python).absolute()) if args.slim_python else sys.executable
     help_s = wall([startup_python, "-m", "ticket_router.cli", "--help"], runs=5)
     one_s = wall([startup_python, "-m", "ticket_router.cli", "predict", "--onnx", "--model", str(Path(args.model).resolve()),
                   "--subject", "VPN keeps dropping", "--description", "since the update it disconnects every hour"], runs=5)
 
     rates = {"a_seed_loop": seed_rate, "b_cli_torch": len(rows) / torch_s, "c_cli_onnx_int8": len(rows) / onnx_s}
-    print(f"\nmodel {args.model}; {len(rows)} tickets; torch threads {torch.get_num_threads()}; {platform.machine()}\n")
+    print(f"\nmodel {args.model}; {len(rows)} tickets of {args.dataset}; torch threads {torch.get_num_threads()}; {platform.machine()}\n")
     print("| path | tickets/s | ratio to (a) | target |\n| --- | --- | --- | --- |")
     for key, label, target in (("a_seed_loop", "(a) seed loop, one at a time, padded to 256 (in process)", ""),
                                ("b_cli_torch", "(b) `ticket-classifier predict --input`, PyTorch (whole process)", ">= 15x"),
@@ -95,7 +98,7 @@ def main(argv=None) -> dict:
           f"{one_s:.2f} s (target <= 1.5 s)\nlabels agree, (b) vs (c): {agreement:.4f}")
     result = {"tickets_per_second": rates, "ratios": {k: v / seed_rate for k, v in rates.items()},
               "help_seconds": help_s, "one_onnx_prediction_seconds": one_s, "startup_python": where,
-              "agreement_torch_vs_onnx_int8": agreement, "tickets": len(rows)}
+              "agreement_torch_vs_onnx_int8": agreement, "tickets": len(rows), "dataset": args.dataset}
     print(json.dumps(result))
     return result
 

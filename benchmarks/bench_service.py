@@ -108,6 +108,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--onnx", action="store_true", help="serve the ONNX export (make it with export-onnx first)")
     parser.add_argument("--requests", type=int, default=1000, help="one-ticket requests per load run")
     parser.add_argument("--clients", type=int, nargs="+", default=[8, 32])
+    parser.add_argument("--serve_args", nargs="*", default=[], help="more `ticket-classifier serve` flags, e.g. "
+                        "--serve_args=--batch_wait_ms=10")
     args = parser.parse_args(argv)
 
     from ticket_data import build_dataset
@@ -116,7 +118,7 @@ def main(argv=None) -> dict:
     tickets = [{"subject": data[i]["subject"], "description": data[i]["description"]} for i in range(len(data))]
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "ticket_router.cli", "serve", "--model", args.model,
-                               "--port", str(port), *(["--onnx"] if args.onnx else [])],
+                               "--port", str(port), *(["--onnx"] if args.onnx else []), *args.serve_args],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 180
