@@ -64,6 +64,11 @@ class DataArguments:
     csv_delimiter: str | None = field(
         default=None, metadata={"help": "CSV delimiter; by default sniffed from the header (, ; tab |)."}
     )
+    extra_fields: str = field(
+        default="error",
+        metadata={"help": "A CSV row with more fields than the header: 'error' (name its line) or 'drop' (keep the row "
+                          "without the extra fields)."},
+    )
     dataset_cache_dir: str | None = field(default=None, metadata={"help": "Cache folder of the corpus builder."})
 
     def __post_init__(self):
@@ -88,6 +93,7 @@ class DataArguments:
             strict_data=self.strict_data,
             # "\\t" and "tab" as typed in a shell or YAML file both mean a tab
             csv_delimiter={"\\t": "\t", "tab": "\t"}.get(self.csv_delimiter, self.csv_delimiter),
+            extra_fields=self.extra_fields,
         )
 
 

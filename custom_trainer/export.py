@@ -1,8 +1,9 @@
 """The export of a trained model: the folder `pipeline("text-classification")` and the router load, its manifest and
 its model card.
 
-The folder is written beside its final place and renamed into it (ticket_router/atomic.py), so an export that fails
-half-way leaves the previous model (or none), never a partial one. ``manifest.json`` records labels, encoder, data
+The folder is written as a new version beside its final place (``.model-versions/<version>/``) and ``model`` (a
+symbolic link) is switched to it by one rename (ticket_router/atomic.py): an export that fails or crashes at any point
+leaves the previous model (or none), never a partial one, and ``model`` is never missing. ``manifest.json`` records labels, encoder, data
 fingerprint, metrics, library versions and a sha256 of every file; `ticket_router.manifest.verify_export` checks it.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ticket_router.atomic import atomic_path
+from ticket_router.atomic import versioned_folder
 from ticket_router.manifest import MANIFEST, sha256_of, verify_export
 
 from .baseline import compare_to_baseline
@@ -29,8 +30,9 @@ def library_versions() -> dict[str, str]:
 
 
 def export_model(model, tokenizer, target: str | Path, manifest: dict, model_card: str) -> Path:
-    """Write model, tokenizer, model card and manifest to ``target`` (replacing an older export atomically)."""
-    with atomic_path(target, directory=True) as staging:
+    """Write model, tokenizer, model card and manifest as a new version and point ``target`` at it
+    (ticket_router/atomic.py: a crash at any point leaves ``target`` a complete model, the old or the new)."""
+    with versioned_folder(target) as staging:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         (staging / "README.md").write_text(model_card)

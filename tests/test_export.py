@@ -1,6 +1,8 @@
 """The export (custom_trainer/export.py): atomic, with a manifest that verifies; the checks themselves are in
 tests/test_router_manifest.py."""
 
+from pathlib import Path
+
 import pytest
 import torch
 from transformers import AutoTokenizer
@@ -34,10 +36,15 @@ def test_export_writes_a_verifiable_manifest(parts, tmp_path):
     assert torch.allclose(model(input_ids=ids).logits, parts[0](input_ids=ids).logits)
 
 
+def versions(folder):
+    return sorted(p.name for p in (folder / ".model-versions").iterdir())
+
+
 def test_failure_mid_export_keeps_the_previous_model(parts, tmp_path, monkeypatch):
     target = tmp_path / "model"
     export(parts, target, "first")
     before = {p.name: p.read_bytes() for p in target.iterdir()}
+    kept = versions(tmp_path)
     model, tokenizer = parts
 
     def crash(*args, **kwargs):
@@ -48,18 +55,53 @@ def test_failure_mid_export_keeps_the_previous_model(parts, tmp_path, monkeypatc
         export(parts, target, "second")
     assert {p.name: p.read_bytes() for p in target.iterdir()} == before
     assert verify_export(target)["data_fingerprint"] == "first"
-    assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no partial folder left beside it
+    assert versions(tmp_path) == kept  # no partial version left
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".model-versions", "model"]
+
+
+def test_a_crash_at_the_switch_leaves_the_previous_model_loadable(parts, tmp_path, monkeypatch):
+    import os
+
+    target = tmp_path / "model"
+    export(parts, target, "first")
+    real_replace = os.replace
+
+    def crash_on_switch(src, dst):
+        if Path(dst) == target:
+            raise OSError("power cut (injected)")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", crash_on_switch)
+    with pytest.raises(OSError, match="power cut"):
+        export(parts, target, "second")
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert verify_export(target)["data_fingerprint"] == "first"  # the pointer still names the complete old version
+    export(parts, target, "third")  # and the next export cleans up after the crash
+    assert verify_export(target)["data_fingerprint"] == "third"
+    assert len(versions(tmp_path)) == 2 and not [p for p in tmp_path.iterdir() if ".link-" in p.name]
 
 
 def test_failure_on_first_export_leaves_nothing(parts, tmp_path, monkeypatch):
     monkeypatch.setattr(type(parts[1]), "save_pretrained", lambda *a, **k: (_ for _ in ()).throw(OSError("boom")))
     with pytest.raises(OSError):
         export(parts, tmp_path / "model")
-    assert list(tmp_path.iterdir()) == []
+    assert not (tmp_path / "model").exists() and versions(tmp_path) == []
 
 
-def test_a_new_export_replaces_the_old_one(parts, tmp_path):
-    export(parts, tmp_path / "model", "first")
+def test_a_new_export_replaces_the_old_one_and_two_versions_are_kept(parts, tmp_path):
+    for tag in ("first", "second", "third"):
+        export(parts, tmp_path / "model", tag)
+    assert verify_export(tmp_path / "model")["data_fingerprint"] == "third"
+    assert (tmp_path / "model").is_symlink() and len(versions(tmp_path)) == 2
+    previous = [v for v in versions(tmp_path) if (tmp_path / ".model-versions" / v) != (tmp_path / "model").resolve()]
+    assert verify_export(tmp_path / ".model-versions" / previous[0])["data_fingerprint"] == "second"
+
+
+def test_an_export_of_an_older_release_is_kept_as_a_version(parts, tmp_path):
+    import shutil
+
+    export(parts, tmp_path / "new", "old-layout")
+    shutil.copytree(tmp_path / "new", tmp_path / "model")  # a plain folder, as releases before versions wrote it
     export(parts, tmp_path / "model", "second")
-    assert verify_export(tmp_path / "model")["data_fingerprint"] == "second"
-    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+    assert (tmp_path / "model").is_symlink() and verify_export(tmp_path / "model")["data_fingerprint"] == "second"
+    assert any(v.startswith("before-") for v in versions(tmp_path))

@@ -150,3 +150,31 @@ def test_predict_with_the_onnx_backend(tiny_onnx, capsys):
     assert main(["predict", "--onnx", "--model", str(tiny_onnx), "--subject", "Printer paper jam"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("1. ") and out[3].startswith("route: ")
+
+
+def test_broken_inputs_and_folders_end_in_one_line_not_a_traceback(model_dir, tiny_run, tmp_path, capsys):
+    import shutil
+
+    nested = tmp_path / "nested.jsonl"
+    nested.write_text('{"subject": "ok", "description": "fine"}\n' + "[" * 50_000 + "]" * 50_000 + "\n")
+    assert main(["predict", "--model", model_dir, "--input", str(nested), "--output", str(tmp_path / "o.csv")]) == 2
+    assert "nested.jsonl: line 2 is not usable JSON" in capsys.readouterr().err
+    shifted = tmp_path / "shifted.csv"
+    shifted.write_text("subject,description\nvpn,drops hourly\nprinter,jams, again and again\n")
+    assert main(["predict", "--model", model_dir, "--input", str(shifted), "--output", str(tmp_path / "o.csv")]) == 2
+    assert "shifted.csv: line 3 has 3 fields, the header 2" in capsys.readouterr().err
+    assert main(["predict", "--model", model_dir, "--input", str(shifted), "--output", str(tmp_path / "o.csv"),
+                 "--extra_fields", "drop"]) == 0
+    assert pd.read_csv(tmp_path / "o.csv")["description"].tolist() == ["drops hourly", "jams"]
+    broken = tmp_path / "broken_model"
+    shutil.copytree(tiny_run[0] / "model", broken, ignore=shutil.ignore_patterns("onnx"))
+    config = json.loads((broken / "config.json").read_text())
+    del config["id2label"]
+    (broken / "config.json").write_text(json.dumps(config))
+    assert main(["predict", "--model", str(broken), "--subject", "vpn"]) == 2
+    assert "config.json does not match its checksum" in capsys.readouterr().err
+    (tmp_path / "ro").mkdir()
+    (tmp_path / "ro" / "out.csv").mkdir()  # the output name is taken by a folder
+    assert main(["predict", "--model", model_dir, "--input", str(shifted), "--extra_fields", "drop",
+                 "--output", str(tmp_path / "ro" / "out.csv")]) == 2
+    assert "is a folder" in capsys.readouterr().err

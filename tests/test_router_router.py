@@ -49,3 +49,15 @@ def test_a_bad_backend_or_folder_is_a_clear_error(tiny_onnx, tmp_path):
         Router(tiny_onnx, backend="tensorrt")
     with pytest.raises(ValueError, match="no such model folder"):
         Router(tmp_path / "missing")
+
+
+def test_long_inputs_are_scored_chunk_by_chunk_with_the_same_result(tiny_onnx, test_tickets, monkeypatch):
+    import ticket_router.router as router_module
+
+    router = Router(tiny_onnx, backend="onnx")
+    subjects, descriptions = test_tickets["subject"].tolist(), test_tickets["description"].tolist()
+    whole = router.predict_proba(subjects, descriptions)
+    monkeypatch.setattr(router_module, "ENCODE_CHUNK", 7)
+    np.testing.assert_allclose(router.predict_proba(subjects, descriptions, batch_size=5), whole, atol=1e-6)
+    with pytest.raises(ValueError, match="3 subjects but 2 descriptions"):
+        router.predict_proba(["a", "b", "c"], ["x", "y"])

@@ -41,12 +41,15 @@ class DataPolicy:
     rare_label_name: str = DEFAULT_RARE_LABEL_NAME
     strict_data: bool = False
     csv_delimiter: str | None = None
+    extra_fields: str = "error"
 
     def __post_init__(self):
         if self.rare_labels not in RARE_LABEL_POLICIES:
             raise ValueError(f"rare_labels must be one of {RARE_LABEL_POLICIES}, got {self.rare_labels!r}")
         if not (isinstance(self.min_examples_per_label, int) and self.min_examples_per_label >= 1):
             raise ValueError(f"min_examples_per_label must be an integer >= 1, got {self.min_examples_per_label!r}")
+        if self.extra_fields not in ("error", "drop"):
+            raise ValueError(f"extra_fields must be 'error' or 'drop', got {self.extra_fields!r}")
         if not clean_label(self.rare_label_name):
             raise ValueError(f"rare_label_name must be a non-empty label, got {self.rare_label_name!r}")
 
@@ -180,7 +183,7 @@ def _read_labelled(path, text_columns, label_column, policy: DataPolicy) -> tupl
 
     Rows without text or label are skipped and reported by line, or refused with ``policy.strict_data``.
     """
-    frame = read_ticket_file(path, text_columns, label_column, policy.csv_delimiter)
+    frame = read_ticket_file(path, text_columns, label_column, policy.csv_delimiter, policy.extra_fields)
     no_text = (frame["subject"] == "") & (frame["description"] == "")
     no_label = (frame["category"] == "") & ~no_text  # a row with neither counts once, as having no text
     skipped = {}
@@ -264,12 +267,13 @@ def _map_test_labels(test_frame, known, labels_report, test, train, label_column
 
 
 def read_ticket_file(
-    path: str | Path, text_columns: Sequence[str], label_column: str | None, csv_delimiter: str | None = None
+    path: str | Path, text_columns: Sequence[str], label_column: str | None, csv_delimiter: str | None = None,
+    extra_fields: str = "error",
 ) -> pd.DataFrame:
     """Read one file: a frame with ``subject``, ``description`` (cleaned), ``line`` and, with a label column,
     ``category`` ("" where the row has none). Rows without text have an empty subject and description."""
     path = Path(path)
-    records, line_numbers, columns = read_records(path, csv_delimiter)
+    records, line_numbers, columns = read_records(path, csv_delimiter, extra_fields)
     wanted = list(text_columns) + ([label_column] if label_column is not None else [])
     missing = [column for column in wanted if column not in columns]
     if missing:

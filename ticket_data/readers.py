@@ -24,12 +24,16 @@ CSV_DELIMITERS = (",", ";", "\t", "|")
 # One field may hold a whole e-mail thread; the csv module refuses fields over 128 KiB by default. This bound
 # keeps a malformed file (an unclosed quote swallowing the rest) from growing one field without limit.
 MAX_FIELD_BYTES = 32 * 1024 * 1024
+EXTRA_FIELDS = ("error", "drop")
 
 
-def read_records(path: str | Path, csv_delimiter: str | None = None) -> tuple[list[dict], list[int], list[str]]:
+def read_records(path: str | Path, csv_delimiter: str | None = None, extra_fields: str = "error"
+                 ) -> tuple[list[dict], list[int], list[str]]:
     """Rows as dicts of values, the file line (or spreadsheet row) each started on, and the column names.
 
-    Blank lines are not rows. ``csv_delimiter`` overrides the sniffed one for CSV files.
+    Blank lines are not rows. ``csv_delimiter`` overrides the sniffed one for CSV files. A CSV row with more fields
+    than the header (an unquoted delimiter in a text shifts every column after it) is an error naming its line
+    (``extra_fields="error"``), unless ``extra_fields="drop"`` keeps the row without the extra fields.
     """
     path = Path(path)
     if not path.exists():
@@ -41,11 +45,13 @@ def read_records(path: str | Path, csv_delimiter: str | None = None) -> tuple[li
         raise ValueError(f"{path}: unsupported file type {path.suffix!r}; expected one of {sorted(FORMATS)}")
     if path.stat().st_size == 0:
         raise ValueError(f"{path}: the file is empty")
+    if extra_fields not in EXTRA_FIELDS:
+        raise ValueError(f"extra_fields must be one of {EXTRA_FIELDS}, got {extra_fields!r}")
     if csv_delimiter is not None and len(csv_delimiter) != 1:
         raise ValueError(f"csv_delimiter must be one character, got {csv_delimiter!r}")
     try:
         if kind == "csv":
-            records, lines, columns = _read_csv(path, csv_delimiter)
+            records, lines, columns = _read_csv(path, csv_delimiter, extra_fields)
         elif kind == "jsonl":
             records, lines, columns = _read_jsonl(path)
         elif kind == "xlsx":
@@ -89,7 +95,7 @@ def _field_size_limit(limit: int):
         csv.field_size_limit(previous)
 
 
-def _read_csv(path: Path, delimiter: str | None):
+def _read_csv(path: Path, delimiter: str | None, extra_fields: str = "error"):
     encoding = _encoding(path)
     with path.open(newline="", encoding=encoding) as handle, _field_size_limit(MAX_FIELD_BYTES):
         if delimiter is None:
@@ -112,6 +118,11 @@ def _read_csv(path: Path, delimiter: str | None):
                 if not row:  # a blank line
                     start = reader.line_num + 1
                     continue
+                if len(row) > len(header) and extra_fields == "error" and any(v.strip() for v in row[len(header):]):
+                    raise ValueError(
+                        f"{path}: line {start} has {len(row)} fields, the header {len(header)} (an unquoted "
+                        f"{delimiter!r} inside a text?); quote that field, or pass extra_fields='drop' (CLI: "
+                        "--extra_fields drop) to keep such rows without their extra fields")
                 records.append(dict(zip(header, row)))
                 lines.append(start)
                 start = reader.line_num + 1
@@ -136,6 +147,8 @@ def _read_jsonl(path: Path):
                 record = json.loads(line)
             except json.JSONDecodeError as error:
                 raise ValueError(f"{path}: line {number} is not valid JSON: {error.msg}") from None
+            except (RecursionError, ValueError) as error:  # nesting too deep; an integer beyond Python's limit
+                raise ValueError(f"{path}: line {number} is not usable JSON: {str(error)[:120]}") from None
             if not isinstance(record, dict):
                 raise ValueError(f"{path}: line {number} is a JSON {type(record).__name__}, expected an object")
             columns.update(dict.fromkeys(record))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -68,6 +69,45 @@ def atomic_path(target: str | Path, directory: bool = False) -> Iterator[Path]:
         _fsync(target.parent)
     finally:
         _remove(staging)  # still there only when the block failed
+
+
+VERSIONS = ".{name}-versions"  # beside the pointer: outputs/run/.model-versions/<version>/
+KEEP_VERSIONS = 2  # the current one and the one before it (to roll back by hand)
+
+
+@contextlib.contextmanager
+def versioned_folder(target: str | Path) -> Iterator[Path]:
+    """Yield an empty staging folder; when the block succeeds it becomes a new version beside ``target`` and
+    ``target`` (a symbolic link) is switched to it by one rename, the layout of Triton and TorchServe model stores.
+
+    A crash at any point leaves ``target`` pointing at a complete version: the old one until the rename, the new one
+    after it. Versions other than the last `KEEP_VERSIONS` are removed. Where symbolic links are not available, or
+    ``target`` is a folder written by an older release, the folder is swapped in with `atomic_path` instead.
+    """
+    target = Path(target)
+    versions = target.parent / VERSIONS.format(name=target.name)
+    version = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6:06d}"
+    with atomic_path(versions / version, directory=True) as staging:
+        yield staging
+    link = target.parent / f".{target.name}.link-{os.getpid()}"
+    _remove(link)
+    try:
+        os.symlink(Path(versions.name) / version, link, target_is_directory=True)
+    except (OSError, NotImplementedError):  # no symbolic links here: fall back to swapping the folder in
+        with atomic_path(target, directory=True) as fallback:
+            fallback.rmdir()
+            shutil.copytree(versions / version, fallback)
+        shutil.rmtree(versions / version, ignore_errors=True)
+        return
+    if target.is_dir() and not target.is_symlink():
+        # An export written before versioned folders: one last two-rename swap, the old folder kept as a version.
+        os.replace(target, versions / f"before-{version}")
+    os.replace(link, target)
+    _fsync(target.parent)
+    for old in sorted((p for p in versions.iterdir() if not p.name.startswith(".")), key=lambda p: p.stat().st_mtime)[
+            :-KEEP_VERSIONS]:
+        if old.name != version:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def write_text(target: str | Path, text: str) -> Path:

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .manifest import read_json, sha256_of
+from .manifest import ONNX_FOLDER, read_json, sha256_of
 
 BACKENDS = ("torch", "onnx")
-ONNX_DIR = "onnx"
+ONNX_DIR = ONNX_FOLDER
 ONNX_MANIFEST = "onnx_manifest.json"
 
 

@@ -49,7 +49,7 @@ def cmd_predict(args) -> int:
     if args.output is None:
         raise ValueError("predict: --input needs --output")
     output = check_output(args.output)
-    frame = read_input(args.input, args.text_columns)
+    frame = read_input(args.input, args.text_columns, args.extra_fields)
     routed = route_frame(_router(args), frame, args.text_columns, args.batch_size, progress=not args.quiet)
     write_table(routed, output)
     counts = routed["route"].value_counts().to_dict()
@@ -69,7 +69,7 @@ def cmd_evaluate(args) -> int:
     from .rule import routed_stats
     from .tables import read_input, route_frame
 
-    frame = read_input(args.input, [*args.text_columns, args.label_column])
+    frame = read_input(args.input, [*args.text_columns, args.label_column], args.extra_fields)
     router = _router(args)
     routed = route_frame(router, frame, args.text_columns, args.batch_size, progress=not args.quiet)
     routed = routed[routed["error"].isna()]
@@ -125,7 +125,7 @@ def cmd_monitor(args) -> int:
     if output_dir.exists() and not output_dir.is_dir():
         raise ValueError(f"--output_dir {output_dir} exists and is not a folder")
     columns = [*args.text_columns, *([args.label_column] if args.label_column else [])]
-    frame = read_input(args.input, columns)
+    frame = read_input(args.input, columns, args.extra_fields)
     router = _router(args)
     profile, guarantee = router.config.get("routing_profile"), router.config.get("routing_guarantee")
     if not profile or not guarantee:
@@ -182,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--text_columns", nargs="+", default=["subject", "description"])
             sub.add_argument("--batch_size", type=int, default=64)
             sub.add_argument("--quiet", action="store_true", help="no progress bar")
+            sub.add_argument("--extra_fields", choices=["error", "drop"], default="error",
+                             help="a CSV row with more fields than the header: stop naming its line, or drop the extras")
 
     predict = commands.add_parser("predict", help="top-3 for one ticket, or route a file of tickets")
     common(predict)
@@ -235,7 +237,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ValueError as error:
+    except (ValueError, OSError) as error:  # bad input, a missing or unwritable file: one line, no traceback
         print(f"ticket-classifier: error: {error}", file=sys.stderr)
         return 2
 

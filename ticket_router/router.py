@@ -20,6 +20,8 @@ from .encoding import TicketEncoder
 from .manifest import read_json, verify_export
 from .rule import RoutingRule, label_names, softmax, top_k
 
+ENCODE_CHUNK = 4096  # tickets encoded at once: sorting by length works within a chunk, memory stays bounded
+
 
 class Router:
     def __init__(self, model_dir: str | Path, backend: str = "torch", onnx_dir: str | Path | None = None,
@@ -38,19 +40,30 @@ class Router:
 
     def predict_proba(self, subjects: Sequence, descriptions: Sequence, batch_size: int = 64,
                       progress: bool = False) -> np.ndarray:
-        """Calibrated class probabilities, one row per ticket, in input order. Tickets are scored in batches of
-        similar length (sorted), each padded to its longest."""
-        encoded = self.encoder.encode(subjects, descriptions)
-        order = np.argsort([len(ids) for ids, _ in encoded], kind="stable")
-        probabilities = np.zeros((len(encoded), len(self.labels)), dtype=np.float32)
-        starts = range(0, len(order), batch_size)
+        """Calibrated class probabilities, one row per ticket, in input order.
+
+        Tickets are encoded a chunk at a time (`ENCODE_CHUNK`), so memory stays bounded on any file, and scored in
+        batches of similar length (sorted within the chunk), each padded to its longest."""
+        if len(subjects) != len(descriptions):
+            raise ValueError(f"{len(subjects)} subjects but {len(descriptions)} descriptions")
+        probabilities = np.zeros((len(subjects), len(self.labels)), dtype=np.float32)
+        bar = None
         if progress:
             from tqdm.auto import tqdm
 
-            starts = tqdm(starts, desc="Routing", unit="batch")
-        for start in starts:
-            rows = order[start : start + batch_size]
-            probabilities[rows] = softmax(self.backend.logits(self.encoder.pad([encoded[i] for i in rows])))
+            bar = tqdm(total=len(subjects), desc="Routing", unit="ticket")
+        for chunk in range(0, len(subjects), ENCODE_CHUNK):
+            encoded = self.encoder.encode(subjects[chunk : chunk + ENCODE_CHUNK],
+                                          descriptions[chunk : chunk + ENCODE_CHUNK])
+            order = np.argsort([len(ids) for ids, _ in encoded], kind="stable")
+            for start in range(0, len(order), batch_size):
+                rows = order[start : start + batch_size]
+                logits = self.backend.logits(self.encoder.pad([encoded[i] for i in rows]))
+                probabilities[chunk + rows] = softmax(logits)
+                if bar is not None:
+                    bar.update(len(rows))
+        if bar is not None:
+            bar.close()
         return probabilities
 
     def route(self, subjects: Sequence, descriptions: Sequence, batch_size: int = 64) -> list[dict]:

@@ -42,14 +42,14 @@ def check_output(path: str | Path) -> Path:
     return path
 
 
-def read_input(path: str | Path, columns) -> pd.DataFrame:
+def read_input(path: str | Path, columns, extra_fields: str = "error") -> pd.DataFrame:
     """A CSV, JSONL, Parquet or Excel file of tickets as a frame, after checking it has ``columns``."""
     from ticket_data.readers import read_records
 
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"--input {path}: file not found")
-    records, _, found = read_records(path)
+    records, _, found = read_records(path, extra_fields=extra_fields)
     missing = [c for c in columns if c not in found]
     if missing:
         raise ValueError(f"{path}: missing column(s) {missing}; expected {list(columns)}, found {found}")
