@@ -15,6 +15,8 @@ from custom_trainer.precision import native_bf16
 
 from conftest import REPO
 
+pytestmark = pytest.mark.process  # training runs in subprocesses (accelerate launch, SIGKILL)
+
 
 # The default precision is chosen by the CPU (custom_trainer/precision.py): both must keep the guarantees. bf16 runs
 # only where the CPU has it natively; elsewhere it is emulated, 23x slower, and never the default.

@@ -96,6 +96,7 @@ PIPELINE_CHECK = textwrap.dedent(
 )
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("mode", ["remote_code", "import"])
 def test_pipeline_in_a_fresh_process_reproduces_predictions(tiny_run, tmp_path, mode):
     output_dir, _ = tiny_run
@@ -235,6 +236,7 @@ def test_a_model_below_the_baseline_says_so_loudly(tiny_bert, tmp_path, dataset_
     assert "**The model is below it:" in (tmp_path / "weak" / "model" / "README.md").read_text()
 
 
+@pytest.mark.process
 def test_the_wide_part_travels_with_the_export(tiny_bert, tmp_path, dataset_cache):
     """With --wide_buckets the exported model computes head + wide_scale x wide logits by itself (pipeline)."""
     from train import main
