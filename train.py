@@ -293,7 +293,7 @@ def cli(argv: list[str] | None = None) -> dict:
     try:
         data_args, model_args, training_args, _ = parse_args(argv)
         return main(data_args, model_args, training_args)
-    except ValueError as error:  # bad configuration or data: the message names the key or file
+    except (ValueError, OSError) as error:  # bad configuration or data, a file that cannot be read or written
         sys.exit(f"train.py: error: {error}")
 
 

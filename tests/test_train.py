@@ -273,3 +273,13 @@ def test_test_figures_come_with_bootstrap_intervals(tiny_run):
     assert intervals["misrouting"][0] <= routing["misrouting"] <= intervals["misrouting"][1]
     card = (output_dir / "model" / "README.md").read_text()
     assert f"accuracy\n[{intervals['accuracy'][0]:.4f}, {intervals['accuracy'][1]:.4f}]" in card
+
+
+def test_an_output_folder_that_cannot_be_written_is_one_line_not_a_traceback(tiny_bert, tmp_path, dataset_cache):
+    from train import cli
+
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file where the output folder should go")
+    with pytest.raises(SystemExit) as stop:
+        cli(tiny_run_flags(tiny_bert, blocker / "run", dataset_cache))
+    assert str(stop.value.code).startswith("train.py: error: ") and "taken" in str(stop.value.code)
