@@ -56,3 +56,12 @@ def test_a_20000_character_pair_costs_no_more_than_a_2000_character_one():
 
     short, long = seconds(2_000), seconds(20_000)
     assert long <= 3 * short + 0.05, (short, long)  # unbounded, the long pair costs ~60x (tokenizers #2035)
+
+
+def test_texts_cleaned_once_encode_as_raw_texts_do(tiny_run):
+    from ticket_data.preprocessing import clean_text
+
+    encoder = TicketEncoder(tiny_run[0] / "model", 64)
+    subjects, descriptions = zip(*TICKETS)
+    cleaned = encoder.encode([clean_text(s) for s in subjects], [clean_text(d) for d in descriptions], cleaned=True)
+    assert cleaned == encoder.encode(subjects, descriptions)

@@ -27,17 +27,20 @@ def bound_text(text: str, max_chars: int) -> str:
     return text[: cut if cut >= max_chars // 2 else max_chars]
 
 
-def ticket_pairs(subjects, descriptions, max_length: int) -> tuple[list[str], list[str | None]]:
+def ticket_pairs(subjects, descriptions, max_length: int, clean: bool = True) -> tuple[list[str], list[str | None]]:
     """(first texts, second texts or None) for a tokenizer: each field cleaned and cut to
     ``CHARS_PER_TOKEN * max_length`` characters, so the cost of a ticket is bounded whatever its length.
 
     Subject and description go in as a text pair; a ticket with only one of the two is a single text (second
-    None), so it does not matter which field an export put it in.
+    None), so it does not matter which field an export put it in. ``clean=False``: the texts are already
+    `clean_text`'s output (cleaning is idempotent, so this only saves time).
     """
     max_chars = CHARS_PER_TOKEN * max_length
     firsts, seconds = [], []
     for subject, description in zip(subjects, descriptions, strict=True):
-        subject, description = bound_text(clean_text(subject), max_chars), bound_text(clean_text(description), max_chars)
+        if clean:
+            subject, description = clean_text(subject), clean_text(description)
+        subject, description = bound_text(subject, max_chars), bound_text(description, max_chars)
         if subject and description:
             firsts.append(subject)
             seconds.append(description)

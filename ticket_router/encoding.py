@@ -47,9 +47,9 @@ class TicketEncoder:
                     break
         return 0 if pad_id is None else int(pad_id)
 
-    def encode(self, subjects, descriptions) -> list[tuple[list[int], list[int]]]:
-        """(ids, token type ids) per ticket, in input order."""
-        firsts, seconds = ticket_pairs(subjects, descriptions, self.max_length)
+    def encode(self, subjects, descriptions, cleaned: bool = False) -> list[tuple[list[int], list[int]]]:
+        """(ids, token type ids) per ticket, in input order; ``cleaned``: the texts went through `clean_text`."""
+        firsts, seconds = ticket_pairs(subjects, descriptions, self.max_length, clean=not cleaned)
         inputs = [first if second is None else (first, second) for first, second in zip(firsts, seconds)]
         return [(encoding.ids, encoding.type_ids) for encoding in self.tokenizer.encode_batch(inputs)]
 

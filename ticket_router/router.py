@@ -39,11 +39,12 @@ class Router:
                         else TorchBackend(self.model_dir, threads))
 
     def predict_proba(self, subjects: Sequence, descriptions: Sequence, batch_size: int = 64,
-                      progress: bool = False) -> np.ndarray:
+                      progress: bool = False, cleaned: bool = False) -> np.ndarray:
         """Calibrated class probabilities, one row per ticket, in input order.
 
         Tickets are encoded a chunk at a time (`ENCODE_CHUNK`), so memory stays bounded on any file, and scored in
-        batches of similar length (sorted within the chunk), each padded to its longest."""
+        batches of similar length (sorted within the chunk), each padded to its longest. ``cleaned``: the texts are
+        already `ticket_data.preprocessing.clean_text`'s output (saves cleaning them twice)."""
         if len(subjects) != len(descriptions):
             raise ValueError(f"{len(subjects)} subjects but {len(descriptions)} descriptions")
         probabilities = np.zeros((len(subjects), len(self.labels)), dtype=np.float32)
@@ -54,7 +55,7 @@ class Router:
             bar = tqdm(total=len(subjects), desc="Routing", unit="ticket")
         for chunk in range(0, len(subjects), ENCODE_CHUNK):
             encoded = self.encoder.encode(subjects[chunk : chunk + ENCODE_CHUNK],
-                                          descriptions[chunk : chunk + ENCODE_CHUNK])
+                                          descriptions[chunk : chunk + ENCODE_CHUNK], cleaned)
             order = np.argsort([len(ids) for ids, _ in encoded], kind="stable")
             for start in range(0, len(order), batch_size):
                 rows = order[start : start + batch_size]

@@ -67,7 +67,7 @@ def route_frame(router, frame: pd.DataFrame, text_columns, batch_size: int = 64,
         out[column] = None
     if has_text.any():
         probabilities = router.predict_proba(subjects[has_text].tolist(), descriptions[has_text].tolist(),
-                                             batch_size=batch_size, progress=progress)
+                                             batch_size=batch_size, progress=progress, cleaned=True)
         labels = router.labels
         predicted, routing_scores, routed = router.rule.decide(probabilities)
         out.loc[has_text, "predicted"] = [labels[i] for i in predicted]
