@@ -55,3 +55,6 @@ def test_one_ticket_from_the_shell_and_a_clear_error_for_the_torch_backend(tiny_
     assert result.returncode == 2 and "needs the train extra" in result.stderr and "add --onnx" in result.stderr
     result = slim("-m", "ticket_router.cli", "export-onnx", "--model", str(tiny_onnx), cwd=tmp_path)
     assert result.returncode == 2 and "needs the train extra" in result.stderr
+    result = slim("-m", "ticket_router.cli", "predict", "--onnx", "--model", str(tiny_onnx), "--input",
+                  str(tmp_path / "missing.csv"), "--output", str(tmp_path / "out.parquet"), cwd=tmp_path)
+    assert result.returncode == 2 and "writing Parquet needs pyarrow" in result.stderr  # before any work

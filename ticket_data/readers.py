@@ -162,6 +162,8 @@ def _read_parquet(path: Path):
 
     try:
         frame = pd.read_parquet(path)
+    except ImportError:
+        raise ValueError(f"{path}: reading Parquet needs pyarrow (pip install pyarrow)") from None
     except Exception as error:  # pyarrow raises several types for a corrupt file
         raise ValueError(f"{path}: unreadable Parquet file: {error}") from None
     frame = frame.astype(object).where(frame.notna(), None)

@@ -6,6 +6,7 @@ written atomically (ticket_router/atomic.py), and CSV cells that a spreadsheet w
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -39,6 +40,8 @@ def check_output(path: str | Path) -> Path:
         raise ValueError(f"{path}: unsupported output type {path.suffix!r}; use .csv, .jsonl or .parquet")
     if path.is_dir():
         raise ValueError(f"{path}: is a folder; give a file name")
+    if path.suffix.lower() in (".parquet", ".pq") and importlib.util.find_spec("pyarrow") is None:
+        raise ValueError(f"{path}: writing Parquet needs pyarrow (pip install pyarrow), or write .csv or .jsonl")
     return path
 
 
