@@ -181,6 +181,8 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
         triage_labels=triage_labels,
         wide_buckets=model_args.wide_buckets,
     )
+    if model_args.freeze_word_embeddings:
+        model.encoder.get_input_embeddings().weight.requires_grad_(False)
 
     collator = DataCollatorWithPadding(tokenizer)
     resume_from = resume_checkpoint(args)

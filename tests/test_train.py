@@ -283,3 +283,21 @@ def test_an_output_folder_that_cannot_be_written_is_one_line_not_a_traceback(tin
     with pytest.raises(SystemExit) as stop:
         cli(tiny_run_flags(tiny_bert, blocker / "run", dataset_cache))
     assert str(stop.value.code).startswith("train.py: error: ") and "taken" in str(stop.value.code)
+
+
+def test_frozen_word_embeddings_stay_as_pretrained_while_the_rest_trains(tiny_bert, tmp_path, dataset_cache):
+    import torch
+    from transformers import AutoModel
+
+    from custom_trainer.export import load_exported_model
+    from train import main
+
+    flags = tiny_run_flags(tiny_bert, tmp_path / "frozen", dataset_cache) + ["--freeze_word_embeddings", "true",
+                                                                              "--num_train_epochs", "2"]
+    main(*parse_args(flags)[:3])
+    trained, _ = load_exported_model(tmp_path / "frozen" / "model")
+    pretrained = AutoModel.from_pretrained(tiny_bert)
+    embeddings = trained.encoder.get_input_embeddings().weight
+    assert torch.equal(embeddings, pretrained.get_input_embeddings().weight)
+    layer = "encoder.layer.0.attention.self.query.weight"
+    assert not torch.equal(trained.encoder.state_dict()[layer], pretrained.state_dict()[layer])
