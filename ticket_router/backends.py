@@ -15,7 +15,6 @@ import numpy as np
 from .manifest import ONNX_FOLDER, read_json, sha256_of
 
 BACKENDS = ("torch", "onnx")
-ONNX_DIR = ONNX_FOLDER
 ONNX_MANIFEST = "onnx_manifest.json"
 
 
@@ -57,7 +56,7 @@ class OnnxBackend:
         except ImportError:
             raise ValueError("the ONNX backend needs onnxruntime (pip install ticket-classifier)") from None
         model_dir = Path(model_dir)
-        onnx_dir = Path(onnx_dir) if onnx_dir is not None else model_dir / ONNX_DIR
+        onnx_dir = Path(onnx_dir) if onnx_dir is not None else model_dir / ONNX_FOLDER
         manifest_path = onnx_dir / ONNX_MANIFEST
         if not manifest_path.is_file():
             raise ValueError(f"{onnx_dir}: no ONNX export; run `ticket-classifier export-onnx --model {model_dir}` "

@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .atomic import atomic_path
-from .backends import ONNX_DIR, write_onnx_manifest
+from .backends import write_onnx_manifest
+from .manifest import ONNX_FOLDER
 
 
 def export_onnx(model_dir: str | Path, output: str | Path | None = None, quantize: str | None = None) -> Path:
@@ -24,7 +25,7 @@ def export_onnx(model_dir: str | Path, output: str | Path | None = None, quantiz
 
     model_dir = Path(model_dir)
     model, tokenizer = load_exported_model(model_dir)
-    output = Path(output) if output is not None else model_dir / ONNX_DIR
+    output = Path(output) if output is not None else model_dir / ONNX_FOLDER
     output.mkdir(parents=True, exist_ok=True)
     names = list(tokenizer.model_input_names)
     sample = tokenizer(["vpn keeps dropping"], ["since the update it disconnects every hour"], return_tensors="pt")
