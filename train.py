@@ -183,6 +183,7 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
     )
     if model_args.freeze_word_embeddings:
         model.encoder.get_input_embeddings().weight.requires_grad_(False)
+    model.freeze_lower_layers(model_args.frozen_layers)
 
     collator = DataCollatorWithPadding(tokenizer)
     resume_from = resume_checkpoint(args)

@@ -7,7 +7,11 @@ On the same encoder (the embedded all-MiniLM-L6-v2), machine, and number of opti
   (b) the project's before issue 18: pre-tokenised, dynamic padding, batches grouped by length
       (FocalLossTrainer, batch 32), fp32;
   (c) the project's default: as (b) with cpu_precision auto (bf16 autocast where the CPU has AMX or AVX512_BF16,
-      fp32 elsewhere: on an AVX2 machine (b) and (c) are the same configuration).
+      fp32 elsewhere: on an AVX2 machine (b) and (c) are the same configuration);
+  (d) as (c) with the word embeddings frozen; (e) as (c) with the embeddings and the bottom --frozen_layers layers
+      frozen (both options off by default: they cost quality on real tickets, benchmarks/RESULTS.md).
+To measure an AVX2 machine's arithmetic on an AVX-512 one, run it with ATEN_CPU_CAPABILITY=avx2
+ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 (then cpu_precision auto picks fp32).
 Each runs in its own process so that peak memory is its own. Then the main job (configs/cpu.yaml) is run once
 to time how long it takes to reach validation macro-F1 >= 0.99, and the FLOPs per training token of the encoder
 are set against the machine's measured matrix-multiply rate in each pipeline's precision (the floor).
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -109,7 +114,10 @@ CONFIGURATIONS = {
     "before": {"cpu_precision": "fp32"},
     "default": {},
     "frozen": {},  # the default, with the word embeddings frozen (model option freeze_word_embeddings)
+    "frozen_layers": {},  # the default, with the embeddings and the bottom FROZEN_LAYERS layers frozen (frozen_layers)
 }
+DEFAULT_FROZEN_LAYERS = 2
+FROZEN_LAYERS = DEFAULT_FROZEN_LAYERS
 
 
 def run_project_pipeline(steps: int, configuration: str = "default") -> dict:
@@ -127,6 +135,8 @@ def run_project_pipeline(steps: int, configuration: str = "default") -> dict:
     model, data, weights = _model_and_data()
     if configuration == "frozen":
         model.encoder.get_input_embeddings().weight.requires_grad_(False)
+    if configuration == "frozen_layers":
+        model.freeze_lower_layers(FROZEN_LAYERS)
     tokenizer = ticket_tokenizer(AutoTokenizer.from_pretrained(embedded_encoder_path()))
     started_tokenizing = time.perf_counter()
     train = tokenize_dataset(data["train"], tokenizer, max_length=128)
@@ -202,6 +212,7 @@ PIPELINES = {
     "before": "(b) project before issue 18: pre-tokenised, dynamic padding, grouped by length, fp32",
     "default": "(c) project default: as (b), cpu_precision auto",
     "frozen": "(d) as (c), word embeddings frozen (--freeze_word_embeddings true)",
+    "frozen_layers": "(e) as (c), embeddings and the bottom layers frozen (--frozen_layers)",
 }
 
 
@@ -214,24 +225,30 @@ def main(argv=None) -> dict:
     parser.add_argument("--config", help="train on this training config's tickets instead of the seed corpus "
                         "(e.g. configs/it_service_tickets.yaml)")
     parser.add_argument("--skip_seed", action="store_true", help="leave out pipeline (a)")
+    parser.add_argument("--frozen_layers", type=int, default=DEFAULT_FROZEN_LAYERS, help="bottom layers pipeline (e) freezes")
     parser.add_argument("--child", choices=list(PIPELINES), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    global DATA_CONFIG
-    DATA_CONFIG = args.config
+    global DATA_CONFIG, FROZEN_LAYERS
+    DATA_CONFIG, FROZEN_LAYERS = args.config, args.frozen_layers
     if args.child:
         child(args.child, args.steps)
         return {}
 
-    from custom_trainer.precision import NATIVE_BF16_FLAGS, cpu_flags
+    from custom_trainer.precision import cpu_flags, native_bf16
 
     flags = sorted(f for f in cpu_flags() if f.startswith(("avx512", "amx")) or f == "avx2")
-    print(f"CPU: {' '.join(flags) or 'flags unknown'}; native bf16 ({'/'.join(NATIVE_BF16_FLAGS)}): "
-          f"{'yes' if set(NATIVE_BF16_FLAGS) & set(flags) else 'no'}")
-    results = {"cpu_flags": flags}
+    # What the kernels may use can be less than the processor has: ATEN_CPU_CAPABILITY=avx2, ONEDNN_MAX_CPU_ISA=AVX2
+    # and MKL_ENABLE_INSTRUCTIONS=AVX2 together make an AVX-512 machine compute like an AVX2 one.
+    caps = {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS") if k in os.environ}
+    print(f"CPU: {' '.join(flags) or 'flags unknown'}; torch kernels: {torch.backends.cpu.get_cpu_capability()}"
+          f"{'; caps ' + ' '.join(f'{k}={v}' for k, v in caps.items()) if caps else ''}; bf16 in hardware: "
+          f"{'yes' if native_bf16() else 'no'}")
+    results = {"cpu_flags": flags, "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(), "isa_caps": caps}
     kinds = [kind for kind in PIPELINES if not (args.skip_seed and kind == "seed")]
     print(f"tickets: {args.config or 'the seed corpus'}")
     for kind in kinds:
         run = subprocess.run([sys.executable, __file__, "--child", kind, "--steps", str(args.steps),
+                              "--frozen_layers", str(args.frozen_layers),
                               *(["--config", args.config] if args.config else [])],
                              capture_output=True, text=True, cwd=REPO)
         line = [l for l in run.stdout.splitlines() if l.startswith("RESULT ")]
@@ -248,7 +265,9 @@ def main(argv=None) -> dict:
     ours = results["default"]
     mean_tokens = ours["real_tokens"] / ours["examples"]
     flops = flops_per_training_token(model, mean_tokens)
-    rates = {"fp32": matmul_rate(), "bf16": matmul_rate(dtype=torch.bfloat16)}
+    # bf16 is measured only where a pipeline ran in it: emulated bf16 (AVX2) multiplies at ~0.3 GFLOP/s.
+    used = {r.get("precision", "fp32") for r in results.values() if isinstance(r, dict) and "real_tokens" in r}
+    rates = {p: matmul_rate(dtype=torch.bfloat16 if p == "bf16" else torch.float32) for p in sorted(used)}
     for r in results.values():
         if isinstance(r, dict) and "real_tokens" in r:
             precision = r.get("precision", "fp32")
@@ -269,13 +288,15 @@ def main(argv=None) -> dict:
     ratio = ours["examples_per_s"] / results["seed"]["examples_per_s"] if "seed" in results else float("nan")
     speedup = ours["real_tokens_per_s"] / before["real_tokens_per_s"]
     frozen = results["frozen"]["real_tokens_per_s"] / before["real_tokens_per_s"]
+    frozen_layers = results["frozen_layers"]["real_tokens_per_s"] / before["real_tokens_per_s"]
     print(f"\nthroughput (c)/(a): {ratio:.1f}x (target >= 8x); (c)/(b): {speedup:.2f}x real tokens/s (target >= 1.5x); "
-          f"(d)/(b): {frozen:.2f}x; pre-tokenising took {ours['tokenize_seconds']:.1f} s")
+          f"(d)/(b): {frozen:.2f}x; (e)/(b): {frozen_layers:.2f}x ({args.frozen_layers} layers); pre-tokenising took {ours['tokenize_seconds']:.1f} s")
+    measured = ", ".join(f"{p} {rate / 1e9:.1f} GFLOP/s (at most {rate / flops:.0f} tokens/s)" for p, rate in rates.items())
     print(f"\narithmetic floor: {flops / 1e6:.1f} MFLOP per training token (mean {mean_tokens:.1f} tokens a ticket); "
-          f"measured matmul rate fp32 {rates['fp32'] / 1e9:.1f} GFLOP/s, bf16 {rates['bf16'] / 1e9:.1f} GFLOP/s -> at "
-          f"most {rates['fp32'] / flops:.0f} (fp32) / {rates['bf16'] / flops:.0f} (bf16) tokens/s; (b) reaches "
-          f"{before['floor_share']:.0%} of its floor, (c) {ours['floor_share']:.0%} of its floor (goal >= 75%)")
-    results.update({"ratio": ratio, "speedup_over_before": speedup, "frozen_speedup_over_before": frozen, "flops_per_token": flops,
+          f"measured matmul rate {measured}; (b) reaches {before['floor_share']:.0%} of its floor, (c) "
+          f"{ours['floor_share']:.0%} of its floor (goal >= 75%)")
+    results.update({"ratio": ratio, "speedup_over_before": speedup, "frozen_speedup_over_before": frozen,
+                    "frozen_layers_speedup_over_before": frozen_layers, "frozen_layers": args.frozen_layers, "flops_per_token": flops,
                     "matmul_flops_per_s": rates})
 
     if args.from_metrics:

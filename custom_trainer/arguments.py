@@ -119,6 +119,11 @@ class ModelArguments:
         metadata={"help": "Keep the encoder's word-embedding matrix (about half its parameters) fixed: no dense "
                           "gradient or AdamW update for it each step (1.16x a step on seed tickets, bf16)."},
     )
+    frozen_layers: int = field(
+        default=0,
+        metadata={"help": "Keep the embeddings and this many bottom transformer layers as pretrained: the backward "
+                          "pass stops above them (0: fine-tune everything)."},
+    )
     classifier_dropout: float = field(default=0.3, metadata={"help": "Dropout before both head layers."})
     focal_gamma: float = field(default=2.0, metadata={"help": "Focal-loss focusing parameter (0 = cross-entropy)."})
     class_weighted: bool = field(default=True, metadata={"help": "Weight the loss by class (see class_weighting)."})
@@ -159,6 +164,8 @@ class ModelArguments:
             raise ValueError(f"focal_gamma must be >= 0, got {self.focal_gamma}")
         if self.wide_buckets < 0:
             raise ValueError(f"wide_buckets must be >= 0, got {self.wide_buckets}")
+        if self.frozen_layers < 0:
+            raise ValueError(f"frozen_layers must be >= 0, got {self.frozen_layers}")
         if self.class_weighting not in CLASS_WEIGHTINGS:
             raise ValueError(f"class_weighting must be one of {CLASS_WEIGHTINGS}, got {self.class_weighting!r}")
         if self.pooling not in POOLINGS:

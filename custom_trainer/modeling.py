@@ -209,6 +209,29 @@ class TicketClassifier(PreTrainedModel):
         model.encoder.load_state_dict(encoder.state_dict())
         return model
 
+    def encoder_layers(self) -> nn.ModuleList:
+        """The encoder's stack of transformer layers, bottom first (BERT's ``encoder.layer``, DistilBERT's
+        ``transformer.layer``, ...): the one ModuleList as long as the config's layer count."""
+        count = getattr(self.encoder.config, "num_hidden_layers", None) or getattr(self.encoder.config, "n_layers", None)
+        stacks = [m for m in self.encoder.modules() if isinstance(m, nn.ModuleList) and len(m) == count]
+        if len(stacks) != 1:
+            raise ValueError(f"cannot find the transformer layers of {type(self.encoder).__name__} "
+                             f"({len(stacks)} ModuleLists of length {count})")
+        return stacks[0]
+
+    def freeze_lower_layers(self, count: int) -> None:
+        """Keep the embeddings and the bottom ``count`` transformer layers as pretrained. Nothing below the first
+        trainable layer needs a gradient, so the backward pass stops there: a layer's backward costs about twice
+        its forward, and each frozen layer removes it (and its AdamW update)."""
+        layers = self.encoder_layers()
+        if not 0 <= count < len(layers):
+            raise ValueError(f"frozen_layers must be between 0 and {len(layers) - 1} (the encoder has {len(layers)} "
+                             f"layers), got {count}")
+        if count == 0:
+            return
+        for module in (self.encoder.embeddings, *layers[:count]):
+            module.requires_grad_(False)
+
     def wide_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """The wide part alone: sum over features of idf x weight, over the L2-norm of the idf values."""
         index, present = wide_features(input_ids, attention_mask, self.config.encoder_config["vocab_size"],

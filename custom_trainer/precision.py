@@ -9,11 +9,16 @@ there. Measured on a 2-core AMX machine (all-MiniLM-L6-v2, batch 32): a training
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
 CPU_PRECISIONS = ("auto", "fp32", "bf16")
 NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+# oneDNN ISA caps (ONEDNN_MAX_CPU_ISA) under which it still multiplies bf16 in hardware. A lower cap (AVX2, say, set
+# to reproduce an older machine or to work around a kernel bug) makes bf16 emulated even on an AMX processor.
+BF16_ONEDNN_ISAS = frozenset({"ALL", "DEFAULT", "AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX10_1_512",
+                              "AVX512_CORE_AMX", "AVX10_1_512_AMX", "AVX512_CORE_AMX_FP16", "AVX10_1_512_AMX_FP16"})
 
 
 @lru_cache(maxsize=1)
@@ -30,9 +35,10 @@ def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
 
 
 def native_bf16(flags: frozenset[str] | None = None) -> bool:
-    """Whether this CPU has bf16 arithmetic in hardware (AMX or AVX512_BF16)."""
+    """Whether this CPU has bf16 arithmetic in hardware (AMX or AVX512_BF16) and oneDNN may use it."""
     flags = cpu_flags() if flags is None else flags
-    return any(flag in flags for flag in NATIVE_BF16_FLAGS)
+    isa_cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").strip().upper() or "ALL"
+    return isa_cap in BF16_ONEDNN_ISAS and any(flag in flags for flag in NATIVE_BF16_FLAGS)
 
 
 def resolve_cpu_precision(requested: str, flags: frozenset[str] | None = None) -> str:

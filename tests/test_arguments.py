@@ -45,6 +45,7 @@ def test_wrong_type_is_named(tmp_path):
         (["--learning_rate=-1e-5"], "learning_rate must be > 0, got -1e-05"),
         (["--early_stopping_patience", "0"], "early_stopping_patience must be >= 1, got 0"),
         (["--focal_gamma", "-2"], "focal_gamma must be >= 0, got -2.0"),
+        (["--frozen_layers", "-1"], "frozen_layers must be >= 0, got -1"),
         (["--pooling", "max"], r"pooling must be one of \('cls', 'mean'\), got 'max'"),
         (["--max_length", "2"], "max_length must be >= 8 tokens, got 2"),
         (["--train_file", "/no/such/tickets.csv"], r"train_file: file not found: /no/such/tickets\.csv"),

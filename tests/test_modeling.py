@@ -39,6 +39,28 @@ def test_encoder_weights_are_the_pretrained_ones(tiny_bert):
         assert torch.equal(model.encoder.state_dict()[name], tensor), name
 
 
+@pytest.mark.parametrize("encoder", ["tiny_bert", "tiny_distilbert"])
+def test_frozen_lower_layers_get_no_gradient_and_the_rest_does(encoder, request):
+    model = TicketClassifier.from_encoder(str(request.getfixturevalue(encoder)), LABELS)
+    layers = model.encoder_layers()
+    model.freeze_lower_layers(1)
+    input_ids = torch.tensor([[2, 40, 41, 3, 0], [2, 42, 43, 44, 3]])
+    model(input_ids=input_ids, attention_mask=(input_ids != 0).long(), labels=torch.tensor([1, 2])).loss.backward()
+    frozen = [*model.encoder.embeddings.parameters(), *layers[0].parameters()]
+    assert frozen and all(p.grad is None and not p.requires_grad for p in frozen)
+    trained = [*layers[1].parameters(), *model.head.parameters()]
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in trained)
+
+
+def test_frozen_layers_out_of_range_name_the_count(tiny_bert):
+    model = TicketClassifier.from_encoder(str(tiny_bert), LABELS)
+    count = len(model.encoder_layers())
+    with pytest.raises(ValueError, match=f"between 0 and {count - 1} .*got {count}"):
+        model.freeze_lower_layers(count)
+    model.freeze_lower_layers(0)
+    assert all(p.requires_grad for p in model.parameters() if p is not getattr(model, "wide_bias", None))
+
+
 def test_calibration_temperature_divides_the_logits(tiny_bert):
     model = TicketClassifier.from_encoder(str(tiny_bert), LABELS).eval()
     ids = torch.tensor([[2, 40, 41, 3]])

@@ -22,6 +22,14 @@ def test_auto_picks_bf16_only_with_native_bf16(flags, expected):
     assert native_bf16(flags) is (expected == "bf16")
 
 
+@pytest.mark.parametrize("cap, expected", [("AVX2", "fp32"), ("avx512_core", "fp32"), ("AVX512_CORE_AMX", "bf16"),
+                                           ("ALL", "bf16"), ("", "bf16")])
+def test_a_onednn_isa_cap_below_bf16_means_fp32(monkeypatch, cap, expected):
+    # ONEDNN_MAX_CPU_ISA=AVX2 on an AMX processor: oneDNN emulates bf16, so auto must not choose it.
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    assert resolve_cpu_precision("auto", AMX) == expected
+
+
 def test_explicit_choice_is_kept_and_a_bad_one_named():
     assert resolve_cpu_precision("fp32", AMX) == "fp32"
     assert resolve_cpu_precision("bf16", AVX2) == "bf16"

@@ -301,3 +301,21 @@ def test_frozen_word_embeddings_stay_as_pretrained_while_the_rest_trains(tiny_be
     assert torch.equal(embeddings, pretrained.get_input_embeddings().weight)
     layer = "encoder.layer.0.attention.self.query.weight"
     assert not torch.equal(trained.encoder.state_dict()[layer], pretrained.state_dict()[layer])
+
+
+def test_frozen_layers_stay_as_pretrained_while_the_layers_above_train(tiny_bert, tmp_path, dataset_cache):
+    import torch
+    from transformers import AutoModel
+
+    from custom_trainer.export import load_exported_model
+    from train import main
+
+    flags = tiny_run_flags(tiny_bert, tmp_path / "frozen", dataset_cache) + ["--frozen_layers", "1",
+                                                                              "--num_train_epochs", "2"]
+    main(*parse_args(flags)[:3])
+    trained, _ = load_exported_model(tmp_path / "frozen" / "model")
+    pretrained = AutoModel.from_pretrained(tiny_bert).state_dict()
+    encoder = trained.encoder.state_dict()
+    for name in ("embeddings.word_embeddings.weight", "embeddings.LayerNorm.weight", "encoder.layer.0.output.dense.weight"):
+        assert torch.equal(encoder[name], pretrained[name]), name
+    assert not torch.equal(encoder["encoder.layer.1.output.dense.weight"], pretrained["encoder.layer.1.output.dense.weight"])
