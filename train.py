@@ -45,6 +45,7 @@ logger = logging.getLogger("train")
 def load_data(data_args: DataArguments, seed: int) -> tuple[datasets.DatasetDict, dict]:
     """The splits, and the data report: what was read, skipped, merged, dropped and removed."""
     if data_args.train_file is not None:
+        seed = seed if data_args.split_seed is None else data_args.split_seed
         return load_tickets_with_report(
             data_args.train_file,
             test=data_args.test_file,

@@ -44,6 +44,11 @@ class DataArguments:
     label_column: str = field(default="category", metadata={"help": "Label column of train_file/test_file."})
     validation_size: float = field(default=0.1, metadata={"help": "Share of train_file carved out for validation."})
     test_size: float = field(default=0.1, metadata={"help": "Share of train_file carved out for test (no test_file)."})
+    split_seed: int | None = field(
+        default=None,
+        metadata={"help": "Seed of the validation/test carve-out of train_file (default: the training seed); fix it "
+                          "to compare training seeds on the same splits."},
+    )
     max_length: int = field(default=128, metadata={"help": "Tokens per ticket; longer tickets are truncated."})
     # Real exports: a long tail of queues, blank rows, export quirks (ticket_data/loading.py).
     min_examples_per_label: int = field(

@@ -133,3 +133,20 @@ def test_data_policy_arguments():
         parse_args(["--rare_labels", "keep"])
     with pytest.raises(ValueError, match="min_examples_per_label must be an integer >= 1, got 0"):
         parse_args(["--min_examples_per_label", "0"])
+
+
+def test_split_seed_keeps_the_splits_while_the_training_seed_changes(tmp_path):
+    import pandas as pd
+
+    from train import load_data
+
+    rows = 60
+    pd.DataFrame({"subject": [f"ticket {i}" for i in range(rows)], "description": "text",
+                  "category": ["x", "y", "z"] * (rows // 3)}).to_csv(tmp_path / "tr.csv", index=False)
+
+    def validation(*flags):
+        data, _, training, _ = parse_args(["--train_file", str(tmp_path / "tr.csv"), *flags])
+        return sorted(load_data(data, training.seed)[0]["validation"]["subject"])
+
+    assert validation("--seed", "1") != validation("--seed", "2")  # by default the carve-out follows the seed
+    assert validation("--seed", "1", "--split_seed", "42") == validation("--seed", "2", "--split_seed", "42")
