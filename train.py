@@ -35,6 +35,7 @@ from custom_trainer.wide import fit_wide, fit_wide_scale, wide_logits
 from ticket_data import build_dataset, ticket_tokenizer, tokenize_dataset
 from ticket_data.loading import load_tickets_with_report, summarize_report
 from ticket_data.tokenization import encode_tickets
+from ticket_router.atomic import write_text
 
 logger = logging.getLogger("train")
 
@@ -156,7 +157,7 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
     data_report["token_lengths"] = token_length_profile(raw, tokenizer, data_args.max_length)
     if args.should_save:  # written before training, so a user can read it while (or instead of) waiting
         (output_dir / "reports").mkdir(parents=True, exist_ok=True)
-        (output_dir / "reports" / "data_report.json").write_text(json.dumps(data_report, indent=2) + "\n")
+        write_text(output_dir / "reports" / "data_report.json", json.dumps(data_report, indent=2) + "\n")
         if "files" in data_report:
             print("\n" + summarize_report(data_report) + "\n", flush=True)
     with args.main_process_first(desc="tokenizing"):

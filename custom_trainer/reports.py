@@ -1,4 +1,8 @@
-"""Reports of a training run: metrics.json, the classification report, plots and test predictions."""
+"""Reports of a training run: metrics.json, the classification report, plots and test predictions.
+
+Each file is written beside itself and renamed into place (ticket_router/atomic.py), metrics.json last: a run that
+dies while reporting leaves every earlier report whole, and a new metrics.json means the rest is new too.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ticket_router.atomic import atomic_path, write_text
 from ticket_router.rule import RoutingRule, softmax, top_k
 from ticket_router.tables import escape_formulas
 
@@ -31,12 +36,10 @@ def write_reports(
     exported routing rule."""
     reports_dir = Path(reports_dir)
     reports_dir.mkdir(parents=True, exist_ok=True)
-    (reports_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-
     labels = test_frame["label"].to_numpy()
     probabilities = softmax(test_logits)
     predicted = probabilities.argmax(axis=-1)
-    (reports_dir / "classification_report.txt").write_text(report_text(labels, predicted, label_names))
+    write_text(reports_dir / "classification_report.txt", report_text(labels, predicted, label_names))
 
     predictions = pd.DataFrame(
         {
@@ -52,11 +55,21 @@ def write_reports(
         _, scores, routed = rule.decide(probabilities)
         predictions["routing_score"] = scores
         predictions["route"] = np.where(routed, "auto", "triage")
-    escape_formulas(predictions).to_csv(reports_dir / "predictions.csv", index=False)
+    with atomic_path(reports_dir / "predictions.csv") as staging:
+        escape_formulas(predictions).to_csv(staging, index=False)
     plot_confusion_matrix(labels, predicted, label_names, reports_dir / "confusion_matrix.png")
     if "routing" in metrics and rule is not None:
         plot_routing_curve(scores, predicted == labels, metrics["routing"], reports_dir / "routing_curve.png")
     plot_training_curves(history, reports_dir / "training_curves.png")
+    write_text(reports_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+
+
+def save_figure(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as staging:
+        fig.savefig(staging, dpi=110, format="png")
+    plt.close(fig)
 
 
 def plot_confusion_matrix(labels, predicted, label_names: list[str], path: Path) -> None:
@@ -81,8 +94,7 @@ def plot_confusion_matrix(labels, predicted, label_names: list[str], path: Path)
     ax.set_ylabel("True")
     ax.set_title("Confusion matrix (test, normalised by true class)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_training_curves(history: list[dict], path: Path) -> None:
@@ -104,8 +116,7 @@ def plot_training_curves(history: list[dict], path: Path) -> None:
     for ax in (loss_ax, f1_ax):
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_routing_curve(confidence: np.ndarray, correct: np.ndarray, routing: dict, path: Path) -> None:
@@ -135,5 +146,4 @@ def plot_routing_curve(confidence: np.ndarray, correct: np.ndarray, routing: dic
     ax.legend(loc="lower left")
     ax.set_title("Coverage / accuracy (test, calibrated confidence)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
