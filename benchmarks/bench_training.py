@@ -178,13 +178,21 @@ def matmul_rate(size: int = 2048, repeats: int = 10, dtype: torch.dtype = torch.
     return 2 * size**3 * repeats / (time.perf_counter() - started)
 
 
-def flops_per_training_token(model, mean_tokens: float) -> float:
-    """6 x the parameters every token touches (embedding look-ups excluded) plus attention's score and
-    mixing products (2 x 2 x layers x sequence x hidden forward, x3 for the backward)."""
+def flops_per_training_token(model, mean_tokens: float, frozen_layers: int = 0) -> float:
+    """Matmul FLOPs a training token needs: forward 2 x the parameters it touches (embedding look-ups excluded) plus
+    attention's score and mixing products (2 x 2 x sequence x hidden a layer); backward 2x that for each trained
+    layer (weight and input gradients). With ``frozen_layers`` (embeddings frozen too) the frozen layers have no
+    backward, and the lowest trained layer needs no input gradient."""
     config = model.encoder.config
-    dense = sum(p.numel() for n, p in model.named_parameters() if "embeddings" not in n)
-    attention = 2 * 2 * config.num_hidden_layers * mean_tokens * config.hidden_size
-    return 6 * dense + 3 * attention
+    layers = model.encoder_layers()
+    per_layer = sum(p.numel() for p in layers[0].parameters())
+    rest = sum(p.numel() for n, p in model.named_parameters() if "embeddings" not in n) - per_layer * len(layers)
+    attention = 2 * 2 * mean_tokens * config.hidden_size
+    trained = len(layers) - frozen_layers
+    forward = 2 * per_layer * len(layers) + attention * len(layers)
+    weight_grads = 2 * per_layer * trained
+    input_grads = 2 * per_layer * (trained - (1 if frozen_layers else 0)) + attention * 2 * trained
+    return forward + weight_grads + input_grads + 6 * rest
 
 
 def time_to_target(target: float = 0.99) -> dict:
@@ -271,7 +279,9 @@ def main(argv=None) -> dict:
     for r in results.values():
         if isinstance(r, dict) and "real_tokens" in r:
             precision = r.get("precision", "fp32")
-            r["floor_tokens_per_s"] = rates[precision] / flops
+            own = flops_per_training_token(model, mean_tokens, args.frozen_layers if r is results.get("frozen_layers") else 0)
+            r["flops_per_token"] = own
+            r["floor_tokens_per_s"] = rates[precision] / own
             r["floor_share"] = r["real_tokens_per_s"] / r["floor_tokens_per_s"]
 
     print(f"\n{args.steps} optimizer steps of batch 32 each, same encoder and machine "
@@ -292,7 +302,8 @@ def main(argv=None) -> dict:
     print(f"\nthroughput (c)/(a): {ratio:.1f}x (target >= 8x); (c)/(b): {speedup:.2f}x real tokens/s (target >= 1.5x); "
           f"(d)/(b): {frozen:.2f}x; (e)/(b): {frozen_layers:.2f}x ({args.frozen_layers} layers); pre-tokenising took {ours['tokenize_seconds']:.1f} s")
     measured = ", ".join(f"{p} {rate / 1e9:.1f} GFLOP/s (at most {rate / flops:.0f} tokens/s)" for p, rate in rates.items())
-    print(f"\narithmetic floor: {flops / 1e6:.1f} MFLOP per training token (mean {mean_tokens:.1f} tokens a ticket); "
+    print(f"\narithmetic floor: {flops / 1e6:.1f} MFLOP per training token (mean {mean_tokens:.1f} tokens a ticket; "
+          f"{results['frozen_layers']['flops_per_token'] / 1e6:.1f} with {args.frozen_layers} frozen layers); "
           f"measured matmul rate {measured}; (b) reaches {before['floor_share']:.0%} of its floor, (c) "
           f"{ours['floor_share']:.0%} of its floor (goal >= 75%)")
     results.update({"ratio": ratio, "speedup_over_before": speedup, "frozen_speedup_over_before": frozen,
