@@ -27,19 +27,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def split_logits(model, collator, dataset, batch_size: int = 128) -> np.ndarray:
-    order = np.argsort(dataset["length"], kind="stable")
-    logits = np.zeros((len(dataset), model.config.num_labels), dtype=np.float32)
-    columns = [c for c in ("input_ids", "attention_mask", "token_type_ids") if c in dataset.column_names]
-    rows_all = {c: dataset[c] for c in columns}
-    with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            rows = order[start:start + batch_size]
-            batch = collator([{c: rows_all[c][int(i)] for c in columns} for i in rows])
-            logits[rows] = model(**batch).logits.float().numpy()
-    return logits
-
-
 def load_model(path: str):
     from transformers import AutoModelForSequenceClassification
 
@@ -70,6 +57,7 @@ def main(argv=None) -> None:
     known = parser.parse_args(argv[:cut])
     from transformers import AutoTokenizer, DataCollatorWithPadding
 
+    from benchmarks.wide_posthoc import head_logits
     from custom_trainer.arguments import parse_args
     from custom_trainer.metrics import classification_metrics
     from ticket_data import tokenize_dataset
@@ -90,7 +78,7 @@ def main(argv=None) -> None:
         if file.exists():
             return dict(np.load(file))
         model = make()
-        out = {split: split_logits(model, collator, tokenized[split]) for split in ("validation", "test")}
+        out = {split: head_logits(model, collator, tokenized[split]) for split in ("validation", "test")}
         np.savez(file, **out)
         return out
 

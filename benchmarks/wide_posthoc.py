@@ -22,14 +22,15 @@ sys.path.insert(0, str(REPO))
 
 
 def head_logits(model, collator, dataset, batch_size: int = 128) -> np.ndarray:
+    """The model's logits for a tokenised split, in its order; scored in batches of similar length."""
     order = np.argsort(dataset["length"], kind="stable")
     logits = np.zeros((len(dataset), model.config.num_labels))
-    columns = [c for c in ("input_ids", "attention_mask", "token_type_ids") if c in dataset.column_names]
+    columns = {c: dataset[c] for c in ("input_ids", "attention_mask", "token_type_ids") if c in dataset.column_names}
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
-            batch = collator([{c: dataset[int(i)][c] for c in columns} for i in rows])
-            logits[rows] = model(**batch).logits.numpy()
+            batch = collator([{c: values[int(i)] for c, values in columns.items()} for i in rows])
+            logits[rows] = model(**batch).logits.float().numpy()
     return logits
 
 
