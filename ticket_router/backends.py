@@ -19,29 +19,53 @@ ONNX_MANIFEST = "onnx_manifest.json"
 
 
 class TorchBackend:
-    """The exported model through transformers, in fp32, without autograd."""
+    """The exported model on PyTorch, in fp32, without autograd.
+
+    BERT-family and DistilBERT exports run through `ticket_router.torch_model` (torch and safetensors only, no
+    transformers to import: seconds less per process); anything else through transformers' `from_pretrained`.
+    ``model`` is the transformers model either way, loaded when first asked for (the stock pipeline of `evaluate`)."""
 
     name = "torch"
 
     def __init__(self, model_dir: str | Path, threads: int | None = None):
         try:
             import torch
-            from transformers import AutoModelForSequenceClassification
         except ImportError:
             raise ValueError("the PyTorch backend needs the train extra (pip install 'ticket-classifier[train]'); "
                              "the slim install routes an ONNX export: add --onnx") from None
-        import custom_trainer  # noqa: F401  (registers the model class with the Auto classes)
+        from .torch_model import TicketClassifierForward, unsupported_reason
 
         if threads:
             torch.set_num_threads(threads)
         self._torch = torch
-        self.model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+        self.model_dir = Path(model_dir)
+        self._model = None
+        config = read_json(self.model_dir / "config.json", "model config")
+        self.fallback_reason = unsupported_reason(self.model_dir, config)
+        if self.fallback_reason is None:
+            self._forward = TicketClassifierForward(self.model_dir, config)
+        else:
+            model = self.model
+            self._forward = lambda **inputs: model(**inputs).logits
         self.input_names = ("input_ids", "attention_mask", "token_type_ids")
+
+    @property
+    def model(self):
+        """The export as transformers loads it (`AutoModelForSequenceClassification`), in eval mode."""
+        if self._model is None:
+            try:
+                from transformers import AutoModelForSequenceClassification
+            except ImportError:
+                raise ValueError("this export needs transformers (pip install 'ticket-classifier[train]')") from None
+            import custom_trainer  # noqa: F401  (registers the model class with the Auto classes)
+
+            self._model = AutoModelForSequenceClassification.from_pretrained(self.model_dir).eval()
+        return self._model
 
     def logits(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         with self._torch.inference_mode():
             inputs = {name: self._torch.from_numpy(batch[name]) for name in self.input_names}
-            return self.model(**inputs).logits.float().numpy()
+            return self._forward(**inputs).float().numpy()
 
 
 class OnnxBackend:

@@ -1,0 +1,90 @@
+"""The plain PyTorch forward (ticket_router/torch_model.py) gives the transformers model's logits, and the PyTorch
+backend falls back to transformers for what it does not cover."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from custom_trainer import TicketClassifier
+from custom_trainer.modeling import BIGRAM_PRIME
+from ticket_router import torch_model
+from ticket_router.backends import TorchBackend
+from ticket_router.torch_model import TicketClassifierForward, unsupported_reason
+
+LABELS = {0: "Network", 1: "Email", 2: "Hardware"}
+
+
+def random_batch(vocab_size: int, lengths=(9, 4, 1, 7), seed: int = 0) -> dict[str, torch.Tensor]:
+    """Right-padded rows of different lengths, the second segment's ids set after the middle."""
+    generator = torch.Generator().manual_seed(seed)
+    width = max(lengths)
+    ids = torch.randint(5, vocab_size, (len(lengths), width), generator=generator)
+    mask = torch.zeros_like(ids)
+    types = torch.zeros_like(ids)
+    for row, length in enumerate(lengths):
+        mask[row, :length] = 1
+        types[row, length // 2 : length] = 1
+    return {"input_ids": ids * mask, "attention_mask": mask, "token_type_ids": types}
+
+
+def saved(model: TicketClassifier, folder) -> dict:
+    model.save_pretrained(folder)
+    return json.loads((folder / "config.json").read_text())
+
+
+def assert_same_logits(model: TicketClassifier, folder, batch) -> None:
+    forward = TicketClassifierForward(folder, saved(model, folder))
+    with torch.inference_mode():
+        expected = model.eval()(**batch).logits
+        np.testing.assert_allclose(forward(**batch).numpy(), expected.numpy(), atol=1e-5, rtol=1e-5)
+        unpadded = {name: value[:1, :9] for name, value in batch.items()}  # one full row: the no-mask path
+        np.testing.assert_allclose(forward(**unpadded).numpy(), model(**unpadded).logits.numpy(), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_bert_logits_match_transformers(tiny_bert, tmp_path, pooling):
+    model = TicketClassifier.from_encoder(str(tiny_bert), LABELS, pooling=pooling, calibration_temperature=0.7)
+    assert_same_logits(model, tmp_path, random_batch(model.config.encoder_config["vocab_size"]))
+
+
+def test_distilbert_logits_match_transformers_with_the_wide_part(tiny_distilbert, tmp_path):
+    model = TicketClassifier.from_encoder(str(tiny_distilbert), LABELS, pooling="cls", wide_buckets=64,
+                                          wide_scale=0.5)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        model.wide.weight.normal_()
+        model.wide_bias.normal_()
+        model.wide_idf.uniform_(0.5, 3.0)
+    assert_same_logits(model, tmp_path, random_batch(model.config.encoder_config["vocab_size"]))
+
+
+def test_the_trained_export_gives_the_same_logits_both_ways(tiny_onnx):
+    backend = TorchBackend(tiny_onnx)
+    assert backend.fallback_reason is None
+    batch = {name: value.numpy() for name, value in random_batch(40, seed=3).items()}
+    with torch.inference_mode():
+        expected = backend.model(**{name: torch.from_numpy(value) for name, value in batch.items()}).logits.numpy()
+    np.testing.assert_allclose(backend.logits(batch), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_what_it_does_not_cover_goes_through_transformers(tiny_onnx, monkeypatch):
+    config = json.loads((tiny_onnx / "config.json").read_text())
+    roberta = {**config, "encoder_config": {**config["encoder_config"], "model_type": "roberta"}}
+    assert "encoder type 'roberta'" in unsupported_reason(tiny_onnx, roberta)
+    relative = {**config, "encoder_config": {**config["encoder_config"], "position_embedding_type": "relative_key"}}
+    assert "position_embedding_type" in unsupported_reason(tiny_onnx, relative)
+    with pytest.raises(ValueError, match="does not cover encoder type 'roberta'"):
+        TicketClassifierForward(tiny_onnx, roberta)
+
+    monkeypatch.setattr(torch_model, "unsupported_reason", lambda folder, config: "a test's reason")
+    backend = TorchBackend(tiny_onnx)
+    assert backend.fallback_reason == "a test's reason" and backend._model is not None
+    batch = {name: value.numpy() for name, value in random_batch(40, seed=4).items()}
+    monkeypatch.undo()
+    np.testing.assert_allclose(backend.logits(batch), TorchBackend(tiny_onnx).logits(batch), atol=1e-5, rtol=1e-5)
+
+
+def test_the_bigram_hash_is_the_models():
+    assert torch_model.BIGRAM_PRIME == BIGRAM_PRIME

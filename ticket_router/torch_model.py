@@ -1,0 +1,160 @@
+"""The exported classifier's inference forward in plain PyTorch, for BERT-family and DistilBERT encoders.
+
+Routing a file with the PyTorch backend spent more time starting than scoring small files: importing transformers
+and the export's model code, then `from_pretrained`, took ~2.7 s of a 15 s run on 5,000 tickets (benchmarks/RESULTS.md).
+The weights are plain tensors in ``model.safetensors``; the forward below is the same arithmetic as
+`custom_trainer.modeling.TicketClassifier` in eval mode (encoder, pooling, head, wide part, temperature), with the
+query, key and value projections as one matrix product. It needs torch and safetensors only.
+tests/test_router_torch_model.py checks its logits against the transformers model's, and `TorchBackend` falls back
+to transformers for any encoder or setting this file does not cover (`unsupported_reason` says which).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+
+WEIGHTS = "model.safetensors"
+# custom_trainer.modeling.BIGRAM_PRIME (that file imports transformers); tests/test_router_torch_model.py checks they agree.
+BIGRAM_PRIME = 1_000_003
+ACTIVATIONS = {
+    "gelu": F.gelu,
+    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
+    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "relu": F.relu,
+}
+# Where each architecture keeps its pieces, as (weight name prefix within the encoder, layer pieces).
+LAYOUTS = {
+    "bert": {
+        "embeddings": "embeddings.", "layers": "encoder.layer.{}.",
+        "query": "attention.self.query", "key": "attention.self.key", "value": "attention.self.value",
+        "attention_out": "attention.output.dense", "attention_norm": "attention.output.LayerNorm",
+        "ffn_in": "intermediate.dense", "ffn_out": "output.dense", "output_norm": "output.LayerNorm",
+    },
+    "distilbert": {
+        "embeddings": "embeddings.", "layers": "transformer.layer.{}.",
+        "query": "attention.q_lin", "key": "attention.k_lin", "value": "attention.v_lin",
+        "attention_out": "attention.out_lin", "attention_norm": "sa_layer_norm",
+        "ffn_in": "ffn.lin1", "ffn_out": "ffn.lin2", "output_norm": "output_layer_norm",
+    },
+}
+
+
+def unsupported_reason(model_dir: str | Path, config: dict) -> str | None:
+    """None when `TicketClassifierForward` reproduces this export; otherwise what it does not cover."""
+    encoder = config.get("encoder_config") or {}
+    kind = encoder.get("model_type")
+    if config.get("model_type") != "ticket-classifier":
+        return f"model_type {config.get('model_type')!r} is not the project's ticket-classifier"
+    if kind not in LAYOUTS:
+        return f"encoder type {kind!r} (covered: {sorted(LAYOUTS)})"
+    activation = encoder.get("hidden_act") if kind == "bert" else encoder.get("activation")
+    if activation not in ACTIVATIONS:
+        return f"activation {activation!r}"
+    if kind == "bert" and encoder.get("position_embedding_type", "absolute") != "absolute":
+        return f"position_embedding_type {encoder.get('position_embedding_type')!r}"
+    if kind == "bert" and encoder.get("is_decoder"):
+        return "a decoder encoder"
+    if not (Path(model_dir) / WEIGHTS).is_file():
+        return f"no single {WEIGHTS} (sharded or another format)"
+    return None
+
+
+def _linear(weights: dict, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    return weights[f"{name}.weight"], weights[f"{name}.bias"]
+
+
+class TicketClassifierForward:
+    """Calibrated logits of an exported ticket classifier; call with int64 tensors (batch, length)."""
+
+    def __init__(self, model_dir: str | Path, config: dict):
+        reason = unsupported_reason(model_dir, config)
+        if reason is not None:
+            raise ValueError(f"{model_dir}: the plain PyTorch forward does not cover {reason}")
+        encoder = config["encoder_config"]
+        kind = encoder["model_type"]
+        layout = LAYOUTS[kind]
+        weights = load_file(str(Path(model_dir) / WEIGHTS))
+        prefix = "encoder."
+        self.hidden = encoder["hidden_size"] if kind == "bert" else encoder["dim"]
+        self.heads = encoder["num_attention_heads"] if kind == "bert" else encoder["n_heads"]
+        layer_count = encoder["num_hidden_layers"] if kind == "bert" else encoder["n_layers"]
+        self.eps = encoder.get("layer_norm_eps", 1e-12)
+        self.activation = ACTIVATIONS[encoder["hidden_act"] if kind == "bert" else encoder["activation"]]
+        embeddings = prefix + layout["embeddings"]
+        self.word = weights[embeddings + "word_embeddings.weight"]
+        self.position = weights[embeddings + "position_embeddings.weight"]
+        self.token_type = weights.get(embeddings + "token_type_embeddings.weight")  # DistilBERT has none
+        self.embedding_norm = _linear(weights, embeddings + "LayerNorm")
+        self.layers = []
+        for index in range(layer_count):
+            at = prefix + layout["layers"].format(index)
+            parts = [_linear(weights, at + layout[name]) for name in ("query", "key", "value")]
+            self.layers.append({
+                # One (3 x hidden, hidden) product instead of three: the same dot products, fewer passes over x.
+                "qkv": (torch.cat([w for w, _ in parts]).contiguous(), torch.cat([b for _, b in parts])),
+                **{name: _linear(weights, at + layout[name])
+                   for name in ("attention_out", "attention_norm", "ffn_in", "ffn_out", "output_norm")},
+            })
+        self.head_hidden = _linear(weights, "head.1")
+        self.head_out = _linear(weights, "head.4")
+        self.pooling = config.get("pooling", "cls")
+        self.temperature = float(config.get("calibration_temperature", 1.0))
+        self.wide = None
+        if config.get("wide_buckets") and config.get("wide_scale"):
+            self.wide = {"weight": weights["wide.weight"], "bias": weights["wide_bias"], "idf": weights["wide_idf"],
+                         "vocab": encoder["vocab_size"], "buckets": config["wide_buckets"],
+                         "scale": float(config["wide_scale"])}
+
+    def _norm(self, x: torch.Tensor, parameters: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return F.layer_norm(x, (self.hidden,), parameters[0], parameters[1], self.eps)
+
+    def _encode(self, input_ids, attention_mask, token_type_ids) -> torch.Tensor:
+        batch, length = input_ids.shape
+        x = self.word[input_ids] + self.position[:length]
+        if self.token_type is not None:
+            x = x + (self.token_type[token_type_ids] if token_type_ids is not None else self.token_type[0])
+        x = self._norm(x, self.embedding_norm)
+        # Padded keys are masked; a batch without padding (most, once sorted by length) needs no mask at all.
+        mask = None if bool(attention_mask.all()) else attention_mask.bool()[:, None, None, :]
+        head_size = self.hidden // self.heads
+        for layer in self.layers:
+            qkv = F.linear(x, *layer["qkv"]).view(batch, length, 3, self.heads, head_size).permute(2, 0, 3, 1, 4)
+            attended = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=mask,
+                                                      scale=1.0 / math.sqrt(head_size))
+            attended = attended.transpose(1, 2).reshape(batch, length, self.hidden)
+            x = self._norm(F.linear(attended, *layer["attention_out"]) + x, layer["attention_norm"])
+            inner = self.activation(F.linear(x, *layer["ffn_in"]))
+            x = self._norm(F.linear(inner, *layer["ffn_out"]) + x, layer["output_norm"])
+        return x
+
+    def _wide_logits(self, input_ids, attention_mask) -> torch.Tensor:
+        # custom_trainer.modeling.wide_features and TicketClassifier.wide_logits, written out for this file's sake.
+        wide = self.wide
+        ids = input_ids.long()
+        present = attention_mask.to(torch.float32)
+        bigrams = wide["vocab"] + torch.remainder(ids[:, :-1] * BIGRAM_PRIME + ids[:, 1:], wide["buckets"])
+        index = torch.cat([ids, bigrams], dim=1)
+        present = torch.cat([present, present[:, :-1] * present[:, 1:]], dim=1)
+        idf = wide["idf"][index] * present
+        norm = idf.pow(2).sum(dim=1, keepdim=True).clamp(min=1e-12).sqrt()
+        return (idf.unsqueeze(-1) * wide["weight"][index]).sum(dim=1) / norm + wide["bias"]
+
+    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                 token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        hidden = self._encode(input_ids, attention_mask, token_type_ids)
+        if self.pooling == "cls":
+            pooled = hidden[:, 0]
+        else:
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+        logits = F.linear(F.gelu(F.linear(pooled, *self.head_hidden)), *self.head_out)
+        if self.wide is not None:
+            logits = logits + self.wide["scale"] * self._wide_logits(input_ids, attention_mask)
+        return logits / self.temperature
