@@ -61,3 +61,13 @@ def test_long_inputs_are_scored_chunk_by_chunk_with_the_same_result(tiny_onnx, t
     np.testing.assert_allclose(router.predict_proba(subjects, descriptions, batch_size=5), whole, atol=1e-6)
     with pytest.raises(ValueError, match="3 subjects but 2 descriptions"):
         router.predict_proba(["a", "b", "c"], ["x", "y"])
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_batches_scored_on_several_workers_keep_their_rows(tiny_onnx, test_tickets, backend):
+    subjects, descriptions = test_tickets["subject"].tolist(), test_tickets["description"].tolist()
+    one = Router(tiny_onnx, backend=backend).predict_proba(subjects, descriptions, batch_size=3)
+    two = Router(tiny_onnx, backend=backend, workers=2).predict_proba(subjects, descriptions, batch_size=3)
+    np.testing.assert_allclose(two, one, atol=1e-5)
+    with pytest.raises(ValueError, match="workers must be an integer >= 1, got 0"):
+        Router(tiny_onnx, workers=0)

@@ -21,10 +21,11 @@ from pathlib import Path
 # Nothing heavy at import time: `ticket-classifier --help` must answer at once. Commands import what they use.
 
 
-def _router(args):
-    from .router import Router
+def _router(args, file: bool = False):
+    """The model of ``--model``; for a file (many batches), one batch per core at a time (Router's ``workers``)."""
+    from .router import Router, available_cores
 
-    return Router(args.model, backend="onnx" if args.onnx else "torch")
+    return Router(args.model, backend="onnx" if args.onnx else "torch", workers=available_cores() if file else 1)
 
 
 def _needs(extra: str, error: ImportError) -> ValueError:
@@ -50,7 +51,7 @@ def cmd_predict(args) -> int:
         raise ValueError("predict: --input needs --output")
     output = check_output(args.output)
     frame = read_input(args.input, args.text_columns, args.extra_fields)
-    routed = route_frame(_router(args), frame, args.text_columns, args.batch_size, progress=not args.quiet)
+    routed = route_frame(_router(args, file=True), frame, args.text_columns, args.batch_size, progress=not args.quiet)
     write_table(routed, output)
     counts = routed["route"].value_counts().to_dict()
     print(f"{len(routed)} tickets -> {output}: {counts.get('auto', 0)} auto-routed, "
@@ -126,7 +127,7 @@ def cmd_monitor(args) -> int:
         raise ValueError(f"--output_dir {output_dir} exists and is not a folder")
     columns = [*args.text_columns, *([args.label_column] if args.label_column else [])]
     frame = read_input(args.input, columns, args.extra_fields)
-    router = _router(args)
+    router = _router(args, file=True)
     profile, guarantee = router.config.get("routing_profile"), router.config.get("routing_guarantee")
     if not profile or not guarantee:
         raise ValueError(f"{args.model}: the export has no validation profile (trained before the monitor existed); "
