@@ -9,6 +9,9 @@ Starts `ticket-classifier serve` (default limits: max_batch 256, max_chars 20,00
      requests/s, p50/p95 latency, status counts (target at 8 clients >= 3x the 54 requests/s measured before
      micro-batching);
 and reports the server's peak memory (VmHWM). Nothing is timed in the tests; the figures go to benchmarks/RESULTS.md.
+
+`--port PORT` runs only the load (2.) against a server already listening on loopback there, such as an older
+release's, for a before/after on one machine (RESULTS.md, "service before micro-batching").
 """
 
 from __future__ import annotations
@@ -102,6 +105,13 @@ def load(port: int, clients: int, requests: int, tickets: list[dict]) -> dict:
             "statuses": dict(statuses)}
 
 
+def print_load(runs: list[dict]) -> None:
+    print("| clients | requests | requests/s | p50 ms | p95 ms | statuses |\n| --- | --- | --- | --- | --- | --- |")
+    for run in runs:
+        print(f"| {run['clients']} | {run['requests']} | {run['requests_per_second']:.1f} | {run['p50_ms']:.1f} | "
+              f"{run['p95_ms']:.1f} | {run['statuses']} |")
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=str(REPO / "outputs" / "realistic" / "model"))
@@ -110,12 +120,18 @@ def main(argv=None) -> dict:
     parser.add_argument("--clients", type=int, nargs="+", default=[8, 32])
     parser.add_argument("--serve_args", nargs="*", default=[], help="more `ticket-classifier serve` flags, e.g. "
                         "--serve_args=--batch_wait_ms=10")
+    parser.add_argument("--port", type=int, default=None,
+                        help="load a server already listening on 127.0.0.1:PORT instead of starting one (load only)")
     args = parser.parse_args(argv)
 
     from ticket_data import build_dataset
 
     data = build_dataset("realistic")["test"]
     tickets = [{"subject": data[i]["subject"], "description": data[i]["description"]} for i in range(len(data))]
+    if args.port is not None:
+        runs = [load(args.port, clients, args.requests, tickets) for clients in args.clients]
+        print_load(runs)
+        return {"load": runs, "port": args.port}
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "ticket_router.cli", "serve", "--model", args.model,
                                "--port", str(port), *(["--onnx"] if args.onnx else []), *args.serve_args],
@@ -143,10 +159,7 @@ def main(argv=None) -> dict:
     print(f"maximum batch (256 x 2 x 20,000 characters): {health['batch_status']} in {health['batch_seconds']:.2f} s; "
           f"/health during it: max {health['health_max_ms']:.1f} ms, p50 {health['health_p50_ms']:.1f} ms "
           f"({health['health_polls']} polls)")
-    print("| clients | requests | requests/s | p50 ms | p95 ms | statuses |\n| --- | --- | --- | --- | --- | --- |")
-    for run in runs:
-        print(f"| {run['clients']} | {run['requests']} | {run['requests_per_second']:.1f} | {run['p50_ms']:.1f} | "
-              f"{run['p95_ms']:.1f} | {run['statuses']} |")
+    print_load(runs)
     result = {"health_during_max_batch": health, "load": runs, "server_peak_mb": peak, "onnx": args.onnx}
     print(json.dumps(result))
     return result

@@ -66,8 +66,12 @@ def test_long_inputs_are_scored_chunk_by_chunk_with_the_same_result(tiny_onnx, t
 @pytest.mark.parametrize("backend", ["torch", "onnx"])
 def test_batches_scored_on_several_workers_keep_their_rows(tiny_onnx, test_tickets, backend):
     subjects, descriptions = test_tickets["subject"].tolist(), test_tickets["description"].tolist()
+    import torch
+
+    threads = torch.get_num_threads()
     one = Router(tiny_onnx, backend=backend).predict_proba(subjects, descriptions, batch_size=3)
     two = Router(tiny_onnx, backend=backend, workers=2).predict_proba(subjects, descriptions, batch_size=3)
     np.testing.assert_allclose(two, one, atol=1e-5)
+    assert torch.get_num_threads() == threads  # one thread per worker while scoring, the process's count after
     with pytest.raises(ValueError, match="workers must be an integer >= 1, got 0"):
         Router(tiny_onnx, workers=0)

@@ -8,6 +8,7 @@ the encoder and the rule.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +36,7 @@ class TorchBackend:
                              "the slim install routes an ONNX export: add --onnx") from None
         from .torch_model import TicketClassifierForward, unsupported_reason
 
-        if threads:
-            torch.set_num_threads(threads)
+        self.threads = threads
         self._torch = torch
         self.model_dir = Path(model_dir)
         self._model = None
@@ -61,6 +61,20 @@ class TorchBackend:
 
             self._model = AutoModelForSequenceClassification.from_pretrained(self.model_dir).eval()
         return self._model
+
+    @contextmanager
+    def scoring(self):
+        """``threads`` for the calls made inside, then the process's own count again: torch has one thread count
+        for the whole process, and a router should not change it for the code around it."""
+        if not self.threads:
+            yield
+            return
+        before = self._torch.get_num_threads()
+        self._torch.set_num_threads(self.threads)
+        try:
+            yield
+        finally:
+            self._torch.set_num_threads(before)
 
     def logits(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         with self._torch.inference_mode():
@@ -100,6 +114,11 @@ class OnnxBackend:
         self.session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
         self.input_names = tuple(i.name for i in self.session.get_inputs())
         self.quantize = manifest.get("quantize")
+
+    @contextmanager
+    def scoring(self):
+        """Nothing to set: the session was made with its thread count."""
+        yield
 
     def logits(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         return self.session.run(["logits"], {name: batch[name] for name in self.input_names})[0]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,8 @@ class Router:
     """``workers``: batches scored at once, each on one core (``threads`` is then 1). Many small batches, as when
     routing a file, keep the cores busier this way than one batch at a time over all cores, whose small operations
     leave threads waiting (5,000 short tickets: 18% faster on ONNX Runtime, 11% on PyTorch, benchmarks/RESULTS.md).
-    One batch at a time (``workers=1``, the service's micro-batches) uses ``threads`` cores for each operation."""
+    One batch at a time (``workers=1``, the service's micro-batches) uses ``threads`` cores for each operation (default:
+    the backend's own choice, every core)."""
 
     def __init__(self, model_dir: str | Path, backend: str = "torch", onnx_dir: str | Path | None = None,
                  threads: int | None = None, workers: int = 1):
@@ -68,13 +70,17 @@ class Router:
         if len(subjects) != len(descriptions):
             raise ValueError(f"{len(subjects)} subjects but {len(descriptions)} descriptions")
         probabilities = np.zeros((len(subjects), len(self.labels)), dtype=np.float32)
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
+        with ExitStack() as stack:
+            pool = None
+            if self.workers > 1 and len(subjects) > batch_size:
+                pool = ThreadPoolExecutor(self.workers)
+                stack.callback(pool.shutdown, cancel_futures=True)
+            bar = None
+            if progress:
+                from tqdm.auto import tqdm
 
-            bar = tqdm(total=len(subjects), desc="Routing", unit="ticket")
-        pool = ThreadPoolExecutor(self.workers) if self.workers > 1 and len(subjects) > batch_size else None
-        try:
+                bar = stack.enter_context(tqdm(total=len(subjects), desc="Routing", unit="ticket"))
+            stack.enter_context(self.backend.scoring())
             for chunk in range(0, len(subjects), ENCODE_CHUNK):
                 encoded = self.encoder.encode(subjects[chunk : chunk + ENCODE_CHUNK],
                                               descriptions[chunk : chunk + ENCODE_CHUNK], cleaned)
@@ -89,11 +95,6 @@ class Router:
                     probabilities[chunk + rows] = softmax(logits)
                     if bar is not None:
                         bar.update(len(rows))
-        finally:
-            if pool is not None:
-                pool.shutdown(cancel_futures=True)
-            if bar is not None:
-                bar.close()
         return probabilities
 
     def route(self, subjects: Sequence, descriptions: Sequence, batch_size: int = 64) -> list[dict]:
