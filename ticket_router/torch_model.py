@@ -27,7 +27,7 @@ ACTIVATIONS = {
     "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
     "relu": F.relu,
 }
-# Where each architecture keeps its pieces, as (weight name prefix within the encoder, layer pieces).
+# Where each architecture keeps its weights: the embeddings prefix, the layer prefix, and each piece within a layer.
 LAYOUTS = {
     "bert": {
         "embeddings": "embeddings.", "layers": "encoder.layer.{}.",
