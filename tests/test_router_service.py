@@ -110,6 +110,28 @@ def test_one_ticket_and_a_batch(server):
     assert status == 200 and len(batch["predictions"]) == 2
 
 
+def test_a_micro_batch_scored_in_sorted_small_batches_on_every_core_matches_the_router(server, tiny_run):
+    """The service scores a request's tickets `score_batch` at a time, one call per core: same answers as one call."""
+    from ticket_router.router import Router, available_cores
+
+    status, info = call(server, "/info")
+    assert status == 200 and info["score_batch"] == 2 and info["workers"] == available_cores()
+    tickets = [{"subject": "VPN " * n, "description": "drops every hour since the update " * (9 - n)} for n in range(1, 9)]
+    status, batch = call(server, "/predict", {"tickets": tickets})
+    assert status == 200
+    expected = Router(tiny_run[0] / "model").route([t["subject"] for t in tickets], [t["description"] for t in tickets])
+    for got, want in zip(batch["predictions"], expected):
+        assert got["label"] == want["label"] and got["route"] == want["route"]
+        assert got["score"] == pytest.approx(want["score"], abs=1e-5)
+
+
+def test_score_batch_must_be_a_positive_integer():
+    from ticket_router.service import create_app
+
+    with pytest.raises(ValueError, match="score_batch must be an integer >= 1, got 0"):
+        create_app(router=None, score_batch=0)
+
+
 @pytest.mark.parametrize(
     "raw, body, status, message",
     [

@@ -167,7 +167,7 @@ def cmd_serve(args) -> int:
 
     serve(args.model, host=args.host, port=args.port, max_batch=args.max_batch, max_chars=args.max_chars,
           backend="onnx" if args.onnx else "torch", max_queue=args.max_queue, batch_wait_ms=args.batch_wait_ms,
-          docs=args.docs)
+          docs=args.docs, workers=args.workers, score_batch=args.score_batch)
     return 0
 
 
@@ -229,6 +229,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="tickets that may wait to be scored before new requests get 503 (default 4 x max_batch)")
     serve.add_argument("--batch_wait_ms", type=float, default=5.0,
                        help="how long the scorer waits for more requests to fill a batch")
+    serve.add_argument("--workers", type=int, default=None,
+                       help="scoring calls at once, each on one core (default: one per core); fewer leaves cores free")
+    serve.add_argument("--score_batch", type=int, default=None,
+                       help="tickets per scoring call: a micro-batch is sorted by length and scored this many at a time "
+                       "(default 2, measured: ticket_router/service.py)")
     serve.add_argument("--docs", action="store_true", help="serve /docs and /openapi.json (off by default)")
     serve.set_defaults(func=cmd_serve)
     return parser

@@ -2,9 +2,15 @@
 
 Scoring runs on one thread beside the event loop, fed by a micro-batcher (ticket_router/batching.py): concurrent
 requests are scored together, `/health` answers while a batch is scored, and a full queue is a 503 with
-Retry-After rather than a growing backlog. Bodies are bounded before they are read (Content-Length) and while they
-stream; malformed JSON of any kind is a 400; fields and batches have limits (413). On SIGTERM uvicorn stops taking
-connections, the requests in flight are answered, then the scoring thread finishes what is queued.
+Retry-After rather than a growing backlog. A micro-batch is scored as the router scores a file: sorted by length, in
+batches of ``score_batch`` tickets, one batch per core at a time (`serve` makes the router with one worker per core).
+Tickets of concurrent requests differ in length, and one call over all of them pads each to the longest: a
+micro-batch of 32 `realistic` test tickets was scored 2.2x faster in sorted batches of 4 on two cores than in one
+padded call (benchmarks/RESULTS.md, "The service: sorted small batches on every core").
+
+Bodies are bounded before they are read (Content-Length) and while they stream; malformed JSON of any kind is a 400;
+fields and batches have limits (413). On SIGTERM uvicorn stops taking connections, the requests in flight are
+answered, then the scoring thread finishes what is queued.
 """
 
 
@@ -16,6 +22,10 @@ from .batching import MicroBatcher, QueueFull
 
 VERSION = "0.1.0"
 SMALL_BODY = 64 * 1024  # bytes parsed on the event loop (well under a millisecond)
+# Tickets per scoring call. Measured on two cores, 8 and 32 one-ticket clients (ONNX int8, benchmarks/RESULTS.md):
+# 2 keeps both workers busy on the few tickets 8 clients leave waiting (266-271 requests/s; 4: 237; one padded call
+# per micro-batch: 195-218) and is as fast as 4 at 32 clients (363-378 and 380 requests/s).
+SCORE_BATCH = 2
 
 
 def body_limit(max_batch: int, max_chars: int) -> int:
@@ -25,8 +35,11 @@ def body_limit(max_batch: int, max_chars: int) -> int:
 
 
 def create_app(router, max_batch: int = 256, max_chars: int = 20_000, max_queue: int | None = None,
-               batch_wait_ms: float = 5.0, docs: bool = False):
-    """``router``: a `ticket_router.Router` (or anything with predict_proba, decisions, labels, rule)."""
+               batch_wait_ms: float = 5.0, docs: bool = False, score_batch: int = SCORE_BATCH):
+    """``router``: a `ticket_router.Router` (or anything with predict_proba, decisions, labels, rule).
+    ``score_batch``: tickets per scoring call within a micro-batch (the router's ``batch_size``)."""
+    if not (isinstance(score_batch, int) and score_batch >= 1):
+        raise ValueError(f"score_batch must be an integer >= 1, got {score_batch!r}")
     from fastapi import FastAPI, HTTPException, Request
     from fastapi.responses import JSONResponse
     from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -46,7 +59,7 @@ def create_app(router, max_batch: int = 256, max_chars: int = 20_000, max_queue:
 
     @asynccontextmanager
     async def lifespan(app):
-        batcher = MicroBatcher(lambda s, d: router.predict_proba(s, d), max_batch=max_batch,
+        batcher = MicroBatcher(lambda s, d: router.predict_proba(s, d, batch_size=score_batch), max_batch=max_batch,
                                max_wait=batch_wait_ms / 1000, max_queue=max_queue or 4 * max_batch)
         state["batcher"] = batcher
         yield
@@ -107,6 +120,7 @@ def create_app(router, max_batch: int = 256, max_chars: int = 20_000, max_queue:
         return {"labels": router.labels, "rule": router.rule.describe(), "backend": router.backend.name,
                 "max_batch": max_batch, "max_chars": max_chars, "max_body_bytes": max_body,
                 "max_queue": batcher.max_queue if batcher else None, "queued": batcher.queued if batcher else 0,
+                "score_batch": score_batch, "workers": getattr(router, "workers", 1),
                 "version": VERSION}
 
     @app.post("/predict")
@@ -126,14 +140,17 @@ def create_app(router, max_batch: int = 256, max_chars: int = 20_000, max_queue:
 
 
 def serve(model_dir, host: str = "127.0.0.1", port: int = 8000, max_batch: int = 256, max_chars: int = 20_000,
-          backend: str = "torch", max_queue: int | None = None, batch_wait_ms: float = 5.0, docs: bool = False) -> None:
+          backend: str = "torch", max_queue: int | None = None, batch_wait_ms: float = 5.0, docs: bool = False,
+          workers: int | None = None, score_batch: int | None = None) -> None:
+    """``workers``: scoring calls run at once, each on one core (default: one per core this process may use)."""
     try:
         import fastapi  # noqa: F401
         import uvicorn
     except ImportError:
         raise ValueError("serve needs the serve extra: pip install 'ticket-classifier[serve]'") from None
-    from .router import Router
+    from .router import Router, available_cores
 
-    app = create_app(Router(model_dir, backend=backend), max_batch=max_batch, max_chars=max_chars,
-                     max_queue=max_queue, batch_wait_ms=batch_wait_ms, docs=docs)
+    router = Router(model_dir, backend=backend, workers=workers or available_cores())
+    app = create_app(router, max_batch=max_batch, max_chars=max_chars, max_queue=max_queue,
+                     batch_wait_ms=batch_wait_ms, docs=docs, score_batch=score_batch or SCORE_BATCH)
     uvicorn.run(app, host=host, port=port, timeout_graceful_shutdown=30)
