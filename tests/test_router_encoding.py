@@ -65,3 +65,14 @@ def test_texts_cleaned_once_encode_as_raw_texts_do(tiny_run):
     subjects, descriptions = zip(*TICKETS)
     cleaned = encoder.encode([clean_text(s) for s in subjects], [clean_text(d) for d in descriptions], cleaned=True)
     assert cleaned == encoder.encode(subjects, descriptions)
+
+
+def test_tickets_encoded_in_pieces_keep_their_order_and_ids(tiny_run, monkeypatch):
+    """`encode` tokenises ENCODE_PIECE tickets per call (a bounded GIL pause): across pieces, the same ids in order."""
+    import ticket_router.encoding as encoding
+
+    encoder = TicketEncoder(tiny_run[0] / "model", 64)
+    subjects, descriptions = zip(*(TICKETS * 12))  # 72 tickets
+    one_by_one = [encoder.encode([s], [d])[0] for s, d in zip(subjects, descriptions)]
+    monkeypatch.setattr(encoding, "ENCODE_PIECE", 5)
+    assert encoder.encode(subjects, descriptions) == one_by_one
