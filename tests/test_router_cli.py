@@ -68,7 +68,7 @@ def test_evaluate_prints_report_and_routing(model_dir, tiny_run, capsys):
     assert macro == pytest.approx(tiny_run[1]["test"]["macro_f1"], abs=1e-4)
 
 
-def test_bad_inputs_are_clear_errors(model_dir, tmp_path, capsys):
+def test_bad_inputs_are_clear_errors(model_dir, tmp_path, capsys, monkeypatch):
     assert main(["predict", "--model", model_dir, "--input", str(tmp_path / "none.csv"), "--output", "x.csv"]) == 2
     assert "none.csv: file not found" in capsys.readouterr().err
     bad = tmp_path / "bad.csv"
@@ -81,6 +81,12 @@ def test_bad_inputs_are_clear_errors(model_dir, tmp_path, capsys):
     assert "label(s) ['Nonsense']" in capsys.readouterr().err
     assert main(["predict", "--model", str(tmp_path), "--subject", "x"]) == 2
     assert "no manifest.json" in capsys.readouterr().err
+    uvicorn = pytest.importorskip("uvicorn", reason="serve needs the serve extra")
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: None)  # a check that fails would not start a server
+    assert main(["serve", "--model", model_dir, "--workers", "0"]) == 2  # refused before the server starts
+    assert "workers must be an integer >= 1, got 0" in capsys.readouterr().err
+    assert main(["serve", "--model", model_dir, "--score_batch", "0"]) == 2
+    assert "score_batch must be an integer >= 1, got 0" in capsys.readouterr().err
 
 
 def test_monitor_writes_report_and_plot_and_exit_code_follows_the_checks(model_dir, tiny_run, tmp_path, capsys):

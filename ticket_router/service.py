@@ -150,7 +150,7 @@ def serve(model_dir, host: str = "127.0.0.1", port: int = 8000, max_batch: int =
         raise ValueError("serve needs the serve extra: pip install 'ticket-classifier[serve]'") from None
     from .router import Router, available_cores
 
-    router = Router(model_dir, backend=backend, workers=workers or available_cores())
-    app = create_app(router, max_batch=max_batch, max_chars=max_chars, max_queue=max_queue,
-                     batch_wait_ms=batch_wait_ms, docs=docs, score_batch=score_batch or SCORE_BATCH)
+    router = Router(model_dir, backend=backend, workers=available_cores() if workers is None else workers)
+    app = create_app(router, max_batch=max_batch, max_chars=max_chars, max_queue=max_queue, batch_wait_ms=batch_wait_ms,
+                     docs=docs, score_batch=SCORE_BATCH if score_batch is None else score_batch)
     uvicorn.run(app, host=host, port=port, timeout_graceful_shutdown=30)
