@@ -48,6 +48,7 @@ class Router:
         if not (isinstance(workers, int) and workers >= 1):
             raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
         self.workers = workers
+        self._pool = None  # the workers' threads, made on first use and kept: the service scores many small calls
         if workers > 1:
             threads = 1
         self.model_dir = Path(model_dir)
@@ -73,8 +74,9 @@ class Router:
         with ExitStack() as stack:
             pool = None
             if self.workers > 1 and len(subjects) > batch_size:
-                pool = ThreadPoolExecutor(self.workers)
-                stack.callback(pool.shutdown, cancel_futures=True)
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="ticket-router")
+                pool = self._pool
             bar = None
             if progress:
                 from tqdm.auto import tqdm
@@ -90,7 +92,8 @@ class Router:
                 def score(rows):
                     return self.backend.logits(self.encoder.pad([encoded[i] for i in rows]))
 
-                # Both backends release the GIL while they compute; map keeps the batches' order.
+                # Both backends release the GIL while they compute; map keeps the batches' order (and cancels the
+                # batches not started if this loop stops on an error).
                 for rows, logits in zip(batches, pool.map(score, batches) if pool else map(score, batches)):
                     probabilities[chunk + rows] = softmax(logits)
                     if bar is not None:
