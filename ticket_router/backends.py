@@ -28,7 +28,8 @@ class TorchBackend:
 
     name = "torch"
 
-    def __init__(self, model_dir: str | Path, threads: int | None = None):
+    def __init__(self, model_dir: str | Path, threads: int | None = None, config: dict | None = None):
+        """``config``: the export's config.json when the caller has read it already (`Router` has)."""
         try:
             import torch
         except ImportError:
@@ -40,7 +41,8 @@ class TorchBackend:
         self._torch = torch
         self.model_dir = Path(model_dir)
         self._model = None
-        config = read_json(self.model_dir / "config.json", "model config")
+        if config is None:
+            config = read_json(self.model_dir / "config.json", "model config")
         self.fallback_reason = unsupported_reason(self.model_dir, config)
         if self.fallback_reason is None:
             self._forward = TicketClassifierForward(self.model_dir, config)

@@ -59,7 +59,7 @@ class Router:
         self.rule = RoutingRule.from_config(self.config)
         self.encoder = TicketEncoder(self.model_dir, self.max_length)
         self.backend = (OnnxBackend(self.model_dir, onnx_dir, threads) if backend == "onnx"
-                        else TorchBackend(self.model_dir, threads))
+                        else TorchBackend(self.model_dir, threads, self.config))
 
     def predict_proba(self, subjects: Sequence, descriptions: Sequence, batch_size: int = 64,
                       progress: bool = False, cleaned: bool = False) -> np.ndarray:
