@@ -7,6 +7,11 @@ In one run on the same machine and model: tickets per second for
   (b) the CLI's path (`ticket_router.Router`, PyTorch backend): batches of 64, sorted by length, dynamic padding, inference_mode;
   (c) ONNX Runtime on the int8-quantised export (`ticket-classifier export-onnx --quantize int8`), same batching;
 and single-ticket latency (p50/p95) for each. Prints the ratios to (a).
+
+The int8 graph's agreement with the fp32 model depends on the CPU's integer kernels (VNNI or not: see
+ticket_router/onnx_export.py), so the CPU's flags are printed beside it, and agreement is also measured on the
+training run's own test tickets (``--agreement_tickets``, default the run's reports/predictions.csv), once with the
+exported quantisation (7-bit weights) and once with full-range 8-bit weights, the export before issue 30.
 """
 
 from __future__ import annotations
@@ -56,6 +61,50 @@ def latencies(function, subjects, descriptions, n):
     return {"p50_ms": statistics.median(times), "p95_ms": times[int(0.95 * (len(times) - 1))]}
 
 
+INT8_FLAGS = ("avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8")
+
+
+def cpu_description() -> dict:
+    """The processor's name and the flags that decide which int8 kernels ONNX Runtime runs."""
+    from custom_trainer.precision import cpu_flags
+
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        text = ""
+    model = next((line.partition(":")[2].strip() for line in text.splitlines() if line.startswith("model name")),
+                 platform.processor() or platform.machine())
+    flags = cpu_flags()
+    return {"model": model, "int8_flags": [f for f in INT8_FLAGS if f in flags],
+            "vnni": any(f in flags for f in ("avx512_vnni", "avx_vnni", "amx_int8"))}
+
+
+def int8_agreement(model, tickets_file: Path, batch_size: int) -> dict:
+    """fp32 PyTorch against the int8 graph, with 7-bit (the export's) and 8-bit weights, on a file of tickets with
+    ``subject`` and ``description`` columns (the run's reports/predictions.csv: its test split)."""
+    import pandas as pd
+    import tempfile
+
+    from ticket_router.onnx_export import export_onnx
+    from ticket_router.router import Router
+
+    frame = pd.read_csv(tickets_file, keep_default_na=False)
+    subjects, descriptions = frame["subject"].astype(str).tolist(), frame["description"].astype(str).tolist()
+    reference = Router(model).predict_proba(subjects, descriptions, batch_size=batch_size).astype(np.float64)
+    results = {"tickets_file": str(tickets_file), "tickets": len(frame)}
+    for name, reduce_range in (("int8_7bit_weights", True), ("int8_8bit_weights", False)):
+        with tempfile.TemporaryDirectory() as folder:
+            export_onnx(model, folder, quantize="int8", reduce_range=reduce_range)
+            router = Router(model, backend="onnx", onnx_dir=folder)
+            started = time.perf_counter()
+            probs = router.predict_proba(subjects, descriptions, batch_size=batch_size)
+            seconds = time.perf_counter() - started
+        results[name] = {"agreement": float((reference.argmax(-1) == probs.argmax(-1)).mean()),
+                         "max_prob_diff": float(np.abs(reference - probs).max()),
+                         "tickets_per_s": len(frame) / seconds}
+    return results
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=str(REPO / "outputs" / "cpu" / "model"))
@@ -63,7 +112,13 @@ def main(argv=None) -> dict:
     parser.add_argument("--seed_tickets", type=int, default=300, help="tickets for the (slow) seed loop")
     parser.add_argument("--latency_samples", type=int, default=100)
     parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--agreement_tickets", default=None,
+                        help="tickets (subject, description) for the int8 agreement (default: <model>/../reports/"
+                             "predictions.csv, the run's test split); 'none' to skip")
     args = parser.parse_args(argv)
+    cpu = cpu_description()
+    print(f"CPU: {cpu['model']}; int8-relevant flags: {' '.join(cpu['int8_flags']) or 'none'} "
+          f"(VNNI: {'yes' if cpu['vnni'] else 'no'})", flush=True)
 
     from custom_trainer.export import load_exported_model
     from ticket_router.onnx_export import export_onnx
@@ -113,6 +168,20 @@ def main(argv=None) -> dict:
     result = {"throughput": throughput, "latency": latency, "agreement_seed_vs_torch": agreement_torch,
               "agreement_torch_vs_onnx_int8": agreement_onnx, "max_prob_diff_onnx_int8": max_diff_onnx,
               "tickets": len(rows), "seed_tickets": n_seed}
+    tickets_file = (Path(args.model).parent / "reports" / "predictions.csv" if args.agreement_tickets is None
+                    else None if args.agreement_tickets == "none" else Path(args.agreement_tickets))
+    if tickets_file is not None and tickets_file.is_file():
+        agreement = int8_agreement(args.model, tickets_file, args.batch_size)
+        print(f"\nint8 vs fp32 PyTorch on {agreement['tickets']} tickets of {tickets_file}:")
+        for name in ("int8_7bit_weights", "int8_8bit_weights"):
+            row = agreement[name]
+            print(f"  {name} ({'the export' if name == 'int8_7bit_weights' else 'before issue 30'}): argmax "
+                  f"agreement {row['agreement']:.4f}, max |p diff| {row['max_prob_diff']:.4f}, "
+                  f"{row['tickets_per_s']:.0f} tickets/s")
+        result["agreement_on_run_tickets"] = agreement
+    elif tickets_file is not None:
+        print(f"\n(no {tickets_file}: int8 agreement on the run's test tickets skipped)")
+    result["cpu"] = cpu
     print(json.dumps(result))
     return result
 

@@ -116,6 +116,7 @@ class OnnxBackend:
         self.session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
         self.input_names = tuple(i.name for i in self.session.get_inputs())
         self.quantize = manifest.get("quantize")
+        self.quantization = manifest.get("quantization")  # how an int8 graph was made (None: fp32, or older exports)
 
     @contextmanager
     def scoring(self):
@@ -126,9 +127,10 @@ class OnnxBackend:
         return self.session.run(["logits"], {name: batch[name] for name in self.input_names})[0]
 
 
-def write_onnx_manifest(onnx_dir: Path, graph: Path, quantize: str | None, model_dir: Path) -> None:
+def write_onnx_manifest(onnx_dir: Path, graph: Path, quantize: str | None, model_dir: Path,
+                        quantization: dict | None = None) -> None:
     from .atomic import write_text
 
-    manifest = {"file": graph.name, "quantize": quantize, "sha256": sha256_of(graph),
+    manifest = {"file": graph.name, "quantize": quantize, "quantization": quantization, "sha256": sha256_of(graph),
                 "model_manifest_sha256": sha256_of(model_dir / "manifest.json")}
     write_text(onnx_dir / ONNX_MANIFEST, json.dumps(manifest, indent=2) + "\n")

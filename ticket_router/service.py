@@ -118,6 +118,7 @@ def create_app(router, max_batch: int = 256, max_chars: int = 20_000, max_queue:
     async def info():
         batcher = state.get("batcher")
         return {"labels": router.labels, "rule": router.rule.describe(), "backend": router.backend.name,
+                "quantization": getattr(router.backend, "quantization", None),
                 "max_batch": max_batch, "max_chars": max_chars, "max_body_bytes": max_body,
                 "max_queue": batcher.max_queue if batcher else None, "queued": batcher.queued if batcher else 0,
                 "score_batch": score_batch, "workers": getattr(router, "workers", 1),
