@@ -35,7 +35,9 @@ from custom_trainer.wide import fit_wide, fit_wide_scale, wide_logits
 from ticket_data import build_dataset, ticket_tokenizer, tokenize_dataset
 from ticket_data.loading import load_tickets_with_report, summarize_report
 from ticket_data.tokenization import encode_tickets
-from ticket_router.atomic import write_text
+from ticket_router.atomic import atomic_path, write_text
+from ticket_router.certification import parse_queue_targets
+from ticket_router.guarantee_card import frontier_lines, guarantee_line
 
 logger = logging.getLogger("train")
 
@@ -56,9 +58,11 @@ def load_data(data_args: DataArguments, seed: int) -> tuple[datasets.DatasetDict
             test_size=data_args.test_size,
             seed=seed,
             policy=data_args.data_policy,
+            calibration_size=data_args.calibration_size,
         )
     options = {} if data_args.corpus_size is None else {"per_category": data_args.corpus_size}
-    raw = build_dataset(data_args.dataset, cache_dir=data_args.dataset_cache_dir, **options)
+    raw = build_dataset(data_args.dataset, cache_dir=data_args.dataset_cache_dir,
+                        calibration_fraction=data_args.calibration_size, **options)
     return raw, {"corpus": data_args.dataset, "splits": {split: len(rows) for split, rows in raw.items()}}
 
 
@@ -79,7 +83,9 @@ def token_length_profile(raw: datasets.DatasetDict, tokenizer, max_length: int, 
 def data_fingerprint(raw: datasets.DatasetDict) -> str:
     """sha256 of every split's rows in order: changes whenever the data does."""
     digest = hashlib.sha256()
-    for split in ("train", "validation", "test"):
+    for split in ("train", "validation", "test", "calibration"):
+        if split not in raw:
+            continue
         digest.update(split.encode())
         digest.update(json.dumps(raw[split].features["label"].names).encode())
         for row in raw[split]:
@@ -88,19 +94,16 @@ def data_fingerprint(raw: datasets.DatasetDict) -> str:
 
 
 def routing_summary(routing: dict) -> str:
-    """The routing rule, its guarantee and what it did on validation and test, in a few lines."""
+    """The routing rule, its guarantee, what it did on calibration and test, and the menu of targets, in a few lines."""
     guarantee, previous = routing["guarantee"], routing["test"]["previous_rule"]
-    more = ", ".join(f"{k} {v:.1%}" for k, v in guarantee["coverage_with_more_calibration"].items())
-    return (
-        f"routing: {routing['rule']['description']}; misrouting <= {guarantee['max_misrouting']:.0%} of auto-routed "
-        f"tickets with probability >= {1 - guarantee['delta']:.0%} (Learn-then-Test on {guarantee['calibration_size']} "
-        f"validation tickets)\n"
-        f"  auto-routed / misrouted among them: validation {routing['validation']['coverage']:.1%} / "
-        f"{routing['validation']['misrouting']:.2%}, test {routing['test']['coverage']:.1%} / "
-        f"{routing['test']['misrouting']:.2%} (previous rule, no guarantee: test {previous['coverage']:.1%} / "
-        f"{previous['misrouting']:.2%})\n"
-        f"  validation coverage a larger calibration set like this one would certify: {more}"
-    )
+    lines = [f"routing: {routing['rule']['description']}; {guarantee_line(guarantee)}"]
+    if "calibration" in routing:
+        lines.append(f"  auto-routed / misrouted among them: calibration {routing['calibration']['coverage']:.1%} / "
+                     f"{routing['calibration']['misrouting']:.2%}, test {routing['test']['coverage']:.1%} / "
+                     f"{routing['test']['misrouting']:.2%} (previous rule, no guarantee: test {previous['coverage']:.1%}"
+                     f" / {previous['misrouting']:.2%})")
+    lines += ["  " + line for line in frontier_lines(guarantee)]
+    return "\n".join(lines)
 
 
 def pick(metrics: dict, keys=("accuracy", "macro_f1", "weighted_f1")) -> dict:
@@ -149,6 +152,7 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
     if unknown:
         raise ValueError(f"never_auto_route: label(s) {unknown} are not among the data's labels {label_names}")
     triage_labels += [name for name in model_args.never_auto_route if name not in triage_labels]
+    queue_targets = parse_queue_targets(model_args.queue_max_misrouting, label_names)
     source = data_args.train_file or f"the `{data_args.dataset}` synthetic corpus"
     logger.info("data: %s; splits %s; %d labels", source, {k: len(v) for k, v in raw.items()}, len(label_names))
 
@@ -214,6 +218,11 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
     validation_output = trainer.predict(tokenized["validation"], metric_key_prefix="validation")
     test_output = trainer.predict(tokenized["test"], metric_key_prefix="test")
     val_logits, test_logits = validation_output.predictions, test_output.predictions
+    # The calibration tickets are scored once the model is final; they choose nothing, they only certify.
+    calibration_output = trainer.predict(tokenized["calibration"], metric_key_prefix="calibration") \
+        if "calibration" in tokenized else None
+    cal_logits = None if calibration_output is None else calibration_output.predictions
+    cal_labels = None if calibration_output is None else calibration_output.label_ids
     test_metrics = strip_prefix(test_output.metrics, "test")
 
     wide = None
@@ -223,16 +232,21 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
         val_wide = wide_logits(trainer.model, tokenized["validation"]["input_ids"])
         test_wide = wide_logits(trainer.model, tokenized["test"]["input_ids"])
         wide["scale"] = fit_wide_scale(val_logits, val_wide, validation_output.label_ids)
+        if cal_logits is not None:
+            cal_logits = cal_logits + wide["scale"] * wide_logits(trainer.model, tokenized["calibration"]["input_ids"])
         wide["head_only"] = {"validation": pick(validation), "test": pick(test_metrics)}
         trainer.model.config.wide_scale = wide["scale"]
         val_logits, test_logits = val_logits + wide["scale"] * val_wide, test_logits + wide["scale"] * test_wide
         validation.update(classification_metrics(validation_output.label_ids, val_logits.argmax(-1), label_names))
         test_metrics.update(classification_metrics(test_output.label_ids, test_logits.argmax(-1), label_names))
 
-    # Calibrated confidence and the auto-route threshold, fitted on validation, travel in the exported config.
-    routing = fit_routing(val_logits, validation_output.label_ids, test_logits, test_output.label_ids,
-                          model_args.max_misrouting, trainer.model.config.triage_ids, model_args.routing_delta,
-                          label_names)
+    # Calibrated confidence (fitted on validation) and the auto-route rule (certified on the calibration split, which
+    # chose nothing) travel in the exported config.
+    certified_on = (f"the calibration split: {len(raw['calibration'])} tickets set aside from {source} before "
+                    "training, used for nothing else" if "calibration" in raw else "")
+    routing = fit_routing(val_logits, validation_output.label_ids, cal_logits, cal_labels, test_logits,
+                          test_output.label_ids, model_args.max_misrouting, trainer.model.config.triage_ids,
+                          model_args.routing_delta, label_names, queue_targets, certified_on)
     config = trainer.model.config
     config.calibration_temperature = routing["temperature"]
     config.auto_route_threshold = routing["threshold"]
@@ -261,6 +275,17 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
     }
 
     if trainer.is_world_process_zero():
+        # Calibrated probabilities of every held-out split: what benchmarks/routing_guarantee.py compares
+        # certification methods on, without scoring the splits again.
+        temperature = routing["temperature"]
+        scored = {"validation_probabilities": softmax(val_logits / temperature),
+                  "validation_labels": validation_output.label_ids,
+                  "test_probabilities": test_probabilities, "test_labels": test_output.label_ids}
+        if cal_logits is not None:
+            scored.update(calibration_probabilities=softmax(cal_logits / temperature), calibration_labels=cal_labels)
+        (output_dir / "reports").mkdir(parents=True, exist_ok=True)
+        with atomic_path(output_dir / "reports" / "scores.npz") as staging, open(staging, "wb") as handle:
+            np.savez_compressed(handle, **scored)
         write_reports(
             output_dir / "reports", metrics, label_names, raw["test"].to_pandas(), test_logits,
             epoch_history(trainer.state.log_history), rule,

@@ -44,6 +44,12 @@ class DataArguments:
     label_column: str = field(default="category", metadata={"help": "Label column of train_file/test_file."})
     validation_size: float = field(default=0.1, metadata={"help": "Share of train_file carved out for validation."})
     test_size: float = field(default=0.1, metadata={"help": "Share of train_file carved out for test (no test_file)."})
+    calibration_size: float = field(
+        default=0.1,
+        metadata={"help": "Share of train_file (or of a synthetic corpus, by group) set aside to certify the routing "
+                          "rule and for nothing else; 0: no calibration split, nothing auto-routed until "
+                          "`ticket-classifier calibrate` certifies a rule on labelled tickets."},
+    )
     split_seed: int | None = field(
         default=None,
         metadata={"help": "Seed of the validation/test carve-out of train_file (default: the training seed); fix it "
@@ -85,6 +91,8 @@ class DataArguments:
                 raise ValueError(f"{name}: file not found: {path}")
         if self.test_file is not None and self.train_file is None:
             raise ValueError("test_file is set but train_file is not; set both, or neither to use `dataset`")
+        if not 0 <= self.calibration_size < 1:
+            raise ValueError(f"calibration_size must be a fraction in [0, 1), got {self.calibration_size}")
         if self.corpus_size is not None and self.corpus_size < 10:
             raise ValueError(f"corpus_size must be >= 10 tickets per category, got {self.corpus_size}")
         self.data_policy  # validates min_examples_per_label, rare_labels, rare_label_name
@@ -153,7 +161,12 @@ class ModelArguments:
     routing_delta: float = field(
         default=0.05,
         metadata={"help": "The routing rule keeps misrouting <= max_misrouting with probability >= 1 - routing_delta "
-                  "over the validation draw (custom_trainer/risk_control.py)."},
+                  "over the draw of the calibration tickets (ticket_router/certification.py)."},
+    )
+    queue_max_misrouting: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Queues with a target of their own, as QUEUE=TARGET (e.g. Security=0.01): among the tickets "
+                          "auto-routed to that queue, at most TARGET misrouted; certified queue by queue."},
     )
     never_auto_route: list[str] = field(
         default_factory=list,

@@ -1,9 +1,10 @@
 """Calibrated confidence and abstention: temperature scaling and the auto-route rule.
 
-Both are fitted on the validation split at the end of training and stored in the exported config
-(``calibration_temperature``; ``routing_score`` and ``auto_route_thresholds``, a threshold per label certified by
-custom_trainer/risk_control.py), so `pipeline` scores are calibrated too. The rule itself, the one place that
-decides auto-route or triage, is `ticket_router.rule.RoutingRule`.
+The temperature is fitted on the validation split (which also chose the checkpoint); the auto-route rule is certified
+on the calibration split, which chose nothing (ticket_router/certification.py), with its test sequence pre-registered
+on validation. Both are stored in the exported config (``calibration_temperature``; ``routing_score`` and
+``auto_route_thresholds``), so `pipeline` scores are calibrated too. The rule itself, the one place that decides
+auto-route or triage, is `ticket_router.rule.RoutingRule`.
 """
 
 from __future__ import annotations
@@ -11,9 +12,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ticket_router.certification import certify, frontier, grid_counts
 from ticket_router.rule import RoutingRule, auto_routed, routed_stats, softmax
-
-from .risk_control import certify_routing, coverage_with_more_calibration
 
 __all__ = ["RoutingRule", "auto_routed", "routed_stats", "softmax"]  # the rule lives in ticket_router/rule.py
 
@@ -98,70 +98,99 @@ def routing_profile(probabilities: np.ndarray, labels: np.ndarray, rule: Routing
     }
 
 
-def fit_rules(probabilities: np.ndarray, labels: np.ndarray, max_misrouting: float, delta: float, triage_ids=()):
-    """(previous rule, certified rule, the certified policy) fitted on calibrated validation probabilities.
-
-    The previous rule: the lowest top-probability threshold whose misrouting on these tickets is <= the target
-    (no guarantee). The certified rule: custom_trainer/risk_control.py; triage labels never auto-routed in both."""
+def previous_rule(probabilities: np.ndarray, labels: np.ndarray, max_misrouting: float, triage_ids=()) -> RoutingRule:
+    """The rule of the first exports, reported beside the certified one: the lowest top-probability threshold whose
+    misrouting on these (validation) tickets is <= the target. No guarantee."""
     probabilities, labels = np.asarray(probabilities), np.asarray(labels)
-    num_labels = probabilities.shape[-1]
     predicted = probabilities.argmax(-1)
     eligible = ~np.isin(predicted, list(triage_ids))
     naive = choose_threshold(probabilities.max(-1)[eligible], (predicted == labels)[eligible], max_misrouting)
-    previous = RoutingRule(tuple([naive] * num_labels), "probability", tuple(triage_ids))
-    policy = certify_routing(probabilities, labels, max_misrouting, delta, triage_ids)
-    thresholds = policy.thresholds_for(np.arange(num_labels))
-    never = set(int(i) for i in triage_ids)
-    certified = RoutingRule(tuple(None if np.isinf(t) or i in never else float(t) for i, t in enumerate(thresholds)),
-                            policy.score, tuple(triage_ids))
-    return previous, certified, policy
+    never = {int(i) for i in triage_ids}
+    return RoutingRule(tuple(None if i in never else naive for i in range(probabilities.shape[-1])), "probability",
+                       tuple(sorted(never)))
 
 
-def fit_routing(val_logits, val_labels, test_logits, test_labels, max_misrouting: float, triage_ids=(),
-                delta: float = 0.05, label_names=None) -> dict:
-    """Fit temperature and the certified routing rule on validation; report both splits.
+GUARANTEE_METHOD = ("Learn-then-Test on the calibration tickets: exact binomial p-values, one fixed sequence of "
+                    "thresholds per family whose score and start were pre-registered on validation, Bonferroni over "
+                    "families (ticket_router/certification.py)")
+INDEPENDENCE = ("The bound assumes the calibration tickets are independent draws like the live tickets; tickets of "
+                "one incident, template or problem are not, and then the promise is only indicative.")
 
-    The rule (custom_trainer/risk_control.py) misroutes at most ``max_misrouting`` of the tickets it auto-routes
-    with probability >= 1 - ``delta`` over the validation draw. The previous rule (the lowest threshold whose
-    validation misrouting is <= the target, no guarantee) is reported beside it. Tickets predicted as a
-    ``triage_ids`` label are never auto-routed.
+
+def certified_routing(val_probabilities, val_labels, cal_probabilities, cal_labels, label_names, max_misrouting: float,
+                      delta: float, triage_ids=(), queue_targets=None, certified_on: str = "") -> tuple[RoutingRule, dict]:
+    """The certified rule and its guarantee (with the frontier), from calibrated probabilities. No calibration
+    tickets: a rule that routes nothing, and a guarantee that says so."""
+    label_names = list(label_names)
+    validation_counts = grid_counts(val_probabilities, val_labels)
+    guarantee = {"max_misrouting": max_misrouting, "delta": delta, "queue_max_misrouting": dict(queue_targets or {}),
+                 "method": GUARANTEE_METHOD, "assumes": INDEPENDENCE, "certified_on": certified_on,
+                 "validation_counts": validation_counts}
+    if cal_probabilities is None or len(cal_labels) == 0:
+        rule = RoutingRule(tuple([None] * len(label_names)), "probability", tuple(sorted(int(i) for i in triage_ids)))
+        guarantee.update(calibration_size=0, families=[], frontier=[], certified_on="nothing (no calibration tickets): "
+                         "nothing is auto-routed until `ticket-classifier calibrate` certifies a rule")
+        return rule, guarantee
+    result = certify(cal_probabilities, cal_labels, validation_counts, label_names, max_misrouting, delta, triage_ids,
+                     queue_targets)
+    rule = RoutingRule(tuple(result["thresholds"][name] for name in label_names), result["score"],
+                       tuple(sorted(int(i) for i in triage_ids)))
+    guarantee.update(
+        calibration_size=result["calibration_size"], families=result["families"],
+        level_per_sequence=result["level_per_sequence"],
+        calibration={"coverage": result["coverage"], "misrouting": result["misrouting"],
+                     "auto_routed": result["auto_routed"]},
+        frontier=frontier(cal_probabilities, cal_labels, validation_counts, label_names, delta, triage_ids,
+                          queue_targets),
+    )
+    return rule, guarantee
+
+
+def fit_routing(val_logits, val_labels, cal_logits, cal_labels, test_logits, test_labels, max_misrouting: float,
+                triage_ids=(), delta: float = 0.05, label_names=None, queue_targets=None,
+                certified_on: str = "the calibration split") -> dict:
+    """Fit the temperature on validation and certify the routing rule on the calibration tickets; report every split.
+
+    The rule (ticket_router/certification.py) misroutes at most ``max_misrouting`` of the tickets it auto-routes (and
+    each queue of ``queue_targets`` at most its own target) with probability >= 1 - ``delta`` over the draw of the
+    calibration tickets. ``cal_logits`` None (no calibration split): nothing is auto-routed. The previous rule (the
+    lowest threshold whose validation misrouting is <= the target, no guarantee) is reported beside it. Tickets
+    predicted as a ``triage_ids`` label are never auto-routed.
     """
     val_labels, test_labels = np.asarray(val_labels), np.asarray(test_labels)
     num_labels = np.asarray(val_logits).shape[-1]
     label_names = list(label_names) if label_names is not None else [str(i) for i in range(num_labels)]
     temperature = fit_temperature(val_logits, val_labels)
     report = {"temperature": temperature, "max_misrouting": max_misrouting, "delta": delta}
+    splits = [("validation", val_logits, val_labels), ("test", test_logits, test_labels)]
+    if cal_logits is not None:
+        splits.insert(1, ("calibration", cal_logits, np.asarray(cal_labels)))
     calibrated = {}
-    for split, logits, labels in (("validation", val_logits, val_labels), ("test", test_logits, test_labels)):
-        probabilities = softmax(logits / temperature)
-        calibrated[split] = probabilities
+    for split, logits, labels in splits:
+        probabilities = softmax(np.asarray(logits) / temperature)
+        calibrated[split] = (probabilities, labels)
         report[split] = {
-            "ece_before": expected_calibration_error(softmax(logits), labels),
+            "ece_before": expected_calibration_error(softmax(np.asarray(logits)), labels),
             "ece_after": expected_calibration_error(probabilities, labels),
         }
-    val_probabilities = calibrated["validation"]
-    naive_rule, rule, policy = fit_rules(val_probabilities, val_labels, max_misrouting, delta, triage_ids)
-    naive = naive_rule.label_thresholds[0]
-    report["rule"] = {
-        "score": rule.score,
-        "per_label": policy.label_thresholds is not None,
-        "thresholds": {name: rule.label_thresholds[i] for i, name in enumerate(label_names)},
-        "description": rule.describe(),
-        "candidates": policy.details["candidates"],
-    }
-    report["guarantee"] = {
-        "max_misrouting": max_misrouting, "delta": delta, "calibration_size": int(len(val_labels)),
-        "method": "Learn-then-Test: exact binomial p-values, fixed-sequence testing from several start points, "
-                  "Bonferroni over sequences (custom_trainer/risk_control.py)",
-        "coverage_with_more_calibration": {
-            f"{factor}x": value for factor, value in coverage_with_more_calibration(
-                val_probabilities, val_labels, policy, max_misrouting, delta, triage_ids=triage_ids).items()},
-    }
-    # The scalar the earlier exports stored; kept for readers that show one number (None: per label).
-    report["threshold"] = policy.threshold
+    cal = calibrated.get("calibration", (None, np.zeros(0)))
+    rule, guarantee = certified_routing(*calibrated["validation"], *cal, label_names, max_misrouting, delta, triage_ids,
+                                        queue_targets, certified_on)
+    naive_rule = previous_rule(*calibrated["validation"], max_misrouting, triage_ids)
+    report["rule"] = {"score": rule.score, "thresholds": dict(zip(label_names, rule.label_thresholds)),
+                      "description": rule.describe()}
+    report["guarantee"] = guarantee
+    # One number for readers that show one: the threshold when every routable label shares it (None: per label, or
+    # nothing certified; both mean what the per-label table says).
+    values = {t for t in rule.label_thresholds if t is not None}
+    report["threshold"] = values.pop() if len(values) == 1 else None
     report["triage_labels"] = sorted(int(i) for i in triage_ids)
-    for split, labels in (("validation", val_labels), ("test", test_labels)):
-        report[split].update(rule.stats(calibrated[split], labels))
-        report[split]["previous_rule"] = {"threshold": naive, **naive_rule.stats(calibrated[split], labels)}
-    report["profile"] = routing_profile(val_probabilities, val_labels, rule, label_names)
+    for split, (probabilities, labels) in calibrated.items():
+        report[split].update(rule.stats(probabilities, labels))
+        report[split]["previous_rule"] = {"threshold": next((t for t in naive_rule.label_thresholds if t is not None),
+                                                            None), **naive_rule.stats(probabilities, labels)}
+    # What routing looked like on tickets drawn like live ones, for `ticket-classifier monitor`.
+    profile_split = "calibration" if "calibration" in calibrated else "validation"
+    report["profile"] = routing_profile(*calibrated[profile_split], rule, label_names)
+    report["profile"]["split"] = profile_split
     return report

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from ticket_router.atomic import versioned_folder
+from ticket_router.guarantee_card import routing_card
 from ticket_router.manifest import MANIFEST, sha256_of, verify_export
 
 from .baseline import compare_to_baseline
@@ -67,25 +68,6 @@ def fmt_interval(bounds) -> str:
     return f"[{bounds[0]:.4f}, {bounds[1]:.4f}]"
 
 
-def routing_card(routing: dict) -> str:
-    guarantee, rule = routing["guarantee"], routing["rule"]
-    rows = "\n".join(f"| {label} | {'never' if t is None else f'{t:.4f}'} |" for label, t in rule["thresholds"].items())
-    test, previous = routing["test"], routing["test"]["previous_rule"]
-    return f"""A ticket is auto-routed when its {rule['score']} score ({"top calibrated probability" if rule['score'] == 'probability'
-else "top calibrated probability minus the runner-up's"}) reaches the threshold of its predicted label; otherwise it
-goes to a person. **Guarantee**: among auto-routed tickets at most {guarantee['max_misrouting']:.0%} are misrouted, with
-probability at least {1 - guarantee['delta']:.0%} (delta {guarantee['delta']}) over the draw of the
-{guarantee['calibration_size']} validation tickets it was calibrated on, for tickets like them ({guarantee['method']}).
-It says nothing about tickets unlike the training data: check live tickets with `ticket-classifier monitor`.
-Test: {test['coverage']:.1%} auto-routed, {test['misrouting']:.2%} of them misrouted (the previous rule, lowest
-threshold meeting the target on validation, no guarantee: {previous['coverage']:.1%} / {previous['misrouting']:.2%}).
-Temperature {routing['temperature']:.3f}.
-
-| predicted label | threshold |
-| --- | --- |
-{rows}"""
-
-
 def model_card(data_source: str, model_args, args, metrics: dict) -> str:
     """The export's README.md: recipe, figures beside the baseline's, per-label F1, routing and its guarantee, use."""
     test, validation, baseline = metrics["test"], metrics["validation"], metrics["baseline"]
@@ -136,7 +118,8 @@ Baseline: {baseline['name']} (scikit-learn) fitted on the same training split.{b
 {rare_section}
 ## Routing
 
-{routing_card(metrics["routing"])}
+{routing_card(metrics["routing"]["guarantee"], metrics["routing"]["rule"]["score"],
+              metrics["routing"]["rule"]["thresholds"], metrics["routing"]["temperature"], metrics["routing"]["test"])}
 
 ## Use
 

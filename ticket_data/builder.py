@@ -35,6 +35,9 @@ class TicketCorpusConfig(datasets.BuilderConfig):
     seed: int = 42
     per_category: int = 400
     heldout_fraction: float = 0.1
+    # Share of the corpus moved from train to a `calibration` split (by group where the corpus is split by group);
+    # 0 keeps the corpus's own three splits (the seed's row for row). train.py sets it from `calibration_size`.
+    calibration_fraction: float = 0.0
 
 
 class TicketCorpus(datasets.GeneratorBasedBuilder):
@@ -58,10 +61,11 @@ class TicketCorpus(datasets.GeneratorBasedBuilder):
 
     def _split_generators(self, dl_manager):
         frames = corpus_splits(self.config)
-        split_names = {"train": datasets.Split.TRAIN, "validation": datasets.Split.VALIDATION, "test": datasets.Split.TEST}
+        split_names = {"train": datasets.Split.TRAIN, "validation": datasets.Split.VALIDATION, "test": datasets.Split.TEST,
+                       "calibration": datasets.NamedSplit("calibration")}
         return [
             datasets.SplitGenerator(name=split_names[name], gen_kwargs={"frame": frames[name]})
-            for name in splits.SPLITS
+            for name in (*splits.SPLITS, "calibration") if name in frames
         ]
 
     def _generate_examples(self, frame: pd.DataFrame):
@@ -70,16 +74,27 @@ class TicketCorpus(datasets.GeneratorBasedBuilder):
 
 
 def corpus_splits(config: TicketCorpusConfig) -> dict[str, pd.DataFrame]:
-    """The three splits of a config as frames with ``subject``, ``description``, ``category``."""
+    """The splits of a config as frames with ``subject``, ``description``, ``category`` (and ``calibration`` when
+    ``calibration_fraction`` > 0)."""
+    frames, group = _three_splits(config)
+    if config.calibration_fraction > 0:
+        frames = splits.carve_calibration(frames, config.calibration_fraction, config.seed, group)
+    return frames
+
+
+def _three_splits(config: TicketCorpusConfig) -> tuple[dict[str, pd.DataFrame], str | None]:
+    """train/validation/test of a config, and the column its held-out splits are grouped by (None: by row)."""
     if config.name == "seed":
         frame = pd.DataFrame(seed_corpus.generate_seed_tickets(config.seed, config.per_category))
-        return splits.seed_split(frame.drop(columns="template"), seed=config.seed)
+        return splits.seed_split(frame.drop(columns="template"), seed=config.seed), None
     if config.name == "heldout_templates":
         frame = pd.DataFrame(seed_corpus.generate_seed_tickets(config.seed, config.per_category))
-        return splits.group_heldout_split(frame, "template", heldout_fraction=config.heldout_fraction, seed=config.seed)
+        return splits.group_heldout_split(frame, "template", heldout_fraction=config.heldout_fraction,
+                                          seed=config.seed), "template"
     if config.name == "realistic":
         frame = pd.DataFrame(realistic_corpus.generate_realistic_tickets(config.seed, config.per_category))
-        return splits.group_heldout_split(frame, "problem", heldout_fraction=config.heldout_fraction, seed=config.seed)
+        return splits.group_heldout_split(frame, "problem", heldout_fraction=config.heldout_fraction,
+                                          seed=config.seed), "problem"
     raise ValueError(f"unknown corpus config {config.name!r}; expected one of {corpus_names()}")
 
 
@@ -93,17 +108,19 @@ def _code_fingerprint() -> str:
     for module in (seed_corpus, splits, realistic_corpus, realistic_inventory):
         digest.update(inspect.getsource(module).encode())
     digest.update(inspect.getsource(corpus_splits).encode())
+    digest.update(inspect.getsource(_three_splits).encode())
     return digest.hexdigest()[:16]
 
 
 def build_dataset(name: str = "seed", cache_dir: str | None = None, **options) -> datasets.DatasetDict:
     """Build (or read from cache) one of the synthetic corpora: splits train/validation/test.
 
-    ``options`` are fields of `TicketCorpusConfig` (``seed``, ``per_category``, ``heldout_fraction``).
+    ``options`` are fields of `TicketCorpusConfig` (``seed``, ``per_category``, ``heldout_fraction``,
+    ``calibration_fraction``).
     """
     if name not in corpus_names():
         raise ValueError(f"unknown corpus {name!r}; expected one of {corpus_names()}")
-    unknown = set(options) - {"seed", "per_category", "heldout_fraction"}
+    unknown = set(options) - {"seed", "per_category", "heldout_fraction", "calibration_fraction"}
     if unknown:
         raise ValueError(f"unknown option(s) for corpus {name!r}: {sorted(unknown)}")
     builder = TicketCorpus(config_name=name, cache_dir=cache_dir, hash=_code_fingerprint(), **options)

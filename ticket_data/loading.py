@@ -3,8 +3,12 @@
 Real exports have a long tail of rarely used queues, rows without text or label, duplicated tickets and export
 artefacts. By default they are handled, not refused, and every row read is accounted for in the report:
 
-    rows read = kept (train + validation + test) + skipped (no text, no label) + removed (rare labels dropped,
-                validation/test copies of training tickets)
+    rows read = kept (train + validation + calibration + test) + skipped (no text, no label) + removed (rare labels
+                dropped, held-out copies of training tickets)
+
+The calibration split certifies the routing rule and does nothing else (ticket_router/certification.py): a uniform
+random draw (the guarantee is about tickets drawn like live ones, not stratified), with no text that is also in train,
+validation or test, and no text twice.
 
 ``strict_data=True`` and ``rare_labels="error"`` refuse such files instead. Everything is read and checked before
 anything is built, so a refusal is one `ValueError` that names the file and the problem.
@@ -68,6 +72,7 @@ def load_tickets_with_report(
     test_size: float = 0.1,
     seed: int = 42,
     policy: DataPolicy | None = None,
+    calibration_size: float = 0.0,
 ) -> tuple[datasets.DatasetDict, dict]:
     """Load labelled tickets; carve the missing splits out of ``train``, stratified by label; report what was done.
 
@@ -87,6 +92,8 @@ def load_tickets_with_report(
     for name, value in (("validation_size", validation_size), ("test_size", test_size)):
         if not 0 < value < 1:
             raise ValueError(f"{name} must be a fraction between 0 and 1 (exclusive), got {value!r}")
+    if not 0 <= calibration_size < 1:
+        raise ValueError(f"calibration_size must be a fraction in [0, 1), got {calibration_size!r}")
     carve = {"validation": validation_size} if test is not None else {"test": test_size, "validation": validation_size}
 
     train_frame, train_report = _read_labelled(train, text_columns, label_column, policy)
@@ -116,6 +123,15 @@ def load_tickets_with_report(
     frames = {} if test_frame is None else {"test": test_frame}
     rest = train_frame
     n_labels = train_frame["category"].nunique()
+    if calibration_size > 0:
+        # First, and not stratified: a plain random draw from the file, like the live tickets it vouches for.
+        n_rows = math.ceil(calibration_size * len(train_frame))
+        if len(train_frame) - n_rows < 2 * n_labels * (len(carve) + 1):
+            raise ValueError(f"{train}: {len(train_frame)} rows are too few to set {calibration_size:.0%} aside for "
+                             "calibration; lower calibration_size (0 turns the calibration split off)")
+        frames["calibration"] = rest.sample(n=n_rows, random_state=seed)
+        rest = rest.drop(index=frames["calibration"].index)
+        _check_stratifiable(rest, train, label_column, carve)
     for split, size in carve.items():
         # Sizes are fractions of the whole file; a small file still gets one row of every label per split.
         n_rows = max(math.ceil(size * len(train_frame)), n_labels)
@@ -142,7 +158,16 @@ def load_tickets_with_report(
                 f"{train}: every {split} ticket is a copy of a training ticket once duplicates are removed; the file "
                 "holds too few distinct tickets to evaluate on"
             )
-    train_report["removed"]["duplicates_of_train"] = sum(duplicates[f"removed_from_{split}"] for split in carve)
+    carved = list(carve)
+    if "calibration" in frames:
+        # Certification counts tickets as independent draws: no text it shares with another split, none twice.
+        seen = train_keys | set(frames["validation"]["key"]) | set(frames["test"]["key"])
+        calibration = frames["calibration"]
+        copies = calibration["key"].isin(seen) | calibration["key"].duplicated()
+        duplicates["removed_from_calibration"] = int(copies.sum())
+        frames["calibration"] = calibration[~copies]
+        carved.append("calibration")
+    train_report["removed"]["duplicates_of_train"] = sum(duplicates[f"removed_from_{split}"] for split in carved)
     if test_frame is not None:
         duplicates["test_file_rows_also_in_train"] = int(test_frame["key"].isin(train_keys).sum())
 
@@ -161,11 +186,11 @@ def load_tickets_with_report(
                 features=features,
                 preserve_index=False,
             )
-            for split in ("train", "validation", "test")
+            for split in ("train", "validation", "test", "calibration") if split in frames
         }
     )
     sizes = {split: len(data[split]) for split in data}
-    train_report["kept"] = sizes["train"] + sum(sizes[split] for split in carve)
+    train_report["kept"] = sizes["train"] + sum(sizes[split] for split in carved)
     files = {"train": train_report}
     if test_report is not None:
         test_report["kept"] = sizes["test"]

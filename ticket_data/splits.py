@@ -55,6 +55,36 @@ def group_heldout_split(
     }
 
 
+def carve_calibration(frames: dict[str, pd.DataFrame], fraction: float, seed: int = 42,
+                      group_column: str | None = None, label_column: str = "category",
+                      text_columns: Sequence[str] = ("subject", "description")) -> dict[str, pd.DataFrame]:
+    """Move ``fraction`` of the corpus (in rows, or in groups of ``group_column`` per label) from train to a
+    ``calibration`` split, then drop calibration rows whose text is in another split or repeats: the split that
+    certifies the routing rule (ticket_router/certification.py) and does nothing else."""
+    train = frames["train"]
+    total = sum(len(frame) for frame in frames.values())
+    rng = np.random.RandomState(seed + 1)
+    if group_column is None:
+        chosen = train.index[rng.permutation(len(train))[: int(np.ceil(fraction * total))]]
+    else:
+        chosen = []
+        for label in sorted(train[label_column].unique()):
+            mine = train[train[label_column] == label]
+            groups = sorted(mine[group_column].unique())
+            every = sum(frame.loc[frame[label_column] == label, group_column].nunique() for frame in frames.values())
+            n_groups = min(max(1, int(round(fraction * every))), len(groups) - 1)
+            picked = [groups[i] for i in rng.permutation(len(groups))[:n_groups]]
+            chosen.extend(mine.index[mine[group_column].isin(picked)])
+    calibration = train.loc[chosen]
+    result = {**frames, "train": train.drop(index=chosen).reset_index(drop=True)}
+    keys = lambda frame: frame[list(text_columns)].apply(tuple, axis=1)  # noqa: E731
+    seen = set().union(*(set(keys(frame)) for name, frame in result.items()))
+    calibration_keys = keys(calibration)
+    keep = ~calibration_keys.isin(seen) & ~calibration_keys.duplicated()
+    result["calibration"] = calibration[keep.to_numpy()].reset_index(drop=True)
+    return result
+
+
 def leakage(splits, text_columns: Sequence[str] = ("subject", "description")) -> dict[str, float]:
     """Share of validation and test texts that occur verbatim in train (a DatasetDict or dict of frames)."""
 

@@ -51,7 +51,9 @@ class Router:
         self._pool = None  # the workers' threads, made on first use and kept: the service scores many small calls
         if workers > 1:
             threads = 1
-        self.model_dir = Path(model_dir)
+        # `model` is a link to the current version (ticket_router/atomic.py): resolved once, so every file is read
+        # from one version even if `calibrate` or a new training run switches the link meanwhile.
+        self.model_dir = Path(model_dir).resolve()
         self.manifest = verify_export(self.model_dir)
         self.config = read_json(self.model_dir / "config.json", "model config")
         self.labels = label_names(self.config)

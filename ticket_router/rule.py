@@ -53,6 +53,13 @@ def _field(config, key: str, default=None):
     return getattr(config, key, default)
 
 
+def _threshold(value) -> float | None:
+    """A stored threshold, or None (never auto-routed) when it is missing or unreadable."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        return None
+    return float(value)
+
+
 def label_names(config) -> list[str]:
     """Label names in id order, from a config object or config.json (whose id2label keys are strings)."""
     id2label = _field(config, "id2label")
@@ -80,15 +87,20 @@ class RoutingRule:
 
     @classmethod
     def from_config(cls, config) -> "RoutingRule":
+        """The rule an export stores. It fails closed: a label whose threshold is missing, null or not a number in
+        [0, 1] is never auto-routed, and so is every label of a config without thresholds; the triage labels are
+        read by name (``triage_labels``; ``triage_ids`` too where a config carries them)."""
         labels = label_names(config)
         per_label = _field(config, "auto_route_thresholds")
-        if per_label:
-            thresholds = tuple(per_label.get(label) for label in labels)
-        else:  # exports before per-label thresholds: one threshold on the top probability (None: route all)
-            threshold = _field(config, "auto_route_threshold")
-            thresholds = tuple([0.0 if threshold is None else threshold] * len(labels))
-        return cls(thresholds, _field(config, "routing_score", "probability") or "probability",
-                   tuple(_field(config, "triage_ids", []) or []))
+        if isinstance(per_label, Mapping):
+            thresholds = tuple(_threshold(per_label.get(label)) for label in labels)
+        else:  # exports before per-label thresholds: one threshold on the top probability (none: nothing routed)
+            thresholds = tuple([_threshold(_field(config, "auto_route_threshold"))] * len(labels))
+        triage = {labels.index(name) for name in _field(config, "triage_labels", None) or [] if name in labels}
+        triage |= {int(i) for i in _field(config, "triage_ids", None) or []
+                   if isinstance(i, int) and 0 <= i < len(labels)}
+        score = _field(config, "routing_score", "probability") or "probability"
+        return cls(thresholds, score, tuple(sorted(triage)))
 
     def thresholds(self, predicted: np.ndarray) -> np.ndarray:
         table = np.array([np.inf if t is None else t for t in self.label_thresholds], dtype=float)

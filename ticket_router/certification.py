@@ -1,0 +1,266 @@
+"""Certify an auto-route rule on labelled tickets that chose nothing (Learn-then-Test, one pre-registered sequence).
+
+The promise. Let R be the share of misrouted tickets among the tickets the rule auto-routes, for tickets drawn like the
+calibration tickets. With probability at least 1 - delta over the draw of the calibration tickets, R <= max_misrouting
+(and, for a queue given its own target, the share misrouted among the tickets auto-routed *to that queue* is at most
+its target). The calibration tickets must have chosen nothing: not the checkpoint, not the temperature, not the
+weights, not the threshold grid or where the test starts. `train.py` carves them out of the training file for this
+alone; `ticket-classifier calibrate` takes a desk's own labelled tickets. The binomial bound below assumes the tickets
+are independent draws: tickets of one incident or one template are not, and the promise is then only indicative.
+
+The test. A rule is a score s (the top calibrated probability, or its margin over the runner-up) and a threshold lam
+on a grid fixed in advance. For each lam, H(lam): R(lam) > alpha. With n calibration tickets routed at lam and k of them
+misrouted, p(lam) = P[Binomial(n, alpha) <= k] is a valid p-value (exact for 0/1 losses). The thresholds are tested in
+one fixed sequence, from a start point down the grid, each at the full level, stopping at the first that is not
+rejected (fixed-sequence testing: no false rejection with probability >= 1 - level, however long the sequence). The
+rule routes tickets scoring >= the lowest rejected threshold; if the start is not rejected, nothing is routed.
+
+Pre-registration. The score and the start point are chosen *before* the calibration tickets are looked at, from
+validation counts (`grid_counts` of the validation tickets, stored in the export): the start where the projected
+evidence is strongest, the score that projects the most coverage. Validation tickets are independent of the
+calibration tickets, so the sequence is fixed with respect to the draw that certifies it. An earlier version spread
+delta over 72 sequences (2 scores x 9 label groups x 4 start points) chosen on the calibration tickets themselves;
+one sequence spends the whole delta (benchmarks/RESULTS.md compares the two).
+
+Families. Queues with their own target (Security at 1%) are certified one by one on the tickets predicted as them;
+the other queues share one threshold and the default target. Each family's sequence runs at delta / (number of
+families): with probability >= 1 - delta every family holds its target at once (Bonferroni). Triage queues (the merged
+rare-queue bucket, `never_auto_route`) are never routed and form no family.
+
+numpy only: the slim install (no torch, no scipy) re-certifies an export with `ticket-classifier calibrate`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from .rule import ROUTING_SCORES, routing_scores
+
+# The candidate thresholds, fixed before any data is seen: every 0.01 from 0.30 to 0.90, then dense near 1 where
+# models separate their sure tickets (101 values, descending).
+THRESHOLD_GRID = np.unique(np.round(np.r_[np.linspace(0.3, 0.9, 61), 1 - np.geomspace(0.1, 1e-4, 40)], 6))[::-1]
+# The menu a desk chooses its target from: what each would buy on the calibration tickets.
+FRONTIER_TARGETS = (0.01, 0.02, 0.03, 0.05, 0.10)
+
+
+_LOG_FACTORIALS = np.zeros(1)
+
+
+def _log_factorials(n: int) -> np.ndarray:
+    """log(i!) for i = 0..n (a table grown on demand)."""
+    global _LOG_FACTORIALS
+    if len(_LOG_FACTORIALS) <= n:
+        size = max(n + 1, 2 * len(_LOG_FACTORIALS))
+        _LOG_FACTORIALS = np.r_[0.0, np.cumsum(np.log(np.arange(1, size)))]
+    return _LOG_FACTORIALS
+
+
+def log_binomial_cdf(k: int, n: int, p: float) -> float:
+    """log P[Binomial(n, p) <= k], summed exactly in log space (no scipy; no underflow for large n)."""
+    k, n = int(k), int(n)
+    if n <= 0 or k >= n:
+        return 0.0
+    if k < 0:
+        return -math.inf
+    table = _log_factorials(n)
+    i = np.arange(k + 1)
+    log_pmf = table[n] - table[i] - table[n - i] + i * math.log(p) + (n - i) * math.log1p(-p)
+    top = log_pmf.max()
+    return float(min(0.0, top + math.log(np.exp(log_pmf - top).sum())))
+
+
+def p_value(errors: int, routed: int, alpha: float) -> float:
+    """P[Binomial(routed, alpha) <= errors]: small when `routed` tickets with `errors` misrouted show R <= alpha."""
+    return 1.0 if routed <= 0 else math.exp(log_binomial_cdf(int(errors), int(routed), alpha))
+
+
+def tickets_needed(alpha: float, level: float) -> int:
+    """The fewest routed tickets that can certify ``alpha`` at ``level`` even with no error at all."""
+    return int(math.ceil(math.log(level) / math.log1p(-alpha)))
+
+
+def grid_counts(probabilities: np.ndarray, labels: np.ndarray, grid: np.ndarray = THRESHOLD_GRID) -> dict:
+    """For each score, grid threshold and predicted label: tickets scoring >= the threshold, and misrouted among them.
+
+    What pre-registration needs of the validation tickets (stored in the export, a few KB), and what certification
+    needs of the calibration tickets."""
+    probabilities, labels = np.asarray(probabilities, dtype=float), np.asarray(labels)
+    num_labels = probabilities.shape[-1]
+    predicted = probabilities.argmax(axis=-1)
+    onehot = np.zeros((len(predicted), num_labels), dtype=np.int64)
+    onehot[np.arange(len(predicted)), predicted] = 1
+    wrong = (predicted != labels)[:, None] * onehot
+    counts = {"tickets": int(len(labels)), "grid": [float(g) for g in grid]}
+    for score in ROUTING_SCORES:
+        above = (routing_scores(probabilities, score)[None, :] >= np.asarray(grid)[:, None]).astype(np.int64)
+        counts[score] = {"routed": (above @ onehot).tolist(), "errors": (above @ wrong).tolist()}
+    return counts
+
+
+def _family_counts(counts: dict, score: str, family: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    table = counts[score]
+    family = list(family)
+    routed = np.asarray(table["routed"], dtype=np.int64)[:, family].sum(axis=1)
+    errors = np.asarray(table["errors"], dtype=np.int64)[:, family].sum(axis=1)
+    return routed, errors
+
+
+def run_sequence(routed: np.ndarray, errors: np.ndarray, alpha: float, level: float, start: int) -> int | None:
+    """Fixed-sequence testing down the grid from index ``start``: the index of the lowest rejected threshold, or None
+    when the start itself is not rejected."""
+    lowest = None
+    for g in range(start, len(routed)):
+        if p_value(errors[g], routed[g], alpha) > level:
+            break
+        lowest = g
+    return lowest
+
+
+def preregister(validation_counts: dict, family: Sequence[int], alpha: float, level: float,
+                calibration_tickets: int, score: str | None = None) -> dict:
+    """Score and start point of one family's sequence, chosen on validation counts projected to the calibration size.
+
+    Start: the grid point whose projected p-value is smallest (the strongest evidence; the steps below it are the
+    ones the sequence must pass anyway). Score (unless given): the one whose projected sequence certifies the most
+    tickets. Also the calibration size at which the projected sequence would certify anything at all."""
+    scale = calibration_tickets / max(validation_counts["tickets"], 1)
+    best = None
+    for candidate_score in ROUTING_SCORES if score is None else (score,):
+        routed, errors = _family_counts(validation_counts, candidate_score, family)
+        projected_n = np.round(routed * scale).astype(np.int64)
+        projected_k = np.floor(errors * scale).astype(np.int64)
+        logs = np.array([log_binomial_cdf(k, n, alpha) if n > 0 else 0.0 for k, n in zip(projected_k, projected_n)])
+        start = int(np.argmin(logs))
+        end = run_sequence(projected_n, projected_k, alpha, level, start)
+        candidate = {"score": candidate_score, "start_index": start, "start": float(validation_counts["grid"][start]),
+                     "projected_routed": 0 if end is None else int(projected_n[end])}
+        if best is None or candidate["projected_routed"] > best["projected_routed"]:
+            best = candidate
+    best["calibration_tickets_needed"] = _calibration_needed(validation_counts, family, alpha, level, best["score"])
+    return best
+
+
+def _calibration_needed(validation_counts: dict, family, alpha: float, level: float, score: str) -> int | None:
+    """The smallest calibration size (doubling, then bisecting) whose projected sequence certifies something; None
+    when even 64x the validation tickets would not (the model makes too many errors at every threshold)."""
+    routed, errors = _family_counts(validation_counts, score, family)
+    n_val = max(validation_counts["tickets"], 1)
+
+    def certifies(size: int) -> bool:
+        scale = size / n_val
+        n, k = np.round(routed * scale).astype(np.int64), np.floor(errors * scale).astype(np.int64)
+        return any(p_value(kk, nn, alpha) <= level for kk, nn in zip(k, n))
+
+    high = 16
+    while not certifies(high):
+        high *= 2
+        if high > 64 * n_val:
+            return None
+    low = high // 2
+    while high - low > max(1, low // 50):
+        middle = (low + high) // 2
+        low, high = (low, middle) if certifies(middle) else (middle, high)
+    return int(high)
+
+
+def parse_queue_targets(entries, label_names: Sequence[str]) -> dict[str, float]:
+    """``["Security=0.01", ...]`` or a mapping, checked against the labels: {queue: target}."""
+    if isinstance(entries, Mapping):
+        items = list(entries.items())
+    else:
+        items = []
+        for entry in entries or ():
+            name, sep, value = str(entry).rpartition("=")
+            if not sep or not name:
+                raise ValueError(f"queue_max_misrouting: {entry!r} is not QUEUE=TARGET (e.g. Security=0.01)")
+            items.append((name, value))
+    targets = {}
+    for name, value in items:
+        if name not in label_names:
+            raise ValueError(f"queue_max_misrouting: queue {name!r} is not among the labels {list(label_names)}")
+        try:
+            target = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"queue_max_misrouting: {name}={value!r} is not a number") from None
+        if not 0 < target < 1:
+            raise ValueError(f"queue_max_misrouting: {name}={target} must be a fraction in (0, 1)")
+        targets[name] = target
+    return targets
+
+
+def certify(calibration_probabilities: np.ndarray, calibration_labels: np.ndarray, validation_counts: dict,
+            label_names: Sequence[str], max_misrouting: float, delta: float = 0.05, triage_ids: Sequence[int] = (),
+            queue_targets: Mapping[str, float] | None = None) -> dict:
+    """Certify on calibrated calibration probabilities, with sequences pre-registered on ``validation_counts``.
+
+    Returns the rule ({"score", "thresholds": {label: threshold or None}}), one entry per family (target, start,
+    threshold, routed, misrouted, p-value), and coverage and misrouting on the calibration tickets."""
+    if not 0 < max_misrouting < 1:
+        raise ValueError(f"max_misrouting must be in (0, 1), got {max_misrouting}")
+    if not 0 < delta < 1:
+        raise ValueError(f"delta must be in (0, 1), got {delta}")
+    label_names = list(label_names)
+    queue_targets = dict(queue_targets or {})
+    probabilities = np.asarray(calibration_probabilities, dtype=float)
+    labels = np.asarray(calibration_labels)
+    if probabilities.ndim != 2 or probabilities.shape[1] != len(label_names) or len(probabilities) != len(labels):
+        raise ValueError(f"calibration probabilities of shape {probabilities.shape} do not match {len(labels)} labels "
+                         f"of {len(label_names)} queues")
+    if validation_counts.get("grid") != [float(g) for g in THRESHOLD_GRID]:
+        raise ValueError("validation counts were made on another threshold grid; re-export the model")
+    triage = {int(i) for i in triage_ids}
+    own = [label_names.index(name) for name in queue_targets if label_names.index(name) not in triage]
+    default = [i for i in range(len(label_names)) if i not in triage and i not in own]
+    families = ([("default", default, max_misrouting)] if default else []) + [
+        (label_names[i], [i], queue_targets[label_names[i]]) for i in own]
+    # The number of families is fixed before the calibration tickets are looked at: each gets delta / families.
+    level = delta / max(len(families), 1)
+    n = len(labels)
+    calibration_counts = grid_counts(probabilities, labels)
+    # One score for the whole rule (RoutingRule has one): the one the default family (or the first) pre-registers.
+    score = preregister(validation_counts, families[0][1], families[0][2], level, n)["score"] if families else "probability"
+    thresholds: dict[str, float | None] = {name: None for name in label_names}
+    report_families = []
+    for name, members, target in families:
+        plan = preregister(validation_counts, members, target, level, n, score)
+        routed, errors = _family_counts(calibration_counts, score, members)
+        lowest = run_sequence(routed, errors, target, level, plan["start_index"])
+        threshold = None if lowest is None else float(THRESHOLD_GRID[lowest])
+        for i in members:
+            thresholds[label_names[i]] = threshold
+        at = plan["start_index"] if lowest is None else lowest
+        report_families.append({
+            "family": name, "queues": [label_names[i] for i in members], "max_misrouting": target,
+            "start": plan["start"], "threshold": threshold, "routed": int(routed[at]) if lowest is not None else 0,
+            "misrouted": int(errors[at]) if lowest is not None else 0,
+            "p_value": p_value(errors[at], routed[at], target),
+            "calibration_tickets_needed": plan["calibration_tickets_needed"],
+        })
+    from .rule import RoutingRule
+
+    rule = RoutingRule(tuple(thresholds[name] for name in label_names), score, tuple(sorted(triage)))
+    stats = rule.stats(probabilities, labels) if n else {"coverage": 0.0, "misrouting": 0.0, "auto_routed": 0}
+    return {
+        "score": score, "thresholds": thresholds, "families": report_families, "level_per_sequence": level,
+        "calibration_size": int(n), "coverage": stats["coverage"], "misrouting": stats["misrouting"],
+        "auto_routed": stats["auto_routed"],
+    }
+
+
+def frontier(calibration_probabilities, calibration_labels, validation_counts: dict, label_names, delta: float,
+             triage_ids=(), queue_targets=None, targets: Sequence[float] = FRONTIER_TARGETS) -> list[dict]:
+    """The menu: for each default target, the coverage certified on the calibration tickets (each row a
+    certification of its own at delta; not the stored rule)."""
+    rows = []
+    for target in targets:
+        result = certify(calibration_probabilities, calibration_labels, validation_counts, label_names, target,
+                         delta, triage_ids, queue_targets)
+        needed = [f["calibration_tickets_needed"] for f in result["families"] if f["threshold"] is None]
+        rows.append({"max_misrouting": target, "coverage": result["coverage"], "misrouting": result["misrouting"],
+                     "score": result["score"],
+                     "calibration_tickets_needed": max((x for x in needed if x is not None), default=None)
+                     if needed else None})
+    return rows
