@@ -1,13 +1,16 @@
-"""The routing rule with a guarantee against the previous rule, on an exported model's validation and test splits.
+"""How well certification spends its calibration tickets: the stored method, the one before it, and an oracle.
 
-    python benchmarks/routing_guarantee.py --config configs/realistic.yaml --model outputs/realistic/model --handwritten
-    python benchmarks/routing_guarantee.py --config configs/it_service_tickets.yaml --model outputs/it_service_tickets/model
+    python benchmarks/routing_guarantee.py --run outputs/it_service_tickets [--run outputs/its_8k ...]
 
-Both rules are fitted on the validation split's calibrated probabilities, as `train.py` fits them:
-  previous rule: the lowest top-probability threshold whose validation misrouting is <= the target (no guarantee);
-  certified rule: custom_trainer/risk_control.py (misrouting <= target with probability >= 1 - delta).
-The splits are rebuilt from the config with the model's seed (same fingerprint as training, checked). Then both
-rules are applied to test (and the hand-written development set with --handwritten, never used to fit anything).
+Reads each run's reports/scores.npz (calibrated probabilities of validation, calibration and test, written by train.py)
+and reports/metrics.json (triage labels, delta). For each target in 1, 2, 3, 5 and 10% misrouting:
+  pre-registered: ticket_router/certification.py, as train.py certifies (sequence pre-registered on validation,
+                  certified on calibration): what it auto-routes on test, and the misrouting there;
+  72 sequences:   the method before it (custom_trainer/risk_control.py: 2 scores x label groups x 4 start points,
+                  Bonferroni), run on the same calibration tickets;
+  oracle:         the largest share of test tickets one top-probability threshold routes with test misrouting <= the
+                  target, chosen *with the test labels* (for comparison only: no method can know it).
+Nothing is trained or scored again: the figures take seconds.
 """
 
 from __future__ import annotations
@@ -15,77 +18,80 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+TARGETS = (0.01, 0.02, 0.03, 0.05, 0.10)
 
-def main(argv=None) -> dict:
+
+def oracle_coverage(probabilities: np.ndarray, labels: np.ndarray, target: float, triage_ids=()) -> float:
+    """The largest share of tickets a single top-probability threshold routes with misrouting <= target on them."""
+    from custom_trainer.calibration import choose_threshold
+
+    predicted = probabilities.argmax(-1)
+    eligible = ~np.isin(predicted, list(triage_ids))
+    confidence = probabilities.max(-1)
+    threshold = choose_threshold(confidence[eligible], (predicted == labels)[eligible], target)
+    return float((eligible & (confidence >= threshold)).mean())
+
+
+def compare(run: Path) -> dict:
+    from custom_trainer.risk_control import certify_routing
+    from ticket_router.certification import certify, grid_counts
+    from ticket_router.rule import RoutingRule
+
+    scores = np.load(run / "reports" / "scores.npz")
+    metrics = json.loads((run / "reports" / "metrics.json").read_text())
+    if "calibration_probabilities" not in scores:
+        raise SystemExit(f"{run}: no calibration split in reports/scores.npz (trained with calibration_size 0)")
+    names = list(json.loads((run / "model" / "config.json").read_text())["id2label"].values())
+    triage = metrics["routing"]["triage_labels"]
+    delta = metrics["routing"]["delta"]
+    val = scores["validation_probabilities"], scores["validation_labels"]
+    cal = scores["calibration_probabilities"], scores["calibration_labels"]
+    test = scores["test_probabilities"], scores["test_labels"]
+    counts = grid_counts(*val)
+    rows = []
+    for target in TARGETS:
+        new = certify(*cal, counts, names, target, delta, triage)
+        new_rule = RoutingRule(tuple(new["thresholds"][n] for n in names), new["score"], tuple(triage))
+        old = certify_routing(*cal, target, delta, triage)
+        thresholds = old.thresholds_for(np.arange(len(names)))
+        old_rule = RoutingRule(tuple(None if np.isinf(t) else float(t) for t in thresholds), old.score, tuple(triage))
+        needed = [f["calibration_tickets_needed"] for f in new["families"] if f["calibration_tickets_needed"]]
+        rows.append({
+            "target": target,
+            "pre_registered": {**new_rule.stats(*test), "calibration_coverage": new["coverage"],
+                               "rule": new_rule.describe(), "start": new["families"][0]["start"] if new["families"]
+                               else None, "calibration_tickets_needed": max(needed) if needed else None},
+            "seventy_two_sequences": {**old_rule.stats(*test), "calibration_coverage": old.coverage,
+                                      "rule": old_rule.describe(), "sequences": old.tests},
+            "oracle_test_coverage": oracle_coverage(*test, target, triage),
+        })
+    return {"run": str(run), "validation": len(val[1]), "calibration": len(cal[1]), "test": len(test[1]),
+            "test_accuracy": float((test[0].argmax(-1) == test[1]).mean()), "delta": delta, "rows": rows}
+
+
+def main(argv=None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True, help="the training config the model was trained with")
-    parser.add_argument("--model", required=True, help="the exported model folder")
-    parser.add_argument("--seed", type=int, default=None, help="the training seed (default: the config's)")
-    parser.add_argument("--handwritten", action="store_true", help="also score benchmarks/data/handwritten_dev.csv")
+    parser.add_argument("--run", action="append", required=True, help="a train.py output folder (repeatable)")
     args = parser.parse_args(argv)
-
-    from custom_trainer.arguments import parse_args
-    from custom_trainer.calibration import fit_rules
-    from ticket_router.router import Router
-    from train import data_fingerprint, load_data
-
-    data_args, model_args, training_args, _ = parse_args(["--config", args.config, "--output_dir", "/tmp/unused",
-                                                          *(["--seed", str(args.seed)] if args.seed is not None else [])])
-    raw, _ = load_data(data_args, training_args.seed)
-    router = Router(args.model)
-    manifest = json.loads((Path(args.model) / "manifest.json").read_text())
-    if manifest.get("data_fingerprint") != data_fingerprint(raw):
-        sys.exit(f"{args.config} with seed {training_args.seed} does not rebuild the splits {args.model} was trained "
-                 "on (data fingerprints differ); pass --seed")
-    names = raw["train"].features["label"].names
-    if names != router.labels:
-        sys.exit(f"labels differ: data {names}, model {router.labels}")
-    alpha, delta = model_args.max_misrouting, model_args.routing_delta
-    triage = router.rule.triage_ids
-
-    scored = {}
-    for split in ("validation", "test"):
-        started = time.time()
-        scored[split] = (router.predict_proba(raw[split]["subject"], raw[split]["description"], progress=True),
-                         np.array(raw[split]["label"]))
-        print(f"{split}: {len(raw[split])} tickets scored in {time.time() - started:.0f} s", file=sys.stderr)
-    if args.handwritten:
-        dev = pd.read_csv(REPO / "benchmarks" / "data" / "handwritten_dev.csv", keep_default_na=False)
-        index = {label: i for i, label in enumerate(router.labels)}
-        unknown = sorted(set(dev["category"]) - set(index))
-        if unknown:
-            sys.exit(f"--handwritten: categories {unknown} are not among the model's labels {router.labels}")
-        scored["hand-written"] = (router.predict_proba(dev["subject"], dev["description"]),
-                                  dev["category"].map(index).to_numpy())
-
-    val_probabilities, val_labels = scored["validation"]
-    previous, certified, _ = fit_rules(val_probabilities, val_labels, alpha, delta, triage)
-    naive = previous.label_thresholds[0]
-
-    print(f"\n{args.model} ({args.config}); target misrouting <= {alpha:.0%}, delta {delta}, "
-          f"{len(val_labels)} validation tickets")
-    print(f"previous rule: top probability >= {naive:.4f}; certified rule: {certified.describe()}\n")
-    print("| split | tickets | previous rule: auto-routed | misrouted among them | certified rule: auto-routed | "
-          "misrouted among them |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    results = {"previous_threshold": naive, "certified": certified.describe(), "splits": {}}
-    for split, (probabilities, labels) in scored.items():
-        old, new = previous.stats(probabilities, labels), certified.stats(probabilities, labels)
-        for figures in (old, new):
-            figures["misrouted"] = round(figures["misrouting"] * figures["auto_routed"])
-        results["splits"][split] = {"previous": old, "certified": new}
-        print(f"| {split} | {len(labels)} | {old['coverage']:.1%} | {old['misrouting']:.2%} ({old['misrouted']}/"
-              f"{old['auto_routed']}) | {new['coverage']:.1%} | {new['misrouting']:.2%} ({new['misrouted']}/"
-              f"{new['auto_routed']}) |")
+    results = [compare(Path(run)) for run in args.run]
+    for result in results:
+        print(f"\n{result['run']}: {result['validation']} validation, {result['calibration']} calibration, "
+              f"{result['test']} test tickets; test accuracy {result['test_accuracy']:.4f}; delta {result['delta']}")
+        print("| target | pre-registered: test auto-routed | misrouted | / oracle | 72 sequences: auto-routed | "
+              "misrouted | oracle (test labels) |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+        for row in result["rows"]:
+            new, old, oracle = row["pre_registered"], row["seventy_two_sequences"], row["oracle_test_coverage"]
+            share = f"{new['coverage'] / oracle:.2f}" if oracle else "-"
+            print(f"| {row['target']:.0%} | {new['coverage']:.1%} | {new['misrouting']:.2%} | {share} | "
+                  f"{old['coverage']:.1%} | {old['misrouting']:.2%} | {oracle:.1%} |")
     print(json.dumps(results))
     return results
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ticket_router.certification import certify, frontier, grid_counts
+from ticket_router.certification import certified_routing, routing_profile
 from ticket_router.rule import RoutingRule, auto_routed, routed_stats, softmax
 
-__all__ = ["RoutingRule", "auto_routed", "routed_stats", "softmax"]  # the rule lives in ticket_router/rule.py
+__all__ = ["RoutingRule", "auto_routed", "routed_stats", "routing_profile", "softmax"]  # the rule lives in ticket_router/rule.py
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray, max_iter: int = 200) -> float:
@@ -85,19 +85,6 @@ def coverage_curve(confidence: np.ndarray, correct: np.ndarray) -> tuple[np.ndar
     return counts / len(order), np.cumsum(correct[order]) / counts
 
 
-def routing_profile(probabilities: np.ndarray, labels: np.ndarray, rule: RoutingRule, label_names, bins: int = 20) -> dict:
-    """What routing looked like on the calibration (validation) tickets, for `ticket-classifier monitor`."""
-    predicted, scores, routed = rule.decide(probabilities)
-    stats = routed_stats(predicted == np.asarray(labels), routed)
-    return {
-        "tickets": len(predicted),
-        "coverage": stats["coverage"],
-        "misrouting": stats["misrouting"],
-        "score_histogram": np.histogram(scores, bins=bins, range=(0.0, 1.0))[0].tolist(),
-        "predicted_mix": {name: float((predicted == i).mean()) for i, name in enumerate(label_names)},
-    }
-
-
 def previous_rule(probabilities: np.ndarray, labels: np.ndarray, max_misrouting: float, triage_ids=()) -> RoutingRule:
     """The rule of the first exports, reported beside the certified one: the lowest top-probability threshold whose
     misrouting on these (validation) tickets is <= the target. No guarantee."""
@@ -108,42 +95,6 @@ def previous_rule(probabilities: np.ndarray, labels: np.ndarray, max_misrouting:
     never = {int(i) for i in triage_ids}
     return RoutingRule(tuple(None if i in never else naive for i in range(probabilities.shape[-1])), "probability",
                        tuple(sorted(never)))
-
-
-GUARANTEE_METHOD = ("Learn-then-Test on the calibration tickets: exact binomial p-values, one fixed sequence of "
-                    "thresholds per family whose score and start were pre-registered on validation, Bonferroni over "
-                    "families (ticket_router/certification.py)")
-INDEPENDENCE = ("The bound assumes the calibration tickets are independent draws like the live tickets; tickets of "
-                "one incident, template or problem are not, and then the promise is only indicative.")
-
-
-def certified_routing(val_probabilities, val_labels, cal_probabilities, cal_labels, label_names, max_misrouting: float,
-                      delta: float, triage_ids=(), queue_targets=None, certified_on: str = "") -> tuple[RoutingRule, dict]:
-    """The certified rule and its guarantee (with the frontier), from calibrated probabilities. No calibration
-    tickets: a rule that routes nothing, and a guarantee that says so."""
-    label_names = list(label_names)
-    validation_counts = grid_counts(val_probabilities, val_labels)
-    guarantee = {"max_misrouting": max_misrouting, "delta": delta, "queue_max_misrouting": dict(queue_targets or {}),
-                 "method": GUARANTEE_METHOD, "assumes": INDEPENDENCE, "certified_on": certified_on,
-                 "validation_counts": validation_counts}
-    if cal_probabilities is None or len(cal_labels) == 0:
-        rule = RoutingRule(tuple([None] * len(label_names)), "probability", tuple(sorted(int(i) for i in triage_ids)))
-        guarantee.update(calibration_size=0, families=[], frontier=[], certified_on="nothing (no calibration tickets): "
-                         "nothing is auto-routed until `ticket-classifier calibrate` certifies a rule")
-        return rule, guarantee
-    result = certify(cal_probabilities, cal_labels, validation_counts, label_names, max_misrouting, delta, triage_ids,
-                     queue_targets)
-    rule = RoutingRule(tuple(result["thresholds"][name] for name in label_names), result["score"],
-                       tuple(sorted(int(i) for i in triage_ids)))
-    guarantee.update(
-        calibration_size=result["calibration_size"], families=result["families"],
-        level_per_sequence=result["level_per_sequence"],
-        calibration={"coverage": result["coverage"], "misrouting": result["misrouting"],
-                     "auto_routed": result["auto_routed"]},
-        frontier=frontier(cal_probabilities, cal_labels, validation_counts, label_names, delta, triage_ids,
-                          queue_targets),
-    )
-    return rule, guarantee
 
 
 def fit_routing(val_logits, val_labels, cal_logits, cal_labels, test_logits, test_labels, max_misrouting: float,

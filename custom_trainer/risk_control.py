@@ -1,4 +1,7 @@
-"""An auto-route rule with a finite-sample guarantee: Learn-then-Test risk control (Angelopoulos et al. 2021).
+"""The certification exports used before the calibration split (sessions <= 8), kept only for the comparison in
+benchmarks/routing_guarantee.py: Learn-then-Test risk control (Angelopoulos et al. 2021) with 72 sequences chosen on
+the certifying tickets themselves. Exports now certify with ticket_router/certification.py (one sequence per family,
+pre-registered on validation, on calibration tickets that chose nothing).
 
 The promise. Let R(policy) be the share of misrouted tickets among the tickets the policy auto-routes, on tickets
 drawn like the calibration (validation) tickets. With probability at least 1 - delta over the draw of the

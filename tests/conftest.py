@@ -100,3 +100,23 @@ def tiny_onnx(tiny_run) -> Path:
     if not (model_dir / "onnx" / "onnx_manifest.json").is_file():
         export_onnx(model_dir)
     return model_dir
+
+
+@pytest.fixture(scope="session")
+def routable_run(tiny_bert, tmp_path_factory):
+    """A tiny run whose calibration split is large enough to certify a rule that routes a real share: 1,800 seed-style
+    tickets from a file, 30% set aside for calibration, a 5% target at delta 0.1."""
+    import pandas as pd
+
+    from custom_trainer.arguments import parse_args
+    from ticket_data import seed_corpus
+    from train import main
+
+    folder = tmp_path_factory.mktemp("routable")
+    tickets = pd.DataFrame(seed_corpus.generate_seed_tickets(3, 150)).drop(columns="template")
+    tickets.to_csv(folder / "tickets.csv", index=False)
+    flags = tiny_run_flags(tiny_bert, folder / "run", str(folder / "cache"))
+    flags += ["--train_file", str(folder / "tickets.csv"), "--calibration_size", "0.3", "--max_misrouting", "0.05",
+              "--routing_delta", "0.1", "--num_train_epochs", "3", "--linear_probe_epochs", "0", "--bootstrap_resamples", "100"]
+    metrics = main(*parse_args(flags)[:3])
+    return folder / "run", metrics, folder / "tickets.csv"

@@ -86,26 +86,30 @@ def test_triage_labels_are_never_auto_routed():
     labels = rng.integers(0, 4, 400)
     logits = rng.normal(size=(400, 4)) + 4 * np.eye(4)[labels]
     logits[:50] = 8 * np.eye(4)[3]  # sure predictions of the bucket (label 3)
-    routing = fit_routing(logits, labels, logits, labels, 0.03, triage_ids=[3])
+    routing = fit_routing(logits, labels, logits, labels, logits, labels, 0.03, triage_ids=[3])
     predicted_bucket = softmax(logits / routing["temperature"]).argmax(-1) == 3
-    assert routing["triage_labels"] == [3]
-    assert routing["test"]["auto_routed"] <= int((~predicted_bucket).sum())
+    assert routing["triage_labels"] == [3] and routing["rule"]["thresholds"]["3"] is None
+    assert 0 < routing["test"]["auto_routed"] <= int((~predicted_bucket).sum())
 
 
-def test_fit_routing_certifies_a_rule_reports_the_guarantee_and_the_previous_rule():
+def test_fit_routing_certifies_on_calibration_and_reports_the_guarantee_and_the_previous_rule():
     from custom_trainer.calibration import RoutingRule, fit_routing
 
     rng = np.random.default_rng(1)
-    labels = rng.integers(0, 4, 3000)
-    logits = rng.normal(size=(3000, 4)) + 5 * np.eye(4)[labels]
+
+    def draw(n):
+        labels = rng.integers(0, 4, n)
+        return rng.normal(size=(n, 4)) + 5 * np.eye(4)[labels], labels
+
+    (val, val_y), (cal, cal_y), (test, test_y) = draw(2000), draw(3000), draw(2000)
     names = ["Email", "Network", "Printing", "Security"]
-    routing = fit_routing(logits, labels, logits, labels, 0.03, triage_ids=[3], delta=0.05, label_names=names)
+    routing = fit_routing(val, val_y, cal, cal_y, test, test_y, 0.03, triage_ids=[3], delta=0.05, label_names=names)
     guarantee = routing["guarantee"]
     assert guarantee["calibration_size"] == 3000 and guarantee["delta"] == 0.05
-    assert set(guarantee["coverage_with_more_calibration"]) == {"2x", "4x"}
+    assert guarantee["certified_on"] == "the calibration split"
     assert routing["rule"]["thresholds"]["Security"] is None  # a triage label is never auto-routed
-    assert routing["validation"]["coverage"] > 0.3
-    assert routing["validation"]["misrouting"] <= 0.03
+    assert routing["calibration"]["coverage"] > 0.3 and routing["test"]["coverage"] > 0.3
+    assert routing["calibration"]["misrouting"] <= 0.03 and routing["test"]["misrouting"] <= 0.03
     previous = routing["validation"]["previous_rule"]
     assert previous["misrouting"] <= 0.03 and previous["coverage"] >= routing["validation"]["coverage"]
 
@@ -114,9 +118,9 @@ def test_fit_routing_certifies_a_rule_reports_the_guarantee_and_the_previous_rul
         num_labels = 4
         routing_score = routing["rule"]["score"]
         auto_route_thresholds = routing["rule"]["thresholds"]
-        triage_ids = [3]
+        triage_labels = ["Security"]
 
     rule = RoutingRule.from_config(Config)
-    _, _, routed = rule.decide(softmax(logits / routing["temperature"]))
-    assert routed.mean() == pytest.approx(routing["validation"]["coverage"])
-    assert routing["profile"]["coverage"] == pytest.approx(routing["validation"]["coverage"])
+    _, _, routed = rule.decide(softmax(cal / routing["temperature"]))
+    assert routed.mean() == pytest.approx(routing["calibration"]["coverage"])
+    assert routing["profile"]["coverage"] == pytest.approx(routing["calibration"]["coverage"])

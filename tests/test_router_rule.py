@@ -36,7 +36,27 @@ def test_old_exports_keep_their_single_threshold():
     assert rule.score == "probability" and rule.label_thresholds == (0.8, 0.8, 0.8)
     assert rule.decide(PROBABILITIES)[2].tolist() == [True, False, False, True]
     assert rule.describe() == "probability >= 0.8000"
-    assert RoutingRule.from_config(config_json()).decide(PROBABILITIES)[2].all()  # no threshold: route everything
+
+
+
+def test_a_rule_fails_closed_when_thresholds_are_missing_or_unreadable():
+    # No threshold at all (an export before the rule, a config edited by hand): nothing is auto-routed.
+    assert not RoutingRule.from_config(config_json()).decide(PROBABILITIES)[2].any()
+    assert not RoutingRule.from_config(config_json(auto_route_threshold=None)).decide(PROBABILITIES)[2].any()
+    # Per label: a label missing from the table, or with a value that is not a threshold, never routes.
+    rule = RoutingRule.from_config(config_json(auto_route_thresholds={"Email": 0.5, "Network": "0.1", "Security": 7}))
+    assert rule.label_thresholds == (0.5, None, None)
+    rule = RoutingRule.from_config(config_json(auto_route_thresholds={"Email": 0.5}))
+    assert rule.label_thresholds == (0.5, None, None)
+    assert not RoutingRule.from_config(config_json(auto_route_thresholds=[0.1, 0.1, 0.1])).decide(PROBABILITIES)[2].any()
+
+
+def test_triage_labels_are_read_by_name_from_config_json():
+    thresholds = {"Email": 0.0, "Network": 0.0, "Security": 0.0}
+    rule = RoutingRule.from_config(config_json(auto_route_thresholds=thresholds, triage_labels=["Security"]))
+    assert rule.triage_ids == (2,)
+    predicted, _, routed = rule.decide(PROBABILITIES)
+    assert routed[predicted == 2].sum() == 0 and routed[predicted != 2].all()
 
 
 def test_config_objects_and_json_give_the_same_rule():

@@ -58,3 +58,24 @@ def test_one_ticket_from_the_shell_and_a_clear_error_for_the_torch_backend(tiny_
     result = slim("-m", "ticket_router.cli", "predict", "--onnx", "--model", str(tiny_onnx), "--input",
                   str(tmp_path / "missing.csv"), "--output", str(tmp_path / "out.parquet"), cwd=tmp_path)
     assert result.returncode == 2 and "writing Parquet needs pyarrow" in result.stderr  # before any work
+
+
+def test_the_slim_install_recalibrates_an_onnx_export(tiny_onnx, tmp_path):
+    import json
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_onnx.parent, run, symlinks=True)
+    tickets = pd.read_csv(run / "reports" / "predictions.csv", keep_default_na=False)
+    tickets[["subject", "description", "label"]].to_csv(tmp_path / "labelled.csv", index=False)
+    before = (run / "model").resolve()
+    result = slim("-m", "ticket_router.cli", "calibrate", "--onnx", "--model", str(run / "model"), "--input",
+                  str(tmp_path / "labelled.csv"), "--label_column", "label", "--max_misrouting", "0.5", "--quiet",
+                  cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    after = (run / "model").resolve()
+    assert after != before and "written: a new version" in result.stdout
+    guarantee = json.loads((after / "config.json").read_text())["routing_guarantee"]
+    assert guarantee["max_misrouting"] == 0.5 and "labelled.csv" in guarantee["certified_on"]
+    # The ONNX graph stays tied to the new version, and both backends read the new rule.
+    assert Router(run / "model", backend="onnx").rule == Router(run / "model").rule

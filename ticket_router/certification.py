@@ -37,7 +37,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from .rule import ROUTING_SCORES, routing_scores
+from .rule import ROUTING_SCORES, RoutingRule, routed_stats, routing_scores
 
 # The candidate thresholds, fixed before any data is seen: every 0.01 from 0.30 to 0.90, then dense near 1 where
 # models separate their sure tickets (101 values, descending).
@@ -125,7 +125,7 @@ def preregister(validation_counts: dict, family: Sequence[int], alpha: float, le
 
     Start: the grid point whose projected p-value is smallest (the strongest evidence; the steps below it are the
     ones the sequence must pass anyway). Score (unless given): the one whose projected sequence certifies the most
-    tickets. Also the calibration size at which the projected sequence would certify anything at all."""
+    tickets."""
     scale = calibration_tickets / max(validation_counts["tickets"], 1)
     best = None
     for candidate_score in ROUTING_SCORES if score is None else (score,):
@@ -139,7 +139,6 @@ def preregister(validation_counts: dict, family: Sequence[int], alpha: float, le
                      "projected_routed": 0 if end is None else int(projected_n[end])}
         if best is None or candidate["projected_routed"] > best["projected_routed"]:
             best = candidate
-    best["calibration_tickets_needed"] = _calibration_needed(validation_counts, family, alpha, level, best["score"])
     return best
 
 
@@ -164,6 +163,10 @@ def _calibration_needed(validation_counts: dict, family, alpha: float, level: fl
         middle = (low + high) // 2
         low, high = (low, middle) if certifies(middle) else (middle, high)
     return int(high)
+
+
+def _more_than(needed: int | None, available: int) -> int | None:
+    return needed if needed is not None and needed > available else None
 
 
 def parse_queue_targets(entries, label_names: Sequence[str]) -> dict[str, float]:
@@ -237,10 +240,11 @@ def certify(calibration_probabilities: np.ndarray, calibration_labels: np.ndarra
             "start": plan["start"], "threshold": threshold, "routed": int(routed[at]) if lowest is not None else 0,
             "misrouted": int(errors[at]) if lowest is not None else 0,
             "p_value": p_value(errors[at], routed[at], target),
-            "calibration_tickets_needed": plan["calibration_tickets_needed"],
+            # Only where nothing was certified: how many calibration tickets this target would take at the error
+            # rate validation shows (None when that is no more than there were: calibration showed more errors).
+            "calibration_tickets_needed": None if threshold is not None else _more_than(
+                _calibration_needed(validation_counts, members, target, level, score), n),
         })
-    from .rule import RoutingRule
-
     rule = RoutingRule(tuple(thresholds[name] for name in label_names), score, tuple(sorted(triage)))
     stats = rule.stats(probabilities, labels) if n else {"coverage": 0.0, "misrouting": 0.0, "auto_routed": 0}
     return {
@@ -264,3 +268,55 @@ def frontier(calibration_probabilities, calibration_labels, validation_counts: d
                      "calibration_tickets_needed": max((x for x in needed if x is not None), default=None)
                      if needed else None})
     return rows
+
+
+def routing_profile(probabilities: np.ndarray, labels: np.ndarray, rule: RoutingRule, label_names, bins: int = 20) -> dict:
+    """What routing looked like on the calibration tickets, for `ticket-classifier monitor` to compare live tickets with."""
+    predicted, scores, routed = rule.decide(probabilities)
+    stats = routed_stats(predicted == np.asarray(labels), routed)
+    return {
+        "tickets": len(predicted),
+        "coverage": stats["coverage"],
+        "misrouting": stats["misrouting"],
+        "score_histogram": np.histogram(scores, bins=bins, range=(0.0, 1.0))[0].tolist(),
+        "predicted_mix": {name: float((predicted == i).mean()) for i, name in enumerate(label_names)},
+    }
+
+
+GUARANTEE_METHOD = ("Learn-then-Test on the calibration tickets: exact binomial p-values, one fixed sequence of "
+                    "thresholds per family whose score and start were pre-registered on validation, Bonferroni over "
+                    "families (ticket_router/certification.py)")
+INDEPENDENCE = ("The bound assumes the calibration tickets are independent draws like the live tickets; tickets of "
+                "one incident, template or problem are not, and then the promise is only indicative.")
+
+
+def certified_routing(val_probabilities, val_labels, cal_probabilities, cal_labels, label_names, max_misrouting: float,
+                      delta: float, triage_ids=(), queue_targets=None, certified_on: str = "",
+                      validation_counts: dict | None = None) -> tuple[RoutingRule, dict]:
+    """The certified rule and its guarantee (with the frontier), from calibrated probabilities; the sequences are
+    pre-registered on the validation tickets (or on ``validation_counts`` an export stored). No calibration tickets:
+    a rule that routes nothing, and a guarantee that says so."""
+    label_names = list(label_names)
+    if validation_counts is None:
+        validation_counts = grid_counts(val_probabilities, val_labels)
+    guarantee = {"max_misrouting": max_misrouting, "delta": delta, "queue_max_misrouting": dict(queue_targets or {}),
+                 "method": GUARANTEE_METHOD, "assumes": INDEPENDENCE, "certified_on": certified_on,
+                 "validation_counts": validation_counts}
+    if cal_probabilities is None or len(cal_labels) == 0:
+        rule = RoutingRule(tuple([None] * len(label_names)), "probability", tuple(sorted(int(i) for i in triage_ids)))
+        guarantee.update(calibration_size=0, families=[], frontier=[], certified_on="nothing (no calibration tickets): "
+                         "nothing is auto-routed until `ticket-classifier calibrate` certifies a rule")
+        return rule, guarantee
+    result = certify(cal_probabilities, cal_labels, validation_counts, label_names, max_misrouting, delta, triage_ids,
+                     queue_targets)
+    rule = RoutingRule(tuple(result["thresholds"][name] for name in label_names), result["score"],
+                       tuple(sorted(int(i) for i in triage_ids)))
+    guarantee.update(
+        calibration_size=result["calibration_size"], families=result["families"],
+        level_per_sequence=result["level_per_sequence"],
+        calibration={"coverage": result["coverage"], "misrouting": result["misrouting"],
+                     "auto_routed": result["auto_routed"]},
+        frontier=frontier(cal_probabilities, cal_labels, validation_counts, label_names, delta, triage_ids,
+                          queue_targets),
+    )
+    return rule, guarantee

@@ -6,6 +6,7 @@
     ticket-classifier export-onnx --model DIR --quantize int8           (train extra)
     ticket-classifier evaluate --model DIR --input labelled.csv          (train extra)
     ticket-classifier monitor  --model DIR --input live.csv [--label_column queue]   (train extra)
+    ticket-classifier calibrate --model DIR --input labelled.csv --label_column queue [--max_misrouting 0.05] [--onnx]
 
 `pip install ticket-classifier` routes and serves ONNX exports (ONNX Runtime, no torch); `[train]` adds training,
 the PyTorch backend, evaluation, monitoring and ONNX export; `[serve]` the HTTP service.
@@ -138,7 +139,7 @@ def cmd_monitor(args) -> int:
     report = compare_to_profile(
         routed["predicted"].map(index).to_numpy(), routed["routing_score"].astype(float).to_numpy(),
         (routed["route"] == "auto").to_numpy(), profile, guarantee, router.labels,
-        routed[args.label_column].astype(str).tolist() if args.label_column else None, thresholds)
+        routed[args.label_column].tolist() if args.label_column else None, thresholds)
     report["input"] = str(args.input)
     output_dir.mkdir(parents=True, exist_ok=True)
     write_text(output_dir / "monitor.json", json.dumps(report, indent=2) + "\n")
@@ -152,6 +153,38 @@ def _interval(bounds, scale: float = 1.0) -> str:
     unit = "%" if scale == 100 else ""
     digits = 1 if scale == 100 else 4
     return f"[{bounds[0] * scale:.{digits}f}{unit}, {bounds[1] * scale:.{digits}f}{unit}]"
+
+
+def cmd_calibrate(args) -> int:
+    """Re-certify the routing rule on labelled tickets and write it as a new version of the export."""
+    from .calibrate import recalibrate, write_recalibrated
+    from .guarantee_card import frontier_lines, guarantee_line
+    from .tables import read_input
+
+    for name, value in (("max_misrouting", args.max_misrouting), ("delta", args.delta)):
+        if value is not None and not 0 < value < 1:
+            raise ValueError(f"--{name} must be a fraction in (0, 1), got {value}")
+    frame = read_input(args.input, [*args.text_columns, args.label_column], args.extra_fields)
+    router = _router(args, file=True)
+    result = recalibrate(router, frame, args.text_columns, args.label_column, args.max_misrouting, args.delta,
+                         args.queue_max_misrouting, str(args.input), args.batch_size, progress=not args.quiet)
+    guarantee, rule = result["guarantee"], result["rule"]
+    left = guarantee["left_out"]
+    print(f"{result['tickets']} labelled tickets certify: {rule.describe()}; {guarantee_line(guarantee)}")
+    print(f"  on these tickets: {guarantee['calibration']['coverage']:.1%} auto-routed, "
+          f"{guarantee['calibration']['misrouting']:.2%} of them misrouted")
+    print(f"  left out: {left['blank_labels']} blank labels, {left['no_text']} without text, {left['repeated_texts']} "
+          "repeated texts" + (f"; queues the model does not know (count as misrouted): {left['unknown_queues']}"
+                              if left["unknown_queues"] else ""))
+    for line in frontier_lines(guarantee):
+        print("  " + line)
+    if args.dry_run:
+        print("--dry_run: the export is unchanged")
+        return 0
+    path = write_recalibrated(args.model, router, result)
+    print(f"written: a new version of {path} (now {Path(path).resolve().name}; the previous version "
+          f"{router.model_dir.name} is kept beside it)")
+    return 0
 
 
 def cmd_export_onnx(args) -> int:
@@ -213,6 +246,21 @@ def build_parser() -> argparse.ArgumentParser:
                          help="largest total-variation distance of the predicted-label mix from validation's")
     monitor.add_argument("--significance", type=float, default=0.01, help="label-mix drift must be beyond noise at this level")
     monitor.set_defaults(func=cmd_monitor)
+
+    calibrate = commands.add_parser(
+        "calibrate", help="re-certify the routing rule on your labelled tickets; writes a new version of the export")
+    common(calibrate)
+    calibrate.add_argument("--input", required=True, help="labelled tickets that trained and chose nothing (CSV, JSONL, "
+                           "Parquet or Excel)")
+    calibrate.add_argument("--label_column", required=True, help="the queue people finally assigned")
+    calibrate.add_argument("--max_misrouting", type=float, default=None,
+                           help="target share misrouted among auto-routed tickets (default: the export's)")
+    calibrate.add_argument("--delta", type=float, default=None,
+                           help="the promise holds with probability >= 1 - delta (default: the export's)")
+    calibrate.add_argument("--queue_max_misrouting", nargs="*", default=None, metavar="QUEUE=TARGET",
+                           help="queues with a target of their own, e.g. Security=0.01 (default: the export's)")
+    calibrate.add_argument("--dry_run", action="store_true", help="print what would be certified; write nothing")
+    calibrate.set_defaults(func=cmd_calibrate)
 
     export = commands.add_parser("export-onnx", help="export to ONNX (optionally int8-quantised) for ONNX Runtime")
     export.add_argument("--model", required=True)
