@@ -33,6 +33,7 @@ from custom_trainer.reports import strip_prefix, write_reports
 from custom_trainer.trainer import EvaluationClock, FocalLossTrainer, epoch_history
 from custom_trainer.wide import fit_wide, fit_wide_scale, wide_logits
 from ticket_data import build_dataset, ticket_tokenizer, tokenize_dataset
+from ticket_data.builder import GROUPED_BY
 from ticket_data.loading import load_tickets_with_report, summarize_report
 from ticket_data.tokenization import encode_tickets
 from ticket_router.atomic import atomic_path, write_text
@@ -144,6 +145,9 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
     # Fail on an unreachable encoder before any data work.
     encoder_path = resolve_encoder(model_args.model_name_or_path)
     raw, data_report = load_data(data_args, args.seed)
+    if "calibration" in raw and len(raw["calibration"]) == 0:
+        raise ValueError(f"the `{data_args.dataset}` corpus: no calibration ticket is left once copies of other splits "
+                         "are removed; raise calibration_size, or set it to 0 (nothing auto-routed until calibrate)")
     label_names = raw["train"].features["label"].names
     id2label = dict(enumerate(label_names))
     # The merged bucket of rare queues is not a queue: whatever lands there goes to a person.
@@ -242,8 +246,14 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
 
     # Calibrated confidence (fitted on validation) and the auto-route rule (certified on the calibration split, which
     # chose nothing) travel in the exported config.
-    certified_on = (f"the calibration split: {len(raw['calibration'])} tickets set aside from {source} before "
-                    "training, used for nothing else" if "calibration" in raw else "")
+    certified_on = ""
+    if "calibration" in raw:
+        certified_on = (f"the calibration split: {len(raw['calibration'])} tickets set aside from {source} before "
+                        "training, used for nothing else")
+        group = None if data_args.train_file else GROUPED_BY.get(data_args.dataset)
+        if group:
+            certified_on += (f"; they are whole {group}s of a synthetic corpus, and tickets of one {group} are not "
+                             "independent draws: the promise is indicative only")
     routing = fit_routing(val_logits, validation_output.label_ids, cal_logits, cal_labels, test_logits,
                           test_output.label_ids, model_args.max_misrouting, trainer.model.config.triage_ids,
                           model_args.routing_delta, label_names, queue_targets, certified_on)

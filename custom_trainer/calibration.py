@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ticket_router.certification import certified_routing, routing_profile
+from ticket_router.certification import certified_routing, routing_profile, single_threshold
 from ticket_router.rule import RoutingRule, auto_routed, routed_stats, softmax
 
 __all__ = ["RoutingRule", "auto_routed", "routed_stats", "routing_profile", "softmax"]  # the rule lives in ticket_router/rule.py
@@ -131,10 +131,7 @@ def fit_routing(val_logits, val_labels, cal_logits, cal_labels, test_logits, tes
     report["rule"] = {"score": rule.score, "thresholds": dict(zip(label_names, rule.label_thresholds)),
                       "description": rule.describe()}
     report["guarantee"] = guarantee
-    # One number for readers that show one: the threshold when every routable label shares it (None: per label, or
-    # nothing certified; both mean what the per-label table says).
-    values = {t for t in rule.label_thresholds if t is not None}
-    report["threshold"] = values.pop() if len(values) == 1 else None
+    report["threshold"] = single_threshold(rule)
     report["triage_labels"] = sorted(int(i) for i in triage_ids)
     for split, (probabilities, labels) in calibrated.items():
         report[split].update(rule.stats(probabilities, labels))

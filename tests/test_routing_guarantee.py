@@ -72,6 +72,7 @@ def test_calibrate_writes_a_new_version_and_keeps_the_previous_one(routable_copy
     run, metrics = routable_copy
     before = (run / "model").resolve()
     before_config = (before / "config.json").read_text()
+    reading = Router(run / "model")  # a router already serving when the new version lands
     tickets = labelled_tickets(run)
     tickets.loc[0, "queue"] = ""  # a ticket whose queue never came back
     tickets = pd.concat([tickets, tickets.iloc[[1]]], ignore_index=True)  # and one that came twice
@@ -97,6 +98,10 @@ def test_calibrate_writes_a_new_version_and_keeps_the_previous_one(routable_copy
     assert np.mean(routed) == pytest.approx(guarantee["calibration"]["coverage"])
     assert guarantee["calibration"]["coverage"] > 0
     assert "auto-routed" in out and "written: a new version" in out
+    # The router that was already running keeps reading the version it resolved at start, file by file: its lazily
+    # loaded transformers model comes from the old version, with the old thresholds, not the new link's.
+    assert reading.model_dir == before and reading.rule != router.rule
+    assert reading.backend.model.config.auto_route_thresholds == json.loads(before_config)["auto_route_thresholds"]
 
 
 def test_calibrate_keeps_the_onnx_export_usable(routable_copy, tmp_path, capsys):
@@ -136,6 +141,7 @@ def test_monitor_checks_the_promise_per_queue_and_skips_blank_labels(routable_co
     assert misrouting["skipped_without_label"] == 5 and misrouting["labelled"] == len(tickets) - 5
     assert "None" not in report["new_queues"] and "" not in report["new_queues"]
     assert misrouting["auto_routed"] > 0 and set(misrouting["queues"]) <= set(Router(run / "model").labels)
+    assert set(misrouting["families"]) == {"default"}  # the families the rule was certified for
     assert not misrouting["broken"] and code == 0, capsys.readouterr().out
     # The same tickets with every final queue rotated: the promise is broken beyond noise, and the exit code says so.
     labels = sorted(set(tickets["queue"]) - {""})
@@ -145,4 +151,4 @@ def test_monitor_checks_the_promise_per_queue_and_skips_blank_labels(routable_co
                 "--output_dir", str(tmp_path / "monitor"), "--quiet"])
     report = json.loads((tmp_path / "monitor" / "monitor.json").read_text())
     assert code == 1 and report["misrouting"]["broken"] and report["misrouting"]["lower_95"] > 0.05
-    assert any(queue["broken"] for queue in report["misrouting"]["queues"].values())
+    assert report["misrouting"]["families"]["default"]["broken"]

@@ -73,6 +73,10 @@ class TicketCorpus(datasets.GeneratorBasedBuilder):
             yield index, {"subject": row.subject, "description": row.description, "label": row.category}
 
 
+# The column each corpus holds its held-out splits out by (None: by row): tickets of one group are not independent.
+GROUPED_BY = {"seed": None, "heldout_templates": "template", "realistic": "problem"}
+
+
 def corpus_splits(config: TicketCorpusConfig) -> dict[str, pd.DataFrame]:
     """The splits of a config as frames with ``subject``, ``description``, ``category`` (and ``calibration`` when
     ``calibration_fraction`` > 0)."""
@@ -86,15 +90,15 @@ def _three_splits(config: TicketCorpusConfig) -> tuple[dict[str, pd.DataFrame], 
     """train/validation/test of a config, and the column its held-out splits are grouped by (None: by row)."""
     if config.name == "seed":
         frame = pd.DataFrame(seed_corpus.generate_seed_tickets(config.seed, config.per_category))
-        return splits.seed_split(frame.drop(columns="template"), seed=config.seed), None
+        return splits.seed_split(frame.drop(columns="template"), seed=config.seed), GROUPED_BY[config.name]
     if config.name == "heldout_templates":
         frame = pd.DataFrame(seed_corpus.generate_seed_tickets(config.seed, config.per_category))
-        return splits.group_heldout_split(frame, "template", heldout_fraction=config.heldout_fraction,
-                                          seed=config.seed), "template"
+        group = GROUPED_BY[config.name]
+        return splits.group_heldout_split(frame, group, heldout_fraction=config.heldout_fraction, seed=config.seed), group
     if config.name == "realistic":
         frame = pd.DataFrame(realistic_corpus.generate_realistic_tickets(config.seed, config.per_category))
-        return splits.group_heldout_split(frame, "problem", heldout_fraction=config.heldout_fraction,
-                                          seed=config.seed), "problem"
+        group = GROUPED_BY[config.name]
+        return splits.group_heldout_split(frame, group, heldout_fraction=config.heldout_fraction, seed=config.seed), group
     raise ValueError(f"unknown corpus config {config.name!r}; expected one of {corpus_names()}")
 
 

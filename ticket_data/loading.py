@@ -166,6 +166,9 @@ def load_tickets_with_report(
         copies = calibration["key"].isin(seen) | calibration["key"].duplicated()
         duplicates["removed_from_calibration"] = int(copies.sum())
         frames["calibration"] = calibration[~copies]
+        if frames["calibration"].empty:
+            raise ValueError(f"{train}: every ticket set aside for calibration repeats a text of another split; the "
+                             "file holds too few distinct tickets (set calibration_size to 0 and calibrate later)")
         carved.append("calibration")
     train_report["removed"]["duplicates_of_train"] = sum(duplicates[f"removed_from_{split}"] for split in carved)
     if test_frame is not None:

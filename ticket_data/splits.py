@@ -65,7 +65,8 @@ def carve_calibration(frames: dict[str, pd.DataFrame], fraction: float, seed: in
     total = sum(len(frame) for frame in frames.values())
     rng = np.random.RandomState(seed + 1)
     if group_column is None:
-        chosen = train.index[rng.permutation(len(train))[: int(np.ceil(fraction * total))]]
+        keep = train[label_column].nunique()  # train keeps at least a row per label
+        chosen = train.index[rng.permutation(len(train))[: min(int(np.ceil(fraction * total)), len(train) - keep)]]
     else:
         chosen = []
         for label in sorted(train[label_column].unique()):

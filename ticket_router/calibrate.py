@@ -20,18 +20,22 @@ import numpy as np
 
 from .atomic import versioned_folder
 from .backends import ONNX_MANIFEST
-from .certification import certified_routing, parse_queue_targets, routing_profile
+from .certification import certified_routing, parse_queue_targets, routing_profile, single_threshold
 from .guarantee_card import routing_card
-from .manifest import MANIFEST, ONNX_FOLDER, read_json, sha256_of
+from .manifest import MANIFEST, ONNX_FOLDER, read_json, sha256_of, verify_export
 
 REWRITTEN = ("config.json", "README.md", MANIFEST, f"{ONNX_FOLDER}/{ONNX_MANIFEST}")
 
 
 def labelled_tickets(frame, label_column: str, label_names: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Label ids of a frame's rows (-1: a queue the model does not know, counted as misrouted when auto-routed), the
-    mask of rows with a blank or missing label, and the unknown queues' names."""
-    labels = frame[label_column].map(lambda value: "" if value is None or (isinstance(value, float) and np.isnan(value))
-                                     else str(value).strip())
+    mask of rows with a blank or missing label, and the unknown queues' names. Labels are cleaned as training cleans
+    them (ticket_data.preprocessing.clean_label)."""
+    import pandas as pd
+
+    from ticket_data.preprocessing import clean_label
+
+    labels = frame[label_column].map(lambda value: "" if pd.isna(value) else clean_label(value))
     blank = (labels == "").to_numpy()
     index = {name: i for i, name in enumerate(label_names)}
     ids = labels.map(lambda name: index.get(name, -1)).to_numpy()
@@ -57,11 +61,14 @@ def recalibrate(router, frame, text_columns, label_column: str, max_misrouting: 
     ids, blank, unknown = labelled_tickets(frame, label_column, router.labels)
     subjects, descriptions = ticket_texts(frame, text_columns)
     no_text = ((subjects == "") & (descriptions == "")).to_numpy()
-    # Certification counts independent tickets: a text that comes again counts once.
-    repeated = (subjects + "\n" + descriptions).str.casefold().duplicated().to_numpy() & ~no_text
-    use = ~no_text & ~repeated & ~blank
+    labelled = ~no_text & ~blank
+    # Certification counts independent tickets: a labelled text that comes again counts once.
+    keys = (subjects + "\n" + descriptions).str.casefold()
+    repeated = np.zeros(len(frame), dtype=bool)
+    repeated[labelled] = keys[labelled].duplicated().to_numpy()
+    use = labelled & ~repeated
     left_out = {"blank_labels": int((blank & ~no_text).sum()), "no_text": int(no_text.sum()),
-                "repeated_texts": int((repeated & ~blank).sum()), "unknown_queues": unknown}
+                "repeated_texts": int(repeated.sum())}
     if not use.any():
         raise ValueError(f"{source}: no labelled ticket with text in column {label_column!r} to certify on")
     probabilities = router.predict_proba(subjects[use].tolist(), descriptions[use].tolist(), batch_size=batch_size,
@@ -75,6 +82,9 @@ def recalibrate(router, frame, text_columns, label_column: str, max_misrouting: 
                                         router.rule.triage_ids, queue_targets, certified_on,
                                         validation_counts=validation_counts)
     guarantee["left_out"] = left_out
+    guarantee["unknown_queues"] = unknown  # kept: auto-routed, they count as misrouted
+    guarantee["scored_with"] = {"backend": router.backend.name,
+                                "quantization": getattr(router.backend, "quantization", None)}
     return {"rule": rule, "guarantee": guarantee, "profile": routing_profile(probabilities, labels, rule, router.labels),
             "tickets": int(use.sum())}
 
@@ -85,12 +95,18 @@ def write_recalibrated(model: str | Path, router, result: dict) -> Path:
     rule, guarantee = result["rule"], result["guarantee"]
     config = read_json(source / "config.json", "model config")
     thresholds = dict(zip(router.labels, rule.label_thresholds))
-    values = {t for t in rule.label_thresholds if t is not None}
     config.update(auto_route_thresholds=thresholds, routing_score=rule.score, routing_guarantee=guarantee,
                   routing_profile={**result["profile"], "split": "calibrate"},
-                  auto_route_threshold=values.pop() if len(values) == 1 else None,
+                  auto_route_threshold=single_threshold(rule),
                   triage_labels=[router.labels[i] for i in rule.triage_ids])
-    manifest = read_json(source / MANIFEST, "manifest")
+    manifest = verify_export(source)  # what the router loaded, still whole
+    onnx_manifest = source / ONNX_FOLDER / ONNX_MANIFEST
+    onnx_valid = False
+    if onnx_manifest.is_file():  # tied again below only if it is tied now: a stale ONNX export stays stale
+        stored = read_json(onnx_manifest, "ONNX manifest")
+        graph = source / ONNX_FOLDER / str(stored.get("file"))
+        onnx_valid = (stored.get("model_manifest_sha256") == sha256_of(source / MANIFEST) and graph.is_file()
+                      and sha256_of(graph) == stored.get("sha256"))
     card = (source / "README.md").read_text(encoding="utf-8") if (source / "README.md").is_file() else ""
     section = routing_card(guarantee, rule.score, thresholds, float(config.get("calibration_temperature") or 1.0))
     note = ("Re-certified by `ticket-classifier calibrate`; the figures above are the training run's, the rule below "
@@ -115,8 +131,10 @@ def write_recalibrated(model: str | Path, router, result: dict) -> Path:
                         "max_misrouting": guarantee["max_misrouting"], "delta": guarantee["delta"]})
         (staging / MANIFEST).write_text(json.dumps({**manifest, "files": files, "calibrations": history}, indent=2)
                                         + "\n", encoding="utf-8")
-        onnx_manifest = source / ONNX_FOLDER / ONNX_MANIFEST
-        if onnx_manifest.is_file():  # the graph does not hold the thresholds: it stays valid, tied to the new manifest
+        if onnx_valid:  # the graph does not hold the thresholds: it stays valid, tied to the new manifest
             tied = {**read_json(onnx_manifest, "ONNX manifest"), "model_manifest_sha256": sha256_of(staging / MANIFEST)}
             (staging / ONNX_FOLDER / ONNX_MANIFEST).write_text(json.dumps(tied, indent=2) + "\n", encoding="utf-8")
+        elif onnx_manifest.is_file():  # a stale export: left out rather than made to look current
+            shutil.rmtree(staging / ONNX_FOLDER, ignore_errors=True)
+        verify_export(staging)  # the new version checks out before the link switches to it
     return Path(model)

@@ -40,7 +40,7 @@ import numpy as np
 from .rule import ROUTING_SCORES, RoutingRule, routed_stats, routing_scores
 
 # The candidate thresholds, fixed before any data is seen: every 0.01 from 0.30 to 0.90, then dense near 1 where
-# models separate their sure tickets (101 values, descending).
+# models separate their sure tickets (100 values, descending).
 THRESHOLD_GRID = np.unique(np.round(np.r_[np.linspace(0.3, 0.9, 61), 1 - np.geomspace(0.1, 1e-4, 40)], 6))[::-1]
 # The menu a desk chooses its target from: what each would buy on the calibration tickets.
 FRONTIER_TARGETS = (0.01, 0.02, 0.03, 0.05, 0.10)
@@ -215,7 +215,14 @@ def certify(calibration_probabilities: np.ndarray, calibration_labels: np.ndarra
     if validation_counts.get("grid") != [float(g) for g in THRESHOLD_GRID]:
         raise ValueError("validation counts were made on another threshold grid; re-export the model")
     triage = {int(i) for i in triage_ids}
-    own = [label_names.index(name) for name in queue_targets if label_names.index(name) not in triage]
+    for name, target in queue_targets.items():
+        # The promise is "at most max_misrouting of all auto-routed tickets": a queue may be held stricter, not looser.
+        if target > max_misrouting:
+            raise ValueError(f"queue_max_misrouting: {name}={target} is looser than max_misrouting {max_misrouting}; "
+                             "a queue's own target must be at most the overall one")
+        if label_names.index(name) in triage:
+            raise ValueError(f"queue_max_misrouting: {name} is never auto-routed (a triage queue); it needs no target")
+    own = [label_names.index(name) for name in queue_targets]
     default = [i for i in range(len(label_names)) if i not in triage and i not in own]
     families = ([("default", default, max_misrouting)] if default else []) + [
         (label_names[i], [i], queue_targets[label_names[i]]) for i in own]
@@ -260,14 +267,23 @@ def frontier(calibration_probabilities, calibration_labels, validation_counts: d
     certification of its own at delta; not the stored rule)."""
     rows = []
     for target in targets:
+        # A queue's own target stays its own, or this row's when that is stricter.
+        held = {name: min(goal, target) for name, goal in (queue_targets or {}).items()}
         result = certify(calibration_probabilities, calibration_labels, validation_counts, label_names, target,
-                         delta, triage_ids, queue_targets)
+                         delta, triage_ids, held)
         needed = [f["calibration_tickets_needed"] for f in result["families"] if f["threshold"] is None]
         rows.append({"max_misrouting": target, "coverage": result["coverage"], "misrouting": result["misrouting"],
                      "score": result["score"],
                      "calibration_tickets_needed": max((x for x in needed if x is not None), default=None)
                      if needed else None})
     return rows
+
+
+def single_threshold(rule: RoutingRule) -> float | None:
+    """The one threshold every routable (non-triage) label shares, for readers that show one number; None when
+    they differ or some label is never routed (both mean: read the per-label table)."""
+    values = {t for i, t in enumerate(rule.label_thresholds) if i not in set(rule.triage_ids)}
+    return values.pop() if len(values) == 1 and None not in values else None
 
 
 def routing_profile(probabilities: np.ndarray, labels: np.ndarray, rule: RoutingRule, label_names, bins: int = 20) -> dict:

@@ -174,8 +174,10 @@ def cmd_calibrate(args) -> int:
     print(f"  on these tickets: {guarantee['calibration']['coverage']:.1%} auto-routed, "
           f"{guarantee['calibration']['misrouting']:.2%} of them misrouted")
     print(f"  left out: {left['blank_labels']} blank labels, {left['no_text']} without text, {left['repeated_texts']} "
-          "repeated texts" + (f"; queues the model does not know (count as misrouted): {left['unknown_queues']}"
-                              if left["unknown_queues"] else ""))
+          "repeated texts")
+    if guarantee["unknown_queues"]:
+        print(f"  kept, counted as misrouted when auto-routed: queues the model does not know "
+              f"{guarantee['unknown_queues']}")
     for line in frontier_lines(guarantee):
         print("  " + line)
     if args.dry_run:
