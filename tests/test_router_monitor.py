@@ -87,3 +87,33 @@ def test_clopper_pearson():
     assert 0.006 < low < 0.03 < high < 0.09
     with pytest.raises(ValueError, match="coverage_tolerance must be in"):
         MonitorThresholds(coverage_tolerance=2.0)
+
+
+def test_the_promise_is_checked_family_by_family_as_it_was_certified():
+    from ticket_router.monitor import promise_check
+
+    rng = np.random.default_rng(4)
+    predicted = rng.integers(0, 4, 4000)
+    routed = np.ones(4000, dtype=bool)
+    # Security (3) runs at 2.5%: fine for the pooled 3% default, broken for its own 1% target.
+    wrong = rng.random(4000) < np.where(predicted == 3, 0.025, 0.01)
+    guarantee = {**GUARANTEE, "queue_max_misrouting": {"Security": 0.01}}
+    result = promise_check(wrong, routed, predicted, guarantee, LABELS)
+    assert set(result["families"]) == {"default", "Security"}
+    assert result["confidence_per_family"] == pytest.approx(0.975)
+    assert result["families"]["Security"]["broken"] and not result["families"]["default"]["broken"]
+    assert result["overall"]["broken"]
+    # Without its own target Security is pooled with the rest: the pooled rate keeps the promise, nothing is broken,
+    # and the per-queue rates are there for information only.
+    result = promise_check(wrong, routed, predicted, GUARANTEE, LABELS)
+    assert set(result["families"]) == {"default"} and not result["overall"]["broken"]
+    assert all(queue["broken"] is None for queue in result["queues"].values())
+
+
+def test_blank_final_labels_are_skipped_and_counted(profile):
+    probabilities, true = tickets(400, [0.25] * 4, np.random.default_rng(6))
+    names = [LABELS[t] for t in true]
+    names[:3] = [None, "", float("nan")]
+    report = check(probabilities, names, profile)
+    assert report["misrouting"]["skipped_without_label"] == 3 and report["misrouting"]["labelled"] == 397
+    assert report["new_queues"] == {}
