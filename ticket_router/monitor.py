@@ -164,7 +164,7 @@ def compare_to_profile(predicted: np.ndarray, scores: np.ndarray, routed: np.nda
 def summarize(report: dict) -> str:
     coverage = report["coverage"]
     lines = [
-        f"{report['tickets']} live tickets against {report['validation_tickets']} validation tickets",
+        f"{report['tickets']} live tickets against the {report['validation_tickets']} tickets the rule was certified on",
         f"auto-routed: {coverage['live']:.1%} [{coverage['interval'][0]:.1%}, {coverage['interval'][1]:.1%}] "
         f"(validation {coverage['validation']:.1%}, tolerance +-{coverage['tolerance']:.0%})",
         f"predicted-label mix: total variation {report['label_mix']['total_variation']:.3f} from validation "
@@ -196,17 +196,17 @@ def plot_monitor(report: dict, path) -> None:
     fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 4))
     histogram = report["score_histogram"]
     edges = np.linspace(0, 1, len(histogram["live"]) + 1)
-    for name, counts, color in (("validation", histogram["validation"], "tab:gray"), ("live", histogram["live"], "tab:blue")):
+    for name, counts, color in (("calibration", histogram["validation"], "tab:gray"), ("live", histogram["live"], "tab:blue")):
         counts = np.asarray(counts, dtype=float)
         axes[0].stairs(counts / max(counts.sum(), 1), edges, label=name, color=color)
     axes[0].set_xlabel("routing score")
     axes[0].set_ylabel("share of tickets")
-    axes[0].set_title(f"auto-routed: live {report['coverage']['live']:.0%}, validation {report['coverage']['validation']:.0%}")
+    axes[0].set_title(f"auto-routed: live {report['coverage']['live']:.0%}, calibration {report['coverage']['validation']:.0%}")
     axes[0].legend()
     mix = report["label_mix"]
     names = list(mix["live"])
     x = np.arange(len(names))
-    axes[1].bar(x - 0.2, [mix["validation"][n] for n in names], 0.4, label="validation", color="tab:gray")
+    axes[1].bar(x - 0.2, [mix["validation"][n] for n in names], 0.4, label="calibration", color="tab:gray")
     axes[1].bar(x + 0.2, [mix["live"][n] for n in names], 0.4, label="live", color="tab:blue")
     axes[1].set_xticks(x, names, rotation=45, ha="right", fontsize=7)
     axes[1].set_title(f"predicted labels (TV {mix['total_variation']:.2f})")
@@ -215,7 +215,7 @@ def plot_monitor(report: dict, path) -> None:
         m = report["misrouting"]
         axes[2].errorbar([0], [m["rate"]], yerr=[[m["rate"] - m["interval"][0]], [m["interval"][1] - m["rate"]]],
                          fmt="o", color="tab:red" if m["broken"] else "tab:blue", capsize=6)
-        axes[2].axhline(m["target"], color="tab:red", linestyle="--", label=f"guarantee {m['target']:.0%}")
+        axes[2].axhline(m["target"], color="tab:red", linestyle="--", label=f"promise {m['target']:.0%}")
         axes[2].set_xticks([])
         axes[2].set_ylim(0, max(m["interval"][1], m["target"]) * 1.3 + 1e-3)
         axes[2].set_title("misrouted among auto-routed (one-sided 95% bounds)")
