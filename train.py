@@ -37,7 +37,7 @@ from ticket_data.builder import GROUPED_BY
 from ticket_data.loading import load_tickets_with_report, summarize_report
 from ticket_data.tokenization import encode_tickets
 from ticket_router.atomic import atomic_path, write_text
-from ticket_router.certification import parse_queue_targets
+from ticket_router.certification import check_queue_targets, parse_queue_targets
 from ticket_router.guarantee_card import frontier_lines, guarantee_line
 
 logger = logging.getLogger("train")
@@ -157,6 +157,7 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
         raise ValueError(f"never_auto_route: label(s) {unknown} are not among the data's labels {label_names}")
     triage_labels += [name for name in model_args.never_auto_route if name not in triage_labels]
     queue_targets = parse_queue_targets(model_args.queue_max_misrouting, label_names)
+    check_queue_targets(queue_targets, model_args.max_misrouting, triage_labels)  # before an hour of training, not after
     source = data_args.train_file or f"the `{data_args.dataset}` synthetic corpus"
     logger.info("data: %s; splits %s; %d labels", source, {k: len(v) for k, v in raw.items()}, len(label_names))
 

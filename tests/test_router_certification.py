@@ -154,3 +154,13 @@ def test_counts_from_another_grid_are_refused_and_queue_targets_are_checked():
         parse_queue_targets({"Security": 1.5}, NAMES)
     with pytest.raises(ValueError, match="is not QUEUE=TARGET"):
         parse_queue_targets(["Security"], NAMES)
+
+
+def test_a_queue_target_looser_than_the_promise_or_on_a_triage_queue_is_refused():
+    from ticket_router.certification import check_queue_targets
+
+    with pytest.raises(ValueError, match="Security=0.05 is looser than max_misrouting 0.03"):
+        check_queue_targets({"Security": 0.05}, 0.03)
+    with pytest.raises(ValueError, match="Other \\(rare queues\\) is never auto-routed"):
+        check_queue_targets({"Other (rare queues)": 0.01}, 0.03, ["Other (rare queues)"])
+    check_queue_targets({"Security": 0.01}, 0.03, ["Other (rare queues)"])

@@ -320,3 +320,12 @@ def test_frozen_layers_stay_as_pretrained_while_the_layers_above_train(tiny_bert
     for name in ("embeddings.word_embeddings.weight", "embeddings.LayerNorm.weight", "encoder.layer.0.output.dense.weight"):
         assert torch.equal(encoder[name], pretrained[name]), name
     assert not torch.equal(encoder["encoder.layer.1.output.dense.weight"], pretrained["encoder.layer.1.output.dense.weight"])
+
+
+def test_a_queue_target_the_promise_cannot_carry_stops_the_run_before_training(tiny_bert, tmp_path, dataset_cache):
+    from train import main
+
+    flags = tiny_run_flags(tiny_bert, tmp_path / "run", dataset_cache) + ["--queue_max_misrouting", "Security=0.05"]
+    with pytest.raises(ValueError, match="Security=0.05 is looser than max_misrouting 0.03"):
+        main(*parse_args(flags)[:3])
+    assert not (tmp_path / "run" / "model").exists()

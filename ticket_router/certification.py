@@ -241,6 +241,17 @@ def parse_queue_targets(entries, label_names: Sequence[str]) -> dict[str, float]
     return targets
 
 
+def check_queue_targets(queue_targets: Mapping[str, float], max_misrouting: float, triage_names=()) -> None:
+    """Queue targets the promise can carry: stricter than the overall target (the promise is "at most max_misrouting
+    of all auto-routed tickets"), and none for a queue that is never auto-routed."""
+    for name, target in queue_targets.items():
+        if target > max_misrouting:
+            raise ValueError(f"queue_max_misrouting: {name}={target} is looser than max_misrouting {max_misrouting}; "
+                             "a queue's own target must be at most the overall one")
+        if name in triage_names:
+            raise ValueError(f"queue_max_misrouting: {name} is never auto-routed (a triage queue); it needs no target")
+
+
 def certify(calibration_probabilities: np.ndarray, calibration_labels: np.ndarray, validation_counts: dict,
             label_names: Sequence[str], max_misrouting: float, delta: float = 0.05, triage_ids: Sequence[int] = (),
             queue_targets: Mapping[str, float] | None = None, hedge_scores: bool = HEDGE_SCORES) -> dict:
@@ -266,13 +277,7 @@ def certify(calibration_probabilities: np.ndarray, calibration_labels: np.ndarra
     if validation_counts.get("grid") != [float(g) for g in THRESHOLD_GRID]:
         raise ValueError("validation counts were made on another threshold grid; re-export the model")
     triage = {int(i) for i in triage_ids}
-    for name, target in queue_targets.items():
-        # The promise is "at most max_misrouting of all auto-routed tickets": a queue may be held stricter, not looser.
-        if target > max_misrouting:
-            raise ValueError(f"queue_max_misrouting: {name}={target} is looser than max_misrouting {max_misrouting}; "
-                             "a queue's own target must be at most the overall one")
-        if label_names.index(name) in triage:
-            raise ValueError(f"queue_max_misrouting: {name} is never auto-routed (a triage queue); it needs no target")
+    check_queue_targets(queue_targets, max_misrouting, [label_names[i] for i in triage])
     own = [label_names.index(name) for name in queue_targets]
     default = [i for i in range(len(label_names)) if i not in triage and i not in own]
     families = ([("default", default, max_misrouting)] if default else []) + [
