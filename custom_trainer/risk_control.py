@@ -152,33 +152,3 @@ def certify_routing(probabilities: np.ndarray, labels: np.ndarray, max_misroutin
         "level_per_sequence": level, "start_points": list(START_POINTS),
     }
     return best
-
-
-def coverage_with_more_calibration(probabilities: np.ndarray, labels: np.ndarray, policy: CertifiedPolicy,
-                                   max_misrouting: float, delta: float, factors=(2, 4), triage_ids=(),
-                                   grid: np.ndarray = THRESHOLD_GRID) -> dict[int, float]:
-    """What coverage `factors` times as many calibration tickets would certify, if they looked like these:
-    the policy's score and grouping re-certified with every routed and error count multiplied by the factor.
-    A projection, not a guarantee."""
-    probabilities, labels = np.asarray(probabilities), np.asarray(labels)
-    predicted = probabilities.argmax(axis=-1)
-    wrong = predicted != labels
-    eligible = ~np.isin(predicted, list(triage_ids))
-    values = routing_scores(probabilities, policy.score)
-    level = delta / max(policy.tests, 1)
-
-    def lowest(mask, factor):
-        return lowest_certified(values[mask], wrong[mask], max_misrouting, level, grid, factor=factor)
-
-    projected = {}
-    for factor in factors:
-        if policy.label_thresholds is None:
-            thresholds = np.full(len(values), np.inf if (t := lowest(eligible, factor)) is None else t)
-        else:
-            table = np.full(probabilities.shape[-1], np.inf)
-            for c in np.unique(predicted[eligible]):
-                t = lowest(eligible & (predicted == c), factor)
-                table[c] = np.inf if t is None else t
-            thresholds = table[predicted]
-        projected[factor] = float((eligible & (values >= thresholds)).mean())
-    return projected

@@ -5,7 +5,7 @@ import pytest
 
 from custom_trainer.calibration import auto_routed, choose_threshold
 from custom_trainer.risk_control import (
-    CertifiedPolicy, binomial_p_values, certify_routing, coverage_with_more_calibration, routing_scores,
+    CertifiedPolicy, binomial_p_values, certify_routing, routing_scores,
 )
 
 LOW = 1 / 3  # top probabilities lie in (1/3, 1) over 3 labels: s = 1 - (2/3) u^2, u uniform, most of them near 1
@@ -98,8 +98,6 @@ def test_nothing_certified_when_calibration_is_too_small():
     probabilities = np.tile([[0.995, 0.005]], (60, 1))
     policy = certify_routing(probabilities, np.zeros(60, dtype=int), 0.03, 0.05)
     assert policy.coverage == 0.0
-    more = coverage_with_more_calibration(probabilities, np.zeros(60, dtype=int), policy, 0.03, 0.05, factors=(100,))
-    assert more[100] == 1.0
 
 
 def test_binomial_p_value():
