@@ -9,7 +9,7 @@ In one run on the same machine and model: tickets per second for
 and single-ticket latency (p50/p95) for each. Prints the ratios to (a).
 
 The int8 graph's agreement with the fp32 model depends on the CPU's integer kernels (VNNI or not: see
-ticket_router/onnx_export.py), so the CPU's flags are printed beside it, and agreement is also measured on the
+custom_trainer/onnx_export.py), so the CPU's flags are printed beside it, and agreement is also measured on the
 training run's own test tickets (``--agreement_tickets``, default the run's reports/predictions.csv), once with the
 exported quantisation (7-bit weights) and once with full-range 8-bit weights, the export before issue 30.
 """
@@ -85,7 +85,7 @@ def int8_agreement(model, tickets_file: Path, batch_size: int) -> dict:
     import pandas as pd
     import tempfile
 
-    from ticket_router.onnx_export import export_onnx
+    from custom_trainer.onnx_export import export_onnx
     from ticket_router.router import Router
 
     frame = pd.read_csv(tickets_file, keep_default_na=False)
@@ -121,7 +121,7 @@ def main(argv=None) -> dict:
           f"(VNNI: {'yes' if cpu['vnni'] else 'no'})", flush=True)
 
     from custom_trainer.export import load_exported_model
-    from ticket_router.onnx_export import export_onnx
+    from custom_trainer.onnx_export import export_onnx
     from ticket_router.router import Router
     from ticket_data import build_dataset
 

@@ -56,7 +56,7 @@ def main(argv=None) -> dict:
     from benchmarks.bench_inference import seed_way
     from custom_trainer.export import load_exported_model
     from ticket_data import build_dataset
-    from ticket_router.onnx_export import export_onnx
+    from custom_trainer.onnx_export import export_onnx
 
     data = build_dataset(args.dataset)
     rows = [data[s][i] for s in ("train", "validation", "test") for i in range(len(data[s]))]

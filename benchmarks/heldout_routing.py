@@ -42,7 +42,7 @@ def lowest_misrouting(score: np.ndarray, correct: np.ndarray, coverage: float) -
 
 
 def main(argv=None) -> dict:
-    from custom_trainer.calibration import routing_stats
+    from ticket_router.rule import routed_stats
     from ticket_router.router import Router
     from ticket_data import build_dataset
 
@@ -59,7 +59,7 @@ def main(argv=None) -> dict:
         print(table.to_string(index=False, float_format=lambda value: f"{value:.3f}"))
     test = frames["test"]
     threshold = router.config.get("auto_route_threshold") or 0.0
-    stats = routing_stats(test["score"].to_numpy(), test["correct"].to_numpy(), threshold)
+    stats = routed_stats(test["correct"].to_numpy(), test["score"].to_numpy() >= threshold)
     print(f"\nstored threshold {threshold:.4f}: test coverage {stats['coverage']:.1%}, "
           f"misrouted {stats['misrouting']:.1%} of {stats['auto_routed']} auto-routed")
     oracle = {

@@ -13,9 +13,7 @@ import numpy as np
 import torch
 
 from ticket_router.certification import certified_routing, routing_profile, single_threshold
-from ticket_router.rule import RoutingRule, auto_routed, routed_stats, softmax
-
-__all__ = ["RoutingRule", "auto_routed", "routed_stats", "routing_profile", "softmax"]  # the rule lives in ticket_router/rule.py
+from ticket_router.rule import RoutingRule, softmax
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray, max_iter: int = 200) -> float:
@@ -68,14 +66,6 @@ def choose_threshold(confidence: np.ndarray, correct: np.ndarray, max_misrouting
     if len(feasible) == 0:
         return float(np.nextafter(sorted_confidence[0], np.inf)) if len(order) else 1.0
     return float(sorted_confidence[feasible[-1]])
-
-
-def routing_stats(
-    confidence: np.ndarray, correct: np.ndarray, threshold: float, predicted=None, triage_ids=()
-) -> dict[str, float]:
-    routed = auto_routed(confidence, predicted if predicted is not None else np.zeros(len(confidence)), threshold,
-                         triage_ids if predicted is not None else ())
-    return routed_stats(correct, routed)
 
 
 def coverage_curve(confidence: np.ndarray, correct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

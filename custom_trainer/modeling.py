@@ -1,7 +1,9 @@
 """`TicketClassifier`: any `AutoModel` encoder with the seed's classification head on pooled tokens.
 
-This file and `losses.py` are saved with every exported model (`register_for_auto_class`), so they import
-nothing from the project: the folder loads with ``trust_remote_code=True`` where the project is not installed.
+This file and `losses.py` are saved with every exported model (`register_for_auto_class`): the folder loads with
+``trust_remote_code=True`` in any process where the `ticket-classifier` package is installed (the slim install is
+enough beside torch and transformers), because the rules this model shares with the routing runtime (pooling, the
+wide part's hash and forward, score names) come from it: ticket_router/contract.py and ticket_router/torch_model.py.
 """
 
 from __future__ import annotations
@@ -13,43 +15,14 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+from ticket_router.contract import MODEL_TYPE, POOLINGS, ROUTING_SCORES
+from ticket_router.torch_model import pool, wide_logits
+
 from .losses import focal_loss
-
-# The scores a routing threshold may apply to (custom_trainer/risk_control.py). Spelled out here because this file
-# travels alone with exported models; tests/test_modeling.py checks the two agree.
-ROUTING_SCORES = ("probability", "margin")
-
-
-# "cls": the first token, as the seed's DistilBERT head. "mean": the average of the non-padding tokens, the
-# pooling sentence encoders such as all-MiniLM-L6-v2 were trained with.
-POOLINGS = ("cls", "mean")
-
-
-# The wide part's bigram hash: bucket = vocab_size + (first * BIGRAM_PRIME + second) mod wide_buckets. In int64,
-# exact in torch, NumPy and ONNX alike (token ids stay far below 2**63 / BIGRAM_PRIME).
-BIGRAM_PRIME = 1_000_003
-
-
-def wide_features(input_ids: torch.Tensor, attention_mask: torch.Tensor, vocab_size: int, buckets: int):
-    """Feature index and weight (1 where the token, or both tokens of a bigram, are real) of every token unigram
-    (its id) and adjacent-token bigram (hashed into ``buckets`` after the vocabulary)."""
-    ids = input_ids.long()
-    mask = attention_mask.to(torch.float32)
-    bigrams = vocab_size + torch.remainder(ids[:, :-1] * BIGRAM_PRIME + ids[:, 1:], buckets)
-    return torch.cat([ids, bigrams], dim=1), torch.cat([mask, mask[:, :-1] * mask[:, 1:]], dim=1)
-
-
-def pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None, pooling: str) -> torch.Tensor:
-    if pooling == "cls":
-        return hidden[:, 0]
-    if attention_mask is None:
-        return hidden.mean(dim=1)
-    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
 
 
 class TicketClassifierConfig(PretrainedConfig):
-    model_type = "ticket-classifier"
+    model_type = MODEL_TYPE
 
     def __init__(
         self,
@@ -233,12 +206,9 @@ class TicketClassifier(PreTrainedModel):
             module.requires_grad_(False)
 
     def wide_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """The wide part alone: sum over features of idf x weight, over the L2-norm of the idf values."""
-        index, present = wide_features(input_ids, attention_mask, self.config.encoder_config["vocab_size"],
-                                       self.config.wide_buckets)
-        idf = self.wide_idf[index] * present
-        norm = idf.pow(2).sum(dim=1, keepdim=True).clamp(min=1e-12).sqrt()
-        return (idf.unsqueeze(-1) * self.wide(index)).sum(dim=1) / norm + self.wide_bias
+        """The wide part alone (ticket_router/torch_model.wide_logits, the one definition)."""
+        return wide_logits(input_ids, attention_mask, self.config.encoder_config["vocab_size"],
+                           self.config.wide_buckets, self.wide.weight, self.wide_bias, self.wide_idf)
 
     def forward(
         self,

@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from .losses import focal_loss
-from .modeling import pool
+from ticket_router.torch_model import pool
 
 logger = logging.getLogger(__name__)
 

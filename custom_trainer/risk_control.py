@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.stats import binom
 
-from ticket_router.rule import ROUTING_SCORES, routing_scores
+from ticket_router.rule import ROUTING_SCORES, routed_stats, routing_scores
 
 
 # The candidate thresholds, fixed before any data is seen: every 0.01 from 0.30 to 0.90, then dense near 1 where
@@ -101,9 +101,8 @@ class CertifiedPolicy:
 
 
 def _evaluate(policy: CertifiedPolicy, scores, predicted, wrong, eligible) -> CertifiedPolicy:
-    routed = eligible & (scores >= policy.thresholds_for(predicted))
-    policy.coverage = float(routed.mean()) if len(routed) else 0.0
-    policy.misrouting = float(wrong[routed].mean()) if routed.any() else 0.0
+    stats = routed_stats(~wrong, eligible & (scores >= policy.thresholds_for(predicted)))
+    policy.coverage, policy.misrouting = stats["coverage"], stats["misrouting"]
     return policy
 
 

@@ -2,7 +2,7 @@
 
 On real tickets a TF-IDF + logistic regression is a strong model by itself, and it errs on other tickets than the
 fine-tuned encoder does. So after fine-tuning, a logistic regression is fitted on the training split over the same
-token features the model computes in its forward pass (`modeling.wide_features`: token ids and hashed adjacent
+token features the model computes in its forward pass (`ticket_router.torch_model.wide_features`: token ids and hashed adjacent
 pairs, idf-weighted, divided by the norm of the idf values), and its weights are written into the model's wide
 layer. One number, ``wide_scale``, says how much its logits count beside the head's: it is fitted on validation
 together with the temperature (negative log-likelihood), and is 0 when the wide part does not help there.
@@ -18,17 +18,17 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from .modeling import BIGRAM_PRIME
+from ticket_router.contract import hashed_bigrams
 
 logger = logging.getLogger(__name__)
 
 
 def feature_counts(input_ids: list[list[int]], vocab_size: int, buckets: int) -> sp.csr_matrix:
-    """Per ticket, the count of every feature `modeling.wide_features` gives (padding is never in ``input_ids``)."""
+    """Per ticket, the count of every feature `ticket_router.torch_model.wide_features` gives (padding is never in ``input_ids``)."""
     indptr, indices = [0], []
     for ids in input_ids:
         ids = np.asarray(ids, dtype=np.int64)
-        bigrams = vocab_size + np.remainder(ids[:-1] * BIGRAM_PRIME + ids[1:], buckets)
+        bigrams = hashed_bigrams(ids[:-1], ids[1:], vocab_size, buckets)
         indices.append(ids)
         indices.append(bigrams)
         indptr.append(indptr[-1] + len(ids) + len(bigrams))
@@ -46,7 +46,8 @@ def inverse_document_frequency(counts: sp.csr_matrix) -> np.ndarray:
 
 
 def wide_matrix(counts: sp.csr_matrix, idf: np.ndarray) -> sp.csr_matrix:
-    """count x idf over sqrt(sum of count x idf^2): the same numbers the forward pass computes."""
+    """count x idf over sqrt(sum of count x idf^2): the forward pass's weighting (torch_model.wide_logits) in the
+    sparse form the regression is fitted on; tests/test_wide.py checks the two give the same logits."""
     weighted = counts.multiply(idf[np.newaxis, :]).tocsr()
     norms = np.sqrt(np.asarray(counts.multiply((idf ** 2)[np.newaxis, :]).sum(axis=1)).ravel())
     return sp.diags(1.0 / np.maximum(norms, 1e-12)) @ weighted

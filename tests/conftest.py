@@ -94,7 +94,7 @@ def tiny_run(tiny_bert, tmp_path_factory, dataset_cache):
 @pytest.fixture(scope="session")
 def tiny_onnx(tiny_run) -> Path:
     """The tiny run's model with an fp32 ONNX export in its default place (<model>/onnx/)."""
-    from ticket_router.onnx_export import export_onnx
+    from custom_trainer.onnx_export import export_onnx
 
     model_dir = tiny_run[0] / "model"
     if not (model_dir / "onnx" / "onnx_manifest.json").is_file():

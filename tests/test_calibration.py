@@ -6,9 +6,9 @@ from custom_trainer.calibration import (
     coverage_curve,
     expected_calibration_error,
     fit_temperature,
-    routing_stats,
     softmax,
 )
+from ticket_router.rule import auto_routed, routed_stats
 
 
 def overconfident_logits(n=4000, classes=5, seed=0):
@@ -47,7 +47,7 @@ def test_threshold_meets_the_target_with_the_largest_coverage():
     correct = np.array([True, True, True, True, False, True, False, False])
     threshold = choose_threshold(confidence, correct, max_misrouting=0.2)
     assert threshold == 0.6  # 6 routed, 1 wrong = 16.7% <= 20%; adding 0.5 gives 28.6%
-    stats = routing_stats(confidence, correct, threshold)
+    stats = routed_stats(correct, confidence >= threshold)
     assert stats["coverage"] == 0.75 and stats["misrouting"] == pytest.approx(1 / 6)
     assert choose_threshold(confidence, correct, 0.0) == 0.8
 
@@ -64,7 +64,7 @@ def test_no_feasible_threshold_routes_nothing():
     confidence = np.array([0.9, 0.8])
     correct = np.array([False, False])
     threshold = choose_threshold(confidence, correct, 0.03)
-    assert routing_stats(confidence, correct, threshold)["coverage"] == 0.0
+    assert routed_stats(correct, confidence >= threshold)["coverage"] == 0.0
 
 
 def test_coverage_curve():
@@ -74,13 +74,15 @@ def test_coverage_curve():
 
 
 def test_triage_labels_are_never_auto_routed():
-    from custom_trainer.calibration import auto_routed, fit_routing
+    from custom_trainer.calibration import fit_routing
 
     confidence = np.array([0.99, 0.99, 0.2, 0.99])
     predicted = np.array([0, 3, 0, 1])
     assert auto_routed(confidence, predicted, 0.5).tolist() == [True, True, False, True]
     assert auto_routed(confidence, predicted, 0.5, triage_ids=[3]).tolist() == [True, False, False, True]
-    assert auto_routed(confidence, predicted, None, triage_ids=[0]).tolist() == [False, True, False, True]
+    assert auto_routed(confidence, predicted, 0.0, triage_ids=[0]).tolist() == [False, True, False, True]
+    with pytest.raises(ValueError, match="threshold is None"):  # None never means "route everything"
+        auto_routed(confidence, predicted, None)
 
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 4, 400)

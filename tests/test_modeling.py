@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 from torch import nn
@@ -109,7 +113,7 @@ def test_segment_ids_reach_a_bert_encoder(tiny_bert, tiny_distilbert):
 
 
 def test_mean_pooling_ignores_padding_and_cls_reads_the_first_token(tiny_bert):
-    from custom_trainer.modeling import pool
+    from ticket_router.torch_model import pool
 
     hidden = torch.arange(24, dtype=torch.float32).reshape(2, 3, 4)
     mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
@@ -133,7 +137,30 @@ def test_pooling_survives_save_and_load(tiny_bert, tmp_path):
     assert AutoModelForSequenceClassification.from_pretrained(tmp_path / "m").config.pooling == "mean"
 
 
-def test_routing_scores_agree_with_risk_control():
-    from custom_trainer import modeling, risk_control
+def test_the_head_layers_are_where_the_contract_says(tiny_bert):
+    from ticket_router.contract import HEAD_HIDDEN_LINEAR, HEAD_OUTPUT_LINEAR
 
-    assert modeling.ROUTING_SCORES == risk_control.ROUTING_SCORES
+    model = TicketClassifier.from_encoder(str(tiny_bert), LABELS, head_hidden_size=24)
+    weights = model.state_dict()
+    assert weights[f"{HEAD_HIDDEN_LINEAR}.weight"].shape == (24, model.encoder.config.hidden_size)
+    assert weights[f"{HEAD_OUTPUT_LINEAR}.weight"].shape == (len(LABELS), 24)
+
+
+def test_an_export_loads_with_its_own_code_where_custom_trainer_is_never_imported(tiny_bert, tmp_path):
+    """The saved modeling.py imports only ticket_router's contract: a process that never imports the training
+    package loads the folder with trust_remote_code and gets the same logits."""
+    model = TicketClassifier.from_encoder(str(tiny_bert), LABELS, pooling="mean").eval()
+    model.save_pretrained(tmp_path / "m")
+    ids = torch.tensor([[2, 40, 41, 3, 42]])
+    expected = model(input_ids=ids).logits
+    script = (
+        "import sys, torch\n"
+        "from transformers import AutoModelForSequenceClassification\n"
+        f"m = AutoModelForSequenceClassification.from_pretrained({str(tmp_path / 'm')!r}, trust_remote_code=True).eval()\n"
+        "assert 'custom_trainer' not in sys.modules, 'custom_trainer was imported'\n"
+        "print(m(input_ids=torch.tensor([[2, 40, 41, 3, 42]])).logits.tolist())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          cwd=tmp_path, env={**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules")})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert torch.allclose(torch.tensor(eval(done.stdout.strip().splitlines()[-1])), expected, atol=1e-5)

@@ -4,7 +4,7 @@ import torch
 from transformers import AutoTokenizer, DataCollatorWithPadding
 
 from custom_trainer import TicketClassifier
-from custom_trainer.modeling import pool
+from ticket_router.torch_model import pool
 from custom_trainer.probe import linear_probe, sentence_vectors
 from ticket_data import ticket_tokenizer, tokenize_dataset
 

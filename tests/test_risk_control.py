@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 
-from custom_trainer.calibration import auto_routed, choose_threshold
+from custom_trainer.calibration import choose_threshold
 from custom_trainer.risk_control import (
     CertifiedPolicy, binomial_p_values, certify_routing, routing_scores,
 )
+from ticket_router.rule import auto_routed
 
 LOW = 1 / 3  # top probabilities lie in (1/3, 1) over 3 labels: s = 1 - (2/3) u^2, u uniform, most of them near 1
 ERROR_SCALE = np.array([0.3, 0.6, 1.2])  # P(wrong | top probability s, predicted c) = ERROR_SCALE[c] * (1 - s)

@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from custom_trainer.calibration import RoutingRule, routing_profile
+from ticket_router.certification import routing_profile
+from ticket_router.rule import RoutingRule
 from ticket_router.monitor import MonitorThresholds, clopper_pearson, compare_to_profile
 
 LABELS = ["Email", "Network", "Printing", "Security"]

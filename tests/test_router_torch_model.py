@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from custom_trainer import TicketClassifier
-from custom_trainer.modeling import BIGRAM_PRIME
 from ticket_router import torch_model
 from ticket_router.backends import TorchBackend
 from ticket_router.torch_model import TicketClassifierForward, unsupported_reason
@@ -86,5 +85,11 @@ def test_what_it_does_not_cover_goes_through_transformers(tiny_onnx, monkeypatch
     np.testing.assert_allclose(backend.logits(batch), TorchBackend(tiny_onnx).logits(batch), atol=1e-5, rtol=1e-5)
 
 
-def test_the_bigram_hash_is_the_models():
-    assert torch_model.BIGRAM_PRIME == BIGRAM_PRIME
+def test_the_bigram_hash_matches_a_hand_computed_bucket():
+    from ticket_router.contract import BIGRAM_PRIME, hashed_bigrams
+
+    first, second = np.array([[7, 30_000]]), np.array([[9, 5]])
+    assert hashed_bigrams(first, second, 100, 50).tolist() == [[100 + (7 * BIGRAM_PRIME + 9) % 50,
+                                                                 100 + (30_000 * BIGRAM_PRIME + 5) % 50]]
+    assert torch.equal(hashed_bigrams(torch.tensor(first), torch.tensor(second), 100, 50),
+                       torch.tensor(hashed_bigrams(first, second, 100, 50)))

@@ -105,7 +105,7 @@ def test_calibrate_writes_a_new_version_and_keeps_the_previous_one(routable_copy
 
 
 def test_calibrate_keeps_the_onnx_export_usable(routable_copy, tmp_path, capsys):
-    from ticket_router.onnx_export import export_onnx
+    from custom_trainer.onnx_export import export_onnx
 
     run, _ = routable_copy
     export_onnx(run / "model")

@@ -1,5 +1,6 @@
-"""Routing with an exported ticket classifier: the router (PyTorch or ONNX Runtime backend), the auto-route rule,
-ONNX export, the HTTP service, the monitor and the `ticket-classifier` CLI.
+"""Routing with an exported ticket classifier: the router (PyTorch or ONNX Runtime backend), the auto-route rule and
+its certification, the HTTP service, the monitor and the `ticket-classifier` CLI. It never imports the training side
+(`custom_trainer`, which exports models and their ONNX graphs); what both share is in `ticket_router.contract`.
 
     from ticket_router import Router
     Router("outputs/realistic/model", backend="onnx").route(["VPN drops"], ["every hour since the update"])
@@ -10,7 +11,7 @@ ONNX Runtime, no torch and no transformers. Names load on first use, so importin
 
 from importlib import import_module
 
-_EXPORTS = {"Router": "router", "RoutingRule": "rule", "export_onnx": "onnx_export", "verify_export": "manifest"}
+_EXPORTS = {"Router": "router", "RoutingRule": "rule", "verify_export": "manifest"}
 
 __all__ = sorted(_EXPORTS)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .contract import MODEL_CLASSES_GROUP
 from .manifest import ONNX_FOLDER, read_json, sha256_of
 
 BACKENDS = ("torch", "onnx")
@@ -59,8 +60,7 @@ class TorchBackend:
                 from transformers import AutoModelForSequenceClassification
             except ImportError:
                 raise ValueError("this export needs transformers (pip install 'ticket-classifier[train]')") from None
-            import custom_trainer  # noqa: F401  (registers the model class with the Auto classes)
-
+            register_model_classes()
             self._model = AutoModelForSequenceClassification.from_pretrained(self.model_dir).eval()
         return self._model
 
@@ -84,8 +84,21 @@ class TorchBackend:
             return self._forward(**inputs).float().numpy()
 
 
+def register_model_classes() -> None:
+    """Load the model classes the training side registers as entry points (custom_trainer: loading it registers
+    the ticket classifier with transformers' Auto classes), without this package naming it."""
+    from importlib.metadata import entry_points
+
+    found = entry_points(group=MODEL_CLASSES_GROUP)
+    if not found:
+        raise ValueError(f"no model classes registered ({MODEL_CLASSES_GROUP}); install the train extra "
+                         "(pip install 'ticket-classifier[train]')")
+    for entry in found:
+        entry.load()
+
+
 class OnnxBackend:
-    """The graph of ``<model>/onnx/`` (written by ticket_router/onnx_export.py) on ONNX Runtime's CPU provider,
+    """The graph of ``<model>/onnx/`` (written by custom_trainer/onnx_export.py) on ONNX Runtime's CPU provider,
     after checking it is the one exported from this model folder."""
 
     name = "onnx"

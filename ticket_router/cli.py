@@ -3,13 +3,15 @@
     ticket-classifier predict  --model DIR --subject S --description D [--onnx]
     ticket-classifier predict  --model DIR --input tickets.csv --output routed.csv [--onnx]
     ticket-classifier serve    --model DIR --host 127.0.0.1 --port 8000 [--onnx]
-    ticket-classifier export-onnx --model DIR --quantize int8           (train extra)
-    ticket-classifier evaluate --model DIR --input labelled.csv          (train extra)
     ticket-classifier monitor  --model DIR --input live.csv [--label_column queue]   (train extra)
     ticket-classifier calibrate --model DIR --input labelled.csv --label_column queue [--max_misrouting 0.05] [--onnx]
+    ticket-classifier export-onnx --model DIR --quantize int8           (train extra; custom_trainer/commands.py)
+    ticket-classifier evaluate --model DIR --input labelled.csv          (train extra; custom_trainer/commands.py)
 
 `pip install ticket-classifier` routes and serves ONNX exports (ONNX Runtime, no torch); `[train]` adds training,
-the PyTorch backend, evaluation, monitoring and ONNX export; `[serve]` the HTTP service.
+the PyTorch backend, evaluation, monitoring and ONNX export; `[serve]` the HTTP service. `export-onnx` and
+`evaluate` belong to the training side, which registers them as entry points (contract.COMMANDS_GROUP): this module
+never imports it.
 """
 
 from __future__ import annotations
@@ -17,12 +19,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
+
+from .contract import COMMANDS_GROUP
 
 # Nothing heavy at import time: `ticket-classifier --help` must answer at once. Commands import what they use.
 
 
-def _router(args, file: bool = False):
+def open_router(args, file: bool = False):
     """The model of ``--model``; for a file (many batches), one batch per core at a time (Router's ``workers``)."""
     from .router import Router, available_cores
 
@@ -40,7 +45,7 @@ def cmd_predict(args) -> int:
             raise ValueError("predict: give --subject and/or --description, or --input FILE --output FILE")
         if not (args.subject or "").strip() and not (args.description or "").strip():
             raise ValueError("predict: no text: the subject and description are empty")
-        router = _router(args)
+        router = open_router(args)
         decision = router.route([args.subject or ""], [args.description or ""])[0]
         for rank, top in enumerate(decision["top3"], start=1):
             print(f"{rank}. {top['label']}: {top['score']:.1%}")
@@ -52,65 +57,12 @@ def cmd_predict(args) -> int:
         raise ValueError("predict: --input needs --output")
     output = check_output(args.output)
     frame = read_input(args.input, args.text_columns, args.extra_fields)
-    routed = route_frame(_router(args, file=True), frame, args.text_columns, args.batch_size, progress=not args.quiet)
+    routed = route_frame(open_router(args, file=True), frame, args.text_columns, args.batch_size, progress=not args.quiet)
     write_table(routed, output)
     counts = routed["route"].value_counts().to_dict()
     print(f"{len(routed)} tickets -> {output}: {counts.get('auto', 0)} auto-routed, "
           f"{counts.get('triage', 0)} to triage, {int(routed['error'].notna().sum())} without text")
     return 0
-
-
-def cmd_evaluate(args) -> int:
-    try:
-        from custom_trainer.evaluation import bootstrap_intervals, evaluate_pipeline
-        from custom_trainer.metrics import classification_metrics, report_text
-    except ImportError as error:
-        raise _needs("train", error) from None
-    from ticket_data.loading import ticket_texts
-
-    from .rule import routed_stats
-    from .tables import read_input, route_frame
-
-    frame = read_input(args.input, [*args.text_columns, args.label_column], args.extra_fields)
-    router = _router(args)
-    routed = route_frame(router, frame, args.text_columns, args.batch_size, progress=not args.quiet)
-    routed = routed[routed["error"].isna()]
-    unknown = sorted(set(routed[args.label_column].astype(str)) - set(router.labels))
-    if unknown:
-        raise ValueError(f"{args.input}: label(s) {unknown} in column {args.label_column!r} are not among the "
-                         f"model's labels {router.labels}")
-    index = {label: i for i, label in enumerate(router.labels)}
-    labels = routed[args.label_column].astype(str).map(index).to_numpy()
-    predicted = routed["predicted"].map(index).to_numpy()
-    print(report_text(labels, predicted, router.labels))
-    auto = (routed["route"] == "auto").to_numpy()
-    stats = routed_stats(predicted == labels, auto)
-    intervals = bootstrap_intervals(labels, predicted, len(router.labels), auto, n_resamples=args.n_resamples)
-    if args.onnx:
-        metrics = classification_metrics(labels, predicted, router.labels)
-        print(f"accuracy {metrics['accuracy']:.4f} {_interval(intervals['accuracy'])}  macro-F1 "
-              f"{metrics['macro_f1']:.4f} {_interval(intervals['macro_f1'])}  weighted-F1 {metrics['weighted_f1']:.4f} "
-              f"(ONNX Runtime; 95% intervals from {args.n_resamples} bootstrap resamples)")
-    else:
-        # The stock pipeline, scored by evaluate's evaluator: what a user of the export gets, with its speed.
-        model, tokenizer = router.backend.model, _hf_tokenizer(router.model_dir)
-        subjects, descriptions = ticket_texts(routed, args.text_columns)
-        scored = evaluate_pipeline(model, tokenizer, subjects.tolist(), descriptions.tolist(), labels,
-                                   router.labels, args.batch_size, args.n_resamples)
-        weighted = classification_metrics(labels, predicted, router.labels)["weighted_f1"]
-        print("  ".join(f"{name} {scored[key]['score']:.4f} {_interval(scored[key]['interval'])}"
-                        for key, name in (("accuracy", "accuracy"), ("macro_f1", "macro-F1")))
-              + f"  weighted-F1 {weighted:.4f}  (pipeline through evaluate.evaluator; 95% intervals from "
-              f"{args.n_resamples} bootstrap resamples; {scored['tickets_per_second']:.1f} tickets/s)")
-    print(f"routing ({router.rule.describe()}): {stats['coverage']:.1%} {_interval(intervals['coverage'], 100)} "
-          f"auto-routed, {stats['misrouting']:.2%} {_interval(intervals['misrouting'], 100)} of them misrouted")
-    return 0
-
-
-def _hf_tokenizer(model_dir: Path):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(model_dir)
 
 
 def cmd_monitor(args) -> int:
@@ -128,7 +80,7 @@ def cmd_monitor(args) -> int:
         raise ValueError(f"--output_dir {output_dir} exists and is not a folder")
     columns = [*args.text_columns, *([args.label_column] if args.label_column else [])]
     frame = read_input(args.input, columns, args.extra_fields)
-    router = _router(args, file=True)
+    router = open_router(args, file=True)
     profile, guarantee = router.config.get("routing_profile"), router.config.get("routing_guarantee")
     if not profile or not guarantee:
         raise ValueError(f"{args.model}: the export has no validation profile (trained before the monitor existed); "
@@ -149,12 +101,6 @@ def cmd_monitor(args) -> int:
     return 0 if report["ok"] else 1
 
 
-def _interval(bounds, scale: float = 1.0) -> str:
-    unit = "%" if scale == 100 else ""
-    digits = 1 if scale == 100 else 4
-    return f"[{bounds[0] * scale:.{digits}f}{unit}, {bounds[1] * scale:.{digits}f}{unit}]"
-
-
 def cmd_calibrate(args) -> int:
     """Re-certify the routing rule on labelled tickets and write it as a new version of the export."""
     from .calibrate import recalibrate, write_recalibrated
@@ -165,7 +111,7 @@ def cmd_calibrate(args) -> int:
         if value is not None and not 0 < value < 1:
             raise ValueError(f"--{name} must be a fraction in (0, 1), got {value}")
     frame = read_input(args.input, [*args.text_columns, args.label_column], args.extra_fields)
-    router = _router(args, file=True)
+    router = open_router(args, file=True)
     result = recalibrate(router, frame, args.text_columns, args.label_column, args.max_misrouting, args.delta,
                          args.queue_max_misrouting, str(args.input), args.batch_size, progress=not args.quiet)
     guarantee, rule = result["guarantee"], result["rule"]
@@ -189,15 +135,6 @@ def cmd_calibrate(args) -> int:
     return 0
 
 
-def cmd_export_onnx(args) -> int:
-    from .onnx_export import export_onnx
-
-    path = export_onnx(args.model, args.output, quantize=args.quantize)
-    how = " (dynamic int8, per-channel 7-bit weights: the same routes on CPUs with and without VNNI)" if args.quantize else ""
-    print(f"ONNX model: {path}{how}")
-    return 0
-
-
 def cmd_serve(args) -> int:
     from .service import serve
 
@@ -207,38 +144,55 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def add_model_arguments(sub: argparse.ArgumentParser, batch: bool = True) -> None:
+    """The options every command that scores tickets takes (the training side's commands too)."""
+    sub.add_argument("--model", required=True, help="exported model folder (outputs/.../model)")
+    sub.add_argument("--onnx", action="store_true", help="run the ONNX export (model folder's onnx/)")
+    if batch:
+        sub.add_argument("--text_columns", nargs="+", default=["subject", "description"])
+        sub.add_argument("--batch_size", type=int, default=64)
+        sub.add_argument("--quiet", action="store_true", help="no progress bar")
+        sub.add_argument("--extra_fields", choices=["error", "drop"], default="error",
+                         help="a CSV row with more fields than the header: stop naming its line, or drop the extras")
+
+
+# What the training side's commands do, for `--help` (their options: `ticket-classifier NAME --help`).
+TRAINING_COMMANDS_HELP = {
+    "evaluate": "classification report for a labelled file (train extra)",
+    "export-onnx": "export to ONNX (optionally int8-quantised) for ONNX Runtime (train extra)",
+}
+
+
+def training_commands() -> dict:
+    """The commands the training side registered (entry points of COMMANDS_GROUP), by name; none in a checkout
+    that was never pip-installed."""
+    return {entry.name: entry for entry in entry_points(group=COMMANDS_GROUP)}
+
+
+def run_training_command(entry, argv: list[str]) -> int:
+    """Load a registered command only when asked for (it imports the training libraries) and run it."""
+    try:
+        command = entry.load()
+    except ImportError as error:
+        raise _needs("train", error) from None
+    return command(argv)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ticket-classifier", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    def common(sub, batch=True):
-        sub.add_argument("--model", required=True, help="exported model folder (outputs/.../model)")
-        sub.add_argument("--onnx", action="store_true", help="run the ONNX export (model folder's onnx/)")
-        if batch:
-            sub.add_argument("--text_columns", nargs="+", default=["subject", "description"])
-            sub.add_argument("--batch_size", type=int, default=64)
-            sub.add_argument("--quiet", action="store_true", help="no progress bar")
-            sub.add_argument("--extra_fields", choices=["error", "drop"], default="error",
-                             help="a CSV row with more fields than the header: stop naming its line, or drop the extras")
-
     predict = commands.add_parser("predict", help="top-3 for one ticket, or route a file of tickets")
-    common(predict)
+    add_model_arguments(predict)
     predict.add_argument("--subject")
     predict.add_argument("--description")
     predict.add_argument("--input", help="CSV, JSONL, Parquet or Excel file of tickets")
     predict.add_argument("--output", help="where to write every input row with its routing (.csv, .jsonl, .parquet)")
     predict.set_defaults(func=cmd_predict)
 
-    evaluate = commands.add_parser("evaluate", help="classification report for a labelled file (train extra)")
-    common(evaluate)
-    evaluate.add_argument("--input", required=True)
-    evaluate.add_argument("--label_column", default="category")
-    evaluate.add_argument("--n_resamples", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
-    evaluate.set_defaults(func=cmd_evaluate)
-
     monitor = commands.add_parser("monitor", help="compare live tickets with the validation profile; exit 1 on drift")
-    common(monitor)
+    add_model_arguments(monitor)
     monitor.add_argument("--input", required=True, help="live tickets (CSV, JSONL or Parquet)")
     monitor.add_argument("--label_column", default=None, help="the label people finally assigned, if known")
     monitor.add_argument("--output_dir", default="monitor", help="where monitor.json and monitor.png go")
@@ -251,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     calibrate = commands.add_parser(
         "calibrate", help="re-certify the routing rule on your labelled tickets; writes a new version of the export")
-    common(calibrate)
+    add_model_arguments(calibrate)
     calibrate.add_argument("--input", required=True, help="labelled tickets that trained and chose nothing (CSV, JSONL, "
                            "Parquet or Excel)")
     calibrate.add_argument("--label_column", required=True, help="the queue people finally assigned")
@@ -264,14 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--dry_run", action="store_true", help="print what would be certified; write nothing")
     calibrate.set_defaults(func=cmd_calibrate)
 
-    export = commands.add_parser("export-onnx", help="export to ONNX (optionally int8-quantised) for ONNX Runtime")
-    export.add_argument("--model", required=True)
-    export.add_argument("--output", default=None, help="default: <model>/onnx/")
-    export.add_argument("--quantize", choices=["int8"], default=None)
-    export.set_defaults(func=cmd_export_onnx)
+    for name in training_commands():  # listed for --help; main() hands their arguments over unparsed
+        commands.add_parser(name, add_help=False, help=TRAINING_COMMANDS_HELP.get(name, "(train extra)"))
 
     serve = commands.add_parser("serve", help="HTTP service: POST /predict, GET /health, GET /info")
-    common(serve, batch=False)
+    add_model_arguments(serve, batch=False)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--max_batch", type=int, default=256, help="most tickets in one request, and in one scoring call")
@@ -291,8 +242,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    registered = training_commands()
     try:
+        if argv and argv[0] in registered:
+            return run_training_command(registered[argv[0]], argv[1:])
+        args = build_parser().parse_args(argv)
         return args.func(args)
     except (ValueError, OSError) as error:  # bad input, a missing or unwritable file: one line, no traceback
         print(f"ticket-classifier: error: {error}", file=sys.stderr)

@@ -1,9 +1,10 @@
 """The routing rule: calibrated probabilities in, (predicted label, routing score, auto-route or triage) out.
 
 The one place that decides auto-route or triage, for the CLI, the service, the monitor, the training reports and
-the benchmarks. Fitted on validation at the end of training (custom_trainer/calibration.py and risk_control.py) and
+the benchmarks. Certified at the end of training (custom_trainer/calibration.py, ticket_router/certification.py) and
 stored in the exported ``config.json``: ``routing_score``, ``auto_route_thresholds`` (one per label, or null for a
-label never auto-routed) and ``triage_ids``. numpy only, so the slim install (no torch) routes with it.
+label never auto-routed) and ``triage_labels`` (keys in ticket_router/contract.py). numpy only, so the slim install
+(no torch) routes with it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-ROUTING_SCORES = ("probability", "margin")
+from .contract import (LEGACY_THRESHOLD_KEY, ROUTING_SCORE_KEY, ROUTING_SCORES, THRESHOLDS_KEY, TRIAGE_LABELS_KEY,
+                       routed_stats)
+
+__all__ = ["ROUTING_SCORES", "RoutingRule", "auto_routed", "label_names", "routed_stats", "routing_scores", "softmax",
+           "top_k"]
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -38,9 +43,12 @@ def routing_scores(probabilities: np.ndarray, score: str = "probability") -> np.
 def auto_routed(confidence: np.ndarray, predicted: np.ndarray, threshold, triage_ids=()) -> np.ndarray:
     """A ticket is auto-routed when its confidence score reaches its threshold and its predicted label is not one
     that always goes to a person (``triage_ids``: the merged rare-label bucket and the labels configured in
-    ``never_auto_route``). ``threshold``: one number, None (0), or one per ticket."""
+    ``never_auto_route``). ``threshold``: one number (0 routes every ticket) or one per ticket (inf: never). A
+    missing threshold is never read as "route everything": None is refused here, and means "never" in a config."""
+    if threshold is None:
+        raise ValueError("auto_routed: threshold is None; give a number (0 routes every ticket) or one per ticket")
     confidence = np.asarray(confidence)
-    routed = confidence >= (0.0 if threshold is None else np.asarray(threshold, dtype=float))
+    routed = confidence >= np.asarray(threshold, dtype=float)
     if len(triage_ids):
         routed &= ~np.isin(np.asarray(predicted), list(triage_ids))
     return routed
@@ -91,15 +99,15 @@ class RoutingRule:
         [0, 1] is never auto-routed, and so is every label of a config without thresholds; the triage labels are
         read by name (``triage_labels``; ``triage_ids`` too where a config carries them)."""
         labels = label_names(config)
-        per_label = _field(config, "auto_route_thresholds")
+        per_label = _field(config, THRESHOLDS_KEY)
         if isinstance(per_label, Mapping):
             thresholds = tuple(_threshold(per_label.get(label)) for label in labels)
         else:  # exports before per-label thresholds: one threshold on the top probability (none: nothing routed)
-            thresholds = tuple([_threshold(_field(config, "auto_route_threshold"))] * len(labels))
-        triage = {labels.index(name) for name in _field(config, "triage_labels", None) or [] if name in labels}
+            thresholds = tuple([_threshold(_field(config, LEGACY_THRESHOLD_KEY))] * len(labels))
+        triage = {labels.index(name) for name in _field(config, TRIAGE_LABELS_KEY, None) or [] if name in labels}
         triage |= {int(i) for i in _field(config, "triage_ids", None) or []
                    if isinstance(i, int) and 0 <= i < len(labels)}
-        score = _field(config, "routing_score", "probability") or "probability"
+        score = _field(config, ROUTING_SCORE_KEY, "probability") or "probability"
         return cls(thresholds, score, tuple(sorted(triage)))
 
     def thresholds(self, predicted: np.ndarray) -> np.ndarray:
@@ -125,17 +133,6 @@ class RoutingRule:
         if len(values) == 1 and None not in self.label_thresholds:
             return f"{self.score} >= {values.pop():.4f}"
         return f"{self.score} >= a threshold per label ({min(values):.4f} to {max(values):.4f})"
-
-
-def routed_stats(correct: np.ndarray, routed: np.ndarray) -> dict:
-    """Share auto-routed and misrouting among them (0 when nothing is routed), with the counts."""
-    correct, routed = np.asarray(correct, dtype=bool), np.asarray(routed, dtype=bool)
-    return {
-        "coverage": float(routed.mean()) if len(routed) else 0.0,
-        "misrouting": float((~correct[routed]).mean()) if routed.any() else 0.0,
-        "auto_routed": int(routed.sum()),
-        "triaged": int((~routed).sum()),
-    }
 
 
 def top_k(probabilities: np.ndarray, names: list[str], k: int = 3) -> list[list[tuple[str, float]]]:

@@ -2,9 +2,10 @@
 
 Routing a file with the PyTorch backend spent more time starting than scoring small files: importing transformers
 and the export's model code, then `from_pretrained`, took ~2.7 s of a 15 s run on 5,000 tickets (benchmarks/RESULTS.md).
-The weights are plain tensors in ``model.safetensors``; the forward below is the same arithmetic as
-`custom_trainer.modeling.TicketClassifier` in eval mode (encoder, pooling, head, wide part, temperature), with the
-query, key and value projections as one matrix product. It needs torch and safetensors only.
+The weights are plain tensors in ``model.safetensors``; the forward below is the same arithmetic as the training
+side's `TicketClassifier` in eval mode (encoder, pooling, head, wide part, temperature), with the query, key and value
+projections as one matrix product. It needs torch and safetensors only. `pool` and `wide_logits` are the one
+definition of the pooling and of the wide part's forward: the training side's model calls them too.
 tests/test_router_torch_model.py checks its logits against the transformers model's, and `TorchBackend` falls back
 to transformers for any encoder or setting this file does not cover (`unsupported_reason` says which).
 """
@@ -18,9 +19,10 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
+from .contract import (HEAD_HIDDEN_LINEAR, HEAD_OUTPUT_LINEAR, MODEL_TYPE, POOLING_KEY, TEMPERATURE_KEY,
+                       WIDE_BUCKETS_KEY, WIDE_SCALE_KEY, hashed_bigrams)
+
 WEIGHTS = "model.safetensors"
-# custom_trainer.modeling.BIGRAM_PRIME (that file imports transformers); tests/test_router_torch_model.py checks they agree.
-BIGRAM_PRIME = 1_000_003
 ACTIVATIONS = {
     "gelu": F.gelu,
     "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
@@ -48,7 +50,7 @@ def unsupported_reason(model_dir: str | Path, config: dict) -> str | None:
     """None when `TicketClassifierForward` reproduces this export; otherwise what it does not cover."""
     encoder = config.get("encoder_config") or {}
     kind = encoder.get("model_type")
-    if config.get("model_type") != "ticket-classifier":
+    if config.get("model_type") != MODEL_TYPE:
         return f"model_type {config.get('model_type')!r} is not the project's ticket-classifier"
     if kind not in LAYOUTS:
         return f"encoder type {kind!r} (covered: {sorted(LAYOUTS)})"
@@ -62,6 +64,35 @@ def unsupported_reason(model_dir: str | Path, config: dict) -> str | None:
     if not (Path(model_dir) / WEIGHTS).is_file():
         return f"no single {WEIGHTS} (sharded or another format)"
     return None
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None, pooling: str) -> torch.Tensor:
+    """The sentence vector the head reads (contract.POOLINGS): the first token, or the mean of the real tokens."""
+    if pooling == "cls":
+        return hidden[:, 0]
+    if attention_mask is None:
+        return hidden.mean(dim=1)
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+
+
+def wide_features(input_ids: torch.Tensor, attention_mask: torch.Tensor, vocab_size: int, buckets: int):
+    """Feature index and weight (1 where the token, or both tokens of a bigram, are real) of every token unigram
+    (its id) and adjacent-token bigram (hashed into ``buckets`` after the vocabulary)."""
+    ids = input_ids.long()
+    mask = attention_mask.to(torch.float32)
+    bigrams = hashed_bigrams(ids[:, :-1], ids[:, 1:], vocab_size, buckets)
+    return torch.cat([ids, bigrams], dim=1), torch.cat([mask, mask[:, :-1] * mask[:, 1:]], dim=1)
+
+
+def wide_logits(input_ids: torch.Tensor, attention_mask: torch.Tensor, vocab_size: int, buckets: int,
+                weight: torch.Tensor, bias: torch.Tensor, idf: torch.Tensor) -> torch.Tensor:
+    """The wide part: sum over features of idf x weight, over the L2-norm of the idf values, plus the bias
+    (``weight``: one row per feature; custom_trainer/wide.py fits it on the same features in sparse form)."""
+    index, present = wide_features(input_ids, attention_mask, vocab_size, buckets)
+    values = idf[index] * present
+    norm = values.pow(2).sum(dim=1, keepdim=True).clamp(min=1e-12).sqrt()
+    return (values.unsqueeze(-1) * weight[index]).sum(dim=1) / norm + bias
 
 
 def _linear(weights: dict, name: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -100,15 +131,15 @@ class TicketClassifierForward:
                 **{name: _linear(weights, at + layout[name])
                    for name in ("attention_out", "attention_norm", "ffn_in", "ffn_out", "output_norm")},
             })
-        self.head_hidden = _linear(weights, "head.1")
-        self.head_out = _linear(weights, "head.4")
-        self.pooling = config.get("pooling", "cls")
-        self.temperature = float(config.get("calibration_temperature", 1.0))
+        self.head_hidden = _linear(weights, HEAD_HIDDEN_LINEAR)
+        self.head_out = _linear(weights, HEAD_OUTPUT_LINEAR)
+        self.pooling = config.get(POOLING_KEY, "cls")
+        self.temperature = float(config.get(TEMPERATURE_KEY, 1.0))
         self.wide = None
-        if config.get("wide_buckets") and config.get("wide_scale"):
+        if config.get(WIDE_BUCKETS_KEY) and config.get(WIDE_SCALE_KEY):
             self.wide = {"weight": weights["wide.weight"], "bias": weights["wide_bias"], "idf": weights["wide_idf"],
-                         "vocab": encoder["vocab_size"], "buckets": config["wide_buckets"],
-                         "scale": float(config["wide_scale"])}
+                         "vocab_size": encoder["vocab_size"], "buckets": config[WIDE_BUCKETS_KEY]}
+            self.wide_scale = float(config[WIDE_SCALE_KEY])
 
     def _norm(self, x: torch.Tensor, parameters: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         return F.layer_norm(x, (self.hidden,), parameters[0], parameters[1], self.eps)
@@ -132,29 +163,12 @@ class TicketClassifierForward:
             x = self._norm(F.linear(inner, *layer["ffn_out"]) + x, layer["output_norm"])
         return x
 
-    def _wide_logits(self, input_ids, attention_mask) -> torch.Tensor:
-        # custom_trainer.modeling.wide_features and TicketClassifier.wide_logits, written out for this file's sake.
-        wide = self.wide
-        ids = input_ids.long()
-        present = attention_mask.to(torch.float32)
-        bigrams = wide["vocab"] + torch.remainder(ids[:, :-1] * BIGRAM_PRIME + ids[:, 1:], wide["buckets"])
-        index = torch.cat([ids, bigrams], dim=1)
-        present = torch.cat([present, present[:, :-1] * present[:, 1:]], dim=1)
-        idf = wide["idf"][index] * present
-        norm = idf.pow(2).sum(dim=1, keepdim=True).clamp(min=1e-12).sqrt()
-        return (idf.unsqueeze(-1) * wide["weight"][index]).sum(dim=1) / norm + wide["bias"]
-
     def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                  token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        hidden = self._encode(input_ids, attention_mask, token_type_ids)
-        if self.pooling == "cls":
-            pooled = hidden[:, 0]
-        else:
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+        pooled = pool(self._encode(input_ids, attention_mask, token_type_ids), attention_mask, self.pooling)
         logits = F.linear(F.gelu(F.linear(pooled, *self.head_hidden)), *self.head_out)
         if self.wide is not None:
-            logits = logits + self.wide["scale"] * self._wide_logits(input_ids, attention_mask)
+            logits = logits + self.wide_scale * wide_logits(input_ids, attention_mask, **self.wide)
         return logits / self.temperature

@@ -1,6 +1,7 @@
 """ONNX export of a trained model (optionally int8 dynamic quantisation), for the ONNX Runtime backend.
 
-Needs the `train` extra (torch, transformers, onnx). The graph includes the calibration temperature, so its
+The training side (torch, transformers, onnx: the `train` extra); the graph it writes runs on the slim runtime
+(ticket_router/backends.OnnxBackend). The graph includes the calibration temperature, so its
 probabilities are the exported model's. Written to ``<model>/onnx/`` with ``onnx_manifest.json``, which ties it to
 the model folder's manifest; the model folder's own manifest still verifies (it lists only its own files).
 """
@@ -9,9 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .atomic import atomic_path
-from .backends import write_onnx_manifest
-from .manifest import ONNX_FOLDER
+from ticket_router.atomic import atomic_path
+from ticket_router.backends import write_onnx_manifest
+from ticket_router.manifest import ONNX_FOLDER
+
+from .export import load_exported_model
 
 # How the int8 graph is quantised, recorded in onnx_manifest.json. Dynamic quantisation (activations quantised per
 # batch at run time), int8 weights with one scale per output channel: with one scale per tensor the 6-layer MiniLM
@@ -35,8 +38,6 @@ def export_onnx(model_dir: str | Path, output: str | Path | None = None, quantiz
         import torch
     except ImportError:
         raise ValueError("export-onnx needs the train extra (pip install 'ticket-classifier[train]')") from None
-    from custom_trainer.export import load_exported_model
-
     model_dir = Path(model_dir)
     model, tokenizer = load_exported_model(model_dir)
     output = Path(output) if output is not None else model_dir / ONNX_FOLDER

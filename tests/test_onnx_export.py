@@ -1,4 +1,4 @@
-"""ONNX export (ticket_router/onnx_export.py): the ONNX Runtime backend agrees with PyTorch, fp32 and int8."""
+"""ONNX export (custom_trainer/onnx_export.py): the ONNX Runtime backend agrees with PyTorch, fp32 and int8."""
 
 import json
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ticket_router.onnx_export import INT8_QUANTIZATION, export_onnx
+from custom_trainer.onnx_export import INT8_QUANTIZATION, export_onnx
 from ticket_router.router import Router
 
 

@@ -1,0 +1,85 @@
+"""The `ticket-classifier` commands that need the training libraries, registered as entry points (pyproject.toml,
+group ``ticket_classifier.commands``) so the runtime's CLI (ticket_router/cli.py) offers them without importing this
+package:
+
+    ticket-classifier evaluate    --model DIR --input labelled.csv [--label_column category] [--onnx]
+    ticket-classifier export-onnx --model DIR [--quantize int8]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ticket_router.cli import add_model_arguments, open_router
+from ticket_router.contract import format_interval
+
+
+def evaluate_main(argv: list[str]) -> int:
+    """Classification report, intervals and routing of a labelled file: the stock pipeline through evaluate's
+    evaluator (PyTorch), or the ONNX export's predictions (``--onnx``)."""
+    parser = argparse.ArgumentParser(prog="ticket-classifier evaluate", description=evaluate_main.__doc__)
+    add_model_arguments(parser)
+    parser.add_argument("--input", required=True)
+    parser.add_argument("--label_column", default="category")
+    parser.add_argument("--n_resamples", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
+    args = parser.parse_args(argv)
+
+    from ticket_data.loading import ticket_texts
+    from ticket_router.rule import routed_stats
+    from ticket_router.tables import read_input, route_frame
+
+    from .evaluation import bootstrap_intervals, evaluate_pipeline
+    from .export import load_exported_model
+    from .metrics import classification_metrics, report_text
+
+    frame = read_input(args.input, [*args.text_columns, args.label_column], args.extra_fields)
+    router = open_router(args)
+    routed = route_frame(router, frame, args.text_columns, args.batch_size, progress=not args.quiet)
+    routed = routed[routed["error"].isna()]
+    unknown = sorted(set(routed[args.label_column].astype(str)) - set(router.labels))
+    if unknown:
+        raise ValueError(f"{args.input}: label(s) {unknown} in column {args.label_column!r} are not among the "
+                         f"model's labels {router.labels}")
+    index = {label: i for i, label in enumerate(router.labels)}
+    labels = routed[args.label_column].astype(str).map(index).to_numpy()
+    predicted = routed["predicted"].map(index).to_numpy()
+    print(report_text(labels, predicted, router.labels))
+    auto = (routed["route"] == "auto").to_numpy()
+    stats = routed_stats(predicted == labels, auto)
+    intervals = bootstrap_intervals(labels, predicted, len(router.labels), auto, n_resamples=args.n_resamples)
+    if args.onnx:
+        metrics = classification_metrics(labels, predicted, router.labels)
+        print(f"accuracy {metrics['accuracy']:.4f} {format_interval(intervals['accuracy'])}  macro-F1 "
+              f"{metrics['macro_f1']:.4f} {format_interval(intervals['macro_f1'])}  weighted-F1 "
+              f"{metrics['weighted_f1']:.4f} (ONNX Runtime; 95% intervals from {args.n_resamples} bootstrap resamples)")
+    else:
+        # The stock pipeline, scored by evaluate's evaluator: what a user of the export gets, with its speed.
+        model, tokenizer = load_exported_model(router.model_dir)
+        subjects, descriptions = ticket_texts(routed, args.text_columns)
+        scored = evaluate_pipeline(model, tokenizer, subjects.tolist(), descriptions.tolist(), labels,
+                                   router.labels, args.batch_size, args.n_resamples)
+        weighted = classification_metrics(labels, predicted, router.labels)["weighted_f1"]
+        print("  ".join(f"{name} {scored[key]['score']:.4f} {format_interval(scored[key]['interval'])}"
+                        for key, name in (("accuracy", "accuracy"), ("macro_f1", "macro-F1")))
+              + f"  weighted-F1 {weighted:.4f}  (pipeline through evaluate.evaluator; 95% intervals from "
+              f"{args.n_resamples} bootstrap resamples; {scored['tickets_per_second']:.1f} tickets/s)")
+    print(f"routing ({router.rule.describe()}): {stats['coverage']:.1%} "
+          f"{format_interval(intervals['coverage'], percent=True)} auto-routed, {stats['misrouting']:.2%} "
+          f"{format_interval(intervals['misrouting'], percent=True)} of them misrouted")
+    return 0
+
+
+def export_onnx_main(argv: list[str]) -> int:
+    """Export a model folder to ONNX (optionally int8-quantised) for the ONNX Runtime backend (``--onnx``)."""
+    parser = argparse.ArgumentParser(prog="ticket-classifier export-onnx", description=export_onnx_main.__doc__)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--output", default=None, help="default: <model>/onnx/")
+    parser.add_argument("--quantize", choices=["int8"], default=None)
+    args = parser.parse_args(argv)
+
+    from .onnx_export import export_onnx
+
+    path = export_onnx(args.model, args.output, quantize=args.quantize)
+    how = " (dynamic int8, per-channel 7-bit weights: the same routes on CPUs with and without VNNI)" if args.quantize else ""
+    print(f"ONNX model: {path}{how}")
+    return 0

@@ -1,0 +1,73 @@
+"""The contract between the training side (`custom_trainer`) and the routing runtime (`ticket_router`): the keys of an
+export's ``config.json`` that routing reads, and the few rules both sides must compute alike. One module with no project
+import and no third-party import at load time (numpy only inside the function that counts), so the runtime, the
+trainer and the model code saved with every export (``modeling.py``) import the same definitions.
+
+Layers depend one way: ``ticket_data`` <- ``ticket_router`` (read an export, score, decide, serve) <-
+``custom_trainer`` (train, calibrate, export, evaluate, ONNX export). Nothing under ``ticket_router/`` imports
+``custom_trainer``; what needs the training libraries is registered by the training side as entry points
+(``COMMANDS_GROUP``, ``MODEL_CLASSES_GROUP``).
+"""
+
+from __future__ import annotations
+
+MODEL_TYPE = "ticket-classifier"
+
+# config.json keys the runtime reads (written by custom_trainer/modeling.TicketClassifierConfig).
+TEMPERATURE_KEY = "calibration_temperature"  # logits are divided by it inside the model and the ONNX graph
+POOLING_KEY = "pooling"
+WIDE_BUCKETS_KEY, WIDE_SCALE_KEY = "wide_buckets", "wide_scale"
+ROUTING_SCORE_KEY = "routing_score"  # one of ROUTING_SCORES
+THRESHOLDS_KEY = "auto_route_thresholds"  # {label: threshold or null}; null or missing: never auto-routed
+LEGACY_THRESHOLD_KEY = "auto_route_threshold"  # exports before per-label thresholds: one top-probability threshold
+TRIAGE_LABELS_KEY = "triage_labels"  # labels never auto-routed, by name
+GUARANTEE_KEY, PROFILE_KEY = "routing_guarantee", "routing_profile"  # what was certified; what monitor compares with
+
+# What the training side registers (pyproject.toml, entry points): the `ticket-classifier` commands that need the
+# training libraries (each a `main(argv) -> int`), and the model classes transformers needs to load an export
+# (loading one registers them with the Auto classes).
+COMMANDS_GROUP = "ticket_classifier.commands"
+MODEL_CLASSES_GROUP = "ticket_classifier.model_classes"
+
+# How the head reads the encoder's token vectors. "cls": the first token, as the seed's DistilBERT head. "mean": the
+# average of the non-padding tokens, the pooling sentence encoders such as all-MiniLM-L6-v2 were trained with.
+POOLINGS = ("cls", "mean")
+POOLING_NAMES = {"cls": "first token", "mean": "mean of the token vectors"}
+
+# The head: Dropout, Linear(hidden, head_hidden_size), GELU, Dropout, Linear(head_hidden_size, labels). The state-dict
+# names of its two linear layers, which the plain PyTorch forward (ticket_router/torch_model.py) reads.
+HEAD_HIDDEN_LINEAR, HEAD_OUTPUT_LINEAR = "head.1", "head.4"
+
+# The scores a routing threshold may apply to: the top calibrated probability, or its margin over the runner-up.
+ROUTING_SCORES = ("probability", "margin")
+
+# The wide part's bigram hash: bucket = vocab_size + (first * BIGRAM_PRIME + second) mod wide_buckets. In int64,
+# exact in torch, NumPy and ONNX alike (token ids stay far below 2**63 / BIGRAM_PRIME).
+BIGRAM_PRIME = 1_000_003
+
+
+def hashed_bigrams(first, second, vocab_size: int, buckets: int):
+    """The feature index of each adjacent token pair (``first``, ``second``: int64 NumPy arrays or torch tensors of
+    equal shape), after the ``vocab_size`` unigram features. ``%`` is the floor modulo in both libraries."""
+    return vocab_size + (first * BIGRAM_PRIME + second) % buckets
+
+
+def routed_stats(correct, routed) -> dict:
+    """Share auto-routed ("coverage") and the share misrouted among them ("misrouting", 0 when nothing is routed),
+    with the counts: the routed statistics every report, metric, benchmark and the certification use."""
+    import numpy as np  # here, not at the top: `ticket-classifier --help` reads this module and must answer at once
+
+    correct, routed = np.asarray(correct, dtype=bool), np.asarray(routed, dtype=bool)
+    return {
+        "coverage": float(routed.mean()) if len(routed) else 0.0,
+        "misrouting": float((~correct[routed]).mean()) if routed.any() else 0.0,
+        "auto_routed": int(routed.sum()),
+        "triaged": int((~routed).sum()),
+    }
+
+
+def format_interval(bounds, percent: bool = False) -> str:
+    """A 95% interval as printed in reports, cards and the CLI: ``[0.8268, 0.9074]``, or ``[1.2%, 3.4%]``."""
+    if percent:
+        return f"[{bounds[0] * 100:.1f}%, {bounds[1] * 100:.1f}%]"
+    return f"[{bounds[0]:.4f}, {bounds[1]:.4f}]"
