@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
@@ -21,16 +22,17 @@ import transformers
 from transformers import AutoTokenizer, DataCollatorWithPadding, EarlyStoppingCallback, set_seed
 
 from custom_trainer import TicketClassifier, class_weights
+from custom_trainer.losses import CLASS_WEIGHT_POWERS
 from custom_trainer.arguments import DataArguments, ModelArguments, TicketTrainingArguments, parse_args
 from custom_trainer.baseline import ADVICE, baseline_metrics, compare_to_baseline
 from custom_trainer.calibration import RoutingRule, fit_routing, softmax
 from custom_trainer.encoders import resolve_encoder
 from custom_trainer.evaluation import bootstrap_intervals
-from custom_trainer.export import export_model, fmt_interval, model_card
+from custom_trainer.export import export_model, model_card
 from custom_trainer.metrics import classification_metrics, make_compute_metrics
-from custom_trainer.probe import linear_probe
+from custom_trainer.probe import probe_head
 from custom_trainer.reports import strip_prefix, write_reports
-from custom_trainer.trainer import EvaluationClock, FocalLossTrainer, epoch_history
+from custom_trainer.trainer import EvaluationClock, TicketTrainer, epoch_history
 from custom_trainer.wide import fit_wide, fit_wide_scale, wide_logits
 from ticket_data import build_dataset, ticket_tokenizer, tokenize_dataset
 from ticket_data.builder import GROUPED_BY
@@ -38,12 +40,10 @@ from ticket_data.loading import load_tickets_with_report, summarize_report
 from ticket_data.tokenization import encode_tickets
 from ticket_router.atomic import atomic_path, write_text
 from ticket_router.certification import check_queue_targets, parse_queue_targets
+from ticket_router.contract import format_interval
 from ticket_router.guarantee_card import frontier_lines, guarantee_line
 
 logger = logging.getLogger("train")
-
-
-# How the model card names the sentence vector the head reads.
 
 
 def load_data(data_args: DataArguments, seed: int) -> tuple[datasets.DatasetDict, dict]:
@@ -136,195 +136,255 @@ def resume_checkpoint(args: TicketTrainingArguments) -> str | None:
     return args.resume_from_checkpoint
 
 
-def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrainingArguments, callbacks=()) -> dict:
-    started = time.time()
-    clock = EvaluationClock()
-    set_seed(args.seed)
-    output_dir = Path(args.output_dir)
+@dataclass
+class PreparedData:
+    """The splits and what the run knows about them before training."""
 
-    # Fail on an unreachable encoder before any data work.
-    encoder_path = resolve_encoder(model_args.model_name_or_path)
-    raw, data_report = load_data(data_args, args.seed)
+    raw: datasets.DatasetDict
+    report: dict  # what was read, skipped, merged, dropped and removed (reports/data_report.json)
+    label_names: list[str]
+    triage_labels: list[str]  # never auto-routed: the merged bucket of rare queues and never_auto_route
+    queue_targets: dict
+    source: str
+
+
+def prepare_data(data_args: DataArguments, model_args: ModelArguments, seed: int) -> PreparedData:
+    """Load the splits and check every label-dependent setting before an hour of training, not after."""
+    raw, report = load_data(data_args, seed)
     if "calibration" in raw and len(raw["calibration"]) == 0:
         raise ValueError(f"the `{data_args.dataset}` corpus: no calibration ticket is left once copies of other splits "
                          "are removed; raise calibration_size, or set it to 0 (nothing auto-routed until calibrate)")
     label_names = raw["train"].features["label"].names
-    id2label = dict(enumerate(label_names))
     # The merged bucket of rare queues is not a queue: whatever lands there goes to a person.
-    triage_labels = [name for name in [data_report.get("labels", {}).get("merged_into")] if name in label_names]
+    triage_labels = [name for name in [report.get("labels", {}).get("merged_into")] if name in label_names]
     unknown = sorted(set(model_args.never_auto_route) - set(label_names))
     if unknown:
         raise ValueError(f"never_auto_route: label(s) {unknown} are not among the data's labels {label_names}")
     triage_labels += [name for name in model_args.never_auto_route if name not in triage_labels]
     queue_targets = parse_queue_targets(model_args.queue_max_misrouting, label_names)
-    check_queue_targets(queue_targets, model_args.max_misrouting, triage_labels)  # before an hour of training, not after
+    check_queue_targets(queue_targets, model_args.max_misrouting, triage_labels)
     source = data_args.train_file or f"the `{data_args.dataset}` synthetic corpus"
     logger.info("data: %s; splits %s; %d labels", source, {k: len(v) for k, v in raw.items()}, len(label_names))
+    return PreparedData(raw, report, label_names, triage_labels, queue_targets, source)
 
+
+def tokenize(data: PreparedData, encoder_path: str, data_args: DataArguments, args: TicketTrainingArguments):
+    """The encoder's tokenizer (e-mails masked, whitespace collapsed) and the tokenised splits; the data report,
+    with the token lengths, is written before training, so a user can read it while (or instead of) waiting."""
     tokenizer = ticket_tokenizer(AutoTokenizer.from_pretrained(encoder_path))
     tokenizer.model_max_length = data_args.max_length
-    data_report["token_lengths"] = token_length_profile(raw, tokenizer, data_args.max_length)
-    if args.should_save:  # written before training, so a user can read it while (or instead of) waiting
-        (output_dir / "reports").mkdir(parents=True, exist_ok=True)
-        write_text(output_dir / "reports" / "data_report.json", json.dumps(data_report, indent=2) + "\n")
-        if "files" in data_report:
-            print("\n" + summarize_report(data_report) + "\n", flush=True)
+    data.report["token_lengths"] = token_length_profile(data.raw, tokenizer, data_args.max_length)
+    if args.should_save:
+        reports = Path(args.output_dir) / "reports"
+        reports.mkdir(parents=True, exist_ok=True)
+        write_text(reports / "data_report.json", json.dumps(data.report, indent=2) + "\n")
+        if "files" in data.report:
+            print("\n" + summarize_report(data.report) + "\n", flush=True)
     with args.main_process_first(desc="tokenizing"):
-        tokenized = tokenize_dataset(raw, tokenizer, max_length=data_args.max_length)
+        tokenized = tokenize_dataset(data.raw, tokenizer, max_length=data_args.max_length)
+    return tokenizer, tokenized
 
-    # The bar the model must clear, fitted on the same training split (seconds on CPU).
-    baseline = baseline_metrics(raw, label_names, seed=args.seed)
+
+def fit_baseline(data: PreparedData, seed: int) -> dict:
+    """The bar the model must clear: TF-IDF + logistic regression on the same training split (seconds on CPU)."""
+    baseline = baseline_metrics(data.raw, data.label_names, seed=seed)
     logger.info("baseline (%s): validation accuracy %.4f, macro-F1 %.4f (%.0f s)", baseline["name"],
                 baseline["validation"]["accuracy"], baseline["validation"]["macro_f1"], baseline["seconds"])
+    return baseline
 
-    power = {"inverse": 1.0, "sqrt": 0.5, "none": 0.0}[model_args.class_weighting]
-    weighted = model_args.class_weighted and power > 0
-    weights = class_weights(raw["train"]["label"], len(label_names), power=power) if weighted else None
+
+def build_model(encoder_path: str, data: PreparedData, data_args: DataArguments, model_args: ModelArguments):
+    """The classifier around the pretrained encoder, with its class weights (None: 'none') and frozen parts."""
+    power = CLASS_WEIGHT_POWERS[model_args.class_weighting]
+    weights = class_weights(data.raw["train"]["label"], len(data.label_names), power=power) if power > 0 else None
     model = TicketClassifier.from_encoder(
         encoder_path,
-        id2label,
+        dict(enumerate(data.label_names)),
         head_hidden_size=model_args.head_hidden_size,
         classifier_dropout=model_args.classifier_dropout,
         focal_gamma=model_args.focal_gamma,
         class_weights=None if weights is None else weights.tolist(),
         max_input_length=data_args.max_length,
         pooling=model_args.pooling,
-        triage_labels=triage_labels,
+        triage_labels=data.triage_labels,
         wide_buckets=model_args.wide_buckets,
     )
     if model_args.freeze_word_embeddings:
         model.encoder.get_input_embeddings().weight.requires_grad_(False)
     model.freeze_lower_layers(model_args.frozen_layers)
+    return model, weights
 
+
+def train_model(model, weights, tokenizer, tokenized, data: PreparedData, model_args: ModelArguments,
+                args: TicketTrainingArguments, callbacks) -> tuple[TicketTrainer, dict | None]:
+    """Probe the head on frozen vectors, then fine-tune with early stopping on validation macro-F1; the model is
+    scored in fp32 from then on (the exported model's arithmetic)."""
     collator = DataCollatorWithPadding(tokenizer)
     resume_from = resume_checkpoint(args)
     probe = None
-    if args.linear_probe_epochs > 0 and resume_from is None:  # a resumed run loads its trained head instead
-        probe = linear_probe(model, tokenized["train"], collator, args.linear_probe_epochs,
-                             learning_rate=args.head_learning_rate or 1e-3, class_weights=weights,
-                             gamma=model_args.focal_gamma, seed=args.seed,
-                             bf16=args.bf16 and (args.use_cpu or not torch.cuda.is_available()))
-
-    trainer = FocalLossTrainer(
+    if args.head_probe_epochs > 0 and resume_from is None:  # a resumed run loads its trained head instead
+        probe = probe_head(model, tokenized["train"], collator, args.head_probe_epochs,
+                           learning_rate=args.head_learning_rate or 1e-3, class_weights=weights,
+                           gamma=model_args.focal_gamma, seed=args.seed,
+                           bf16=args.bf16 and (args.use_cpu or not torch.cuda.is_available()))
+    trainer = TicketTrainer(
         model=model,
         args=args,
         train_dataset=tokenized["train"],
         eval_dataset=tokenized["validation"],
         data_collator=collator,
         processing_class=tokenizer,
-        compute_metrics=make_compute_metrics(label_names),
-        callbacks=[EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience), clock, *callbacks],
+        compute_metrics=make_compute_metrics(data.label_names),
+        callbacks=[EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience), *callbacks],
     )
     trainer.train(resume_from_checkpoint=resume_from)
     trainer.use_full_precision()
+    return trainer, probe
 
-    # Both evaluations run on every process and are gathered over the whole split by the Trainer.
+
+def score_splits(trainer: TicketTrainer, tokenized) -> dict:
+    """Metrics, logits and labels of every held-out split, gathered over all processes by the Trainer. The
+    calibration tickets are scored once the model is final: they choose nothing, they only certify."""
     validation = strip_prefix(trainer.evaluate(tokenized["validation"]), "eval")
     validation_output = trainer.predict(tokenized["validation"], metric_key_prefix="validation")
     test_output = trainer.predict(tokenized["test"], metric_key_prefix="test")
-    val_logits, test_logits = validation_output.predictions, test_output.predictions
-    # The calibration tickets are scored once the model is final; they choose nothing, they only certify.
-    calibration_output = trainer.predict(tokenized["calibration"], metric_key_prefix="calibration") \
-        if "calibration" in tokenized else None
-    cal_logits = None if calibration_output is None else calibration_output.predictions
-    cal_labels = None if calibration_output is None else calibration_output.label_ids
-    test_metrics = strip_prefix(test_output.metrics, "test")
+    scores = {
+        "validation": {"metrics": validation, "logits": validation_output.predictions,
+                       "labels": validation_output.label_ids},
+        "test": {"metrics": strip_prefix(test_output.metrics, "test"), "logits": test_output.predictions,
+                 "labels": test_output.label_ids},
+    }
+    if "calibration" in tokenized:
+        output = trainer.predict(tokenized["calibration"], metric_key_prefix="calibration")
+        scores["calibration"] = {"logits": output.predictions, "labels": output.label_ids}
+    return scores
 
-    wide = None
-    if model_args.wide_buckets:
-        # The wide part (custom_trainer/wide.py): fitted on train, weighed against the head on validation.
-        wide = fit_wide(trainer.model, tokenized["train"]["input_ids"], tokenized["train"]["labels"], args.seed)
-        val_wide = wide_logits(trainer.model, tokenized["validation"]["input_ids"])
-        test_wide = wide_logits(trainer.model, tokenized["test"]["input_ids"])
-        wide["scale"] = fit_wide_scale(val_logits, val_wide, validation_output.label_ids)
-        if cal_logits is not None:
-            cal_logits = cal_logits + wide["scale"] * wide_logits(trainer.model, tokenized["calibration"]["input_ids"])
-        wide["head_only"] = {"validation": pick(validation), "test": pick(test_metrics)}
-        trainer.model.config.wide_scale = wide["scale"]
-        val_logits, test_logits = val_logits + wide["scale"] * val_wide, test_logits + wide["scale"] * test_wide
-        validation.update(classification_metrics(validation_output.label_ids, val_logits.argmax(-1), label_names))
-        test_metrics.update(classification_metrics(test_output.label_ids, test_logits.argmax(-1), label_names))
 
-    # Calibrated confidence (fitted on validation) and the auto-route rule (certified on the calibration split, which
-    # chose nothing) travel in the exported config.
+def add_wide_part(trainer: TicketTrainer, tokenized, scores: dict, label_names: list[str], seed: int) -> dict:
+    """The wide part (custom_trainer/wide.py): fitted on train, weighed against the head on validation; every
+    split's logits and figures become the combined model's."""
+    wide = fit_wide(trainer.model, tokenized["train"]["input_ids"], tokenized["train"]["labels"], seed)
+    extra = {split: wide_logits(trainer.model, tokenized[split]["input_ids"]) for split in scores}
+    validation, test = scores["validation"], scores["test"]
+    wide["scale"] = fit_wide_scale(validation["logits"], extra["validation"], validation["labels"])
+    wide["head_only"] = {"validation": pick(validation["metrics"]), "test": pick(test["metrics"])}
+    trainer.model.config.wide_scale = wide["scale"]
+    for split, part in scores.items():
+        part["logits"] = part["logits"] + wide["scale"] * extra[split]
+        if "metrics" in part:
+            part["metrics"].update(classification_metrics(part["labels"], part["logits"].argmax(-1), label_names))
+    return wide
+
+
+def certify_routing(config, scores: dict, data: PreparedData, data_args: DataArguments,
+                    model_args: ModelArguments) -> tuple[dict, RoutingRule]:
+    """Temperature (fitted on validation) and the auto-route rule (certified on the calibration split, which chose
+    nothing), stored in the exported config."""
     certified_on = ""
-    if "calibration" in raw:
-        certified_on = (f"the calibration split: {len(raw['calibration'])} tickets set aside from {source} before "
-                        "training, used for nothing else")
+    if "calibration" in data.raw:
+        certified_on = (f"the calibration split: {len(data.raw['calibration'])} tickets set aside from {data.source} "
+                        "before training, used for nothing else")
         group = None if data_args.train_file else GROUPED_BY.get(data_args.dataset)
         if group:
             certified_on += (f"; they are whole {group}s of a synthetic corpus, and tickets of one {group} are not "
                              "independent draws: the promise is indicative only")
-    routing = fit_routing(val_logits, validation_output.label_ids, cal_logits, cal_labels, test_logits,
-                          test_output.label_ids, model_args.max_misrouting, trainer.model.config.triage_ids,
-                          model_args.routing_delta, label_names, queue_targets, certified_on)
-    config = trainer.model.config
+    calibration = scores.get("calibration", {})
+    routing = fit_routing(scores["validation"]["logits"], scores["validation"]["labels"], calibration.get("logits"),
+                          calibration.get("labels"), scores["test"]["logits"], scores["test"]["labels"],
+                          model_args.max_misrouting, config.triage_ids, model_args.routing_delta, data.label_names,
+                          data.queue_targets, certified_on)
     config.calibration_temperature = routing["temperature"]
     config.auto_route_threshold = routing["threshold"]
     config.routing_score = routing["rule"]["score"]
     config.auto_route_thresholds = routing["rule"]["thresholds"]
     config.routing_guarantee = routing["guarantee"]
     config.routing_profile = routing["profile"]
-    rule = RoutingRule.from_config(config)
-    test_logits = test_logits / routing["temperature"]
-    test_probabilities = softmax(test_logits)
-    test_predicted, _, routed = rule.decide(test_probabilities)
-    intervals = bootstrap_intervals(test_output.label_ids, test_predicted, len(label_names), routed,
+    return routing, RoutingRule.from_config(config)
+
+
+def write_outputs(trainer: TicketTrainer, tokenizer, scores: dict, metrics: dict, rule: RoutingRule,
+                  data: PreparedData, model_args: ModelArguments, args: TicketTrainingArguments) -> None:
+    """reports/ (scores.npz, metrics, figures, predictions) and the export, written by the main process."""
+    output_dir, temperature = Path(args.output_dir), metrics["routing"]["temperature"]
+    # Calibrated probabilities of every held-out split: what benchmarks/routing_guarantee.py compares
+    # certification methods on, without scoring the splits again.
+    scored = {}
+    for split in ("validation", "test", "calibration"):
+        if split in scores:
+            scored[f"{split}_probabilities"] = softmax(scores[split]["logits"] / temperature)
+            scored[f"{split}_labels"] = scores[split]["labels"]
+    (output_dir / "reports").mkdir(parents=True, exist_ok=True)
+    with atomic_path(output_dir / "reports" / "scores.npz") as staging, open(staging, "wb") as handle:
+        np.savez_compressed(handle, **scored)
+    write_reports(output_dir / "reports", metrics, data.label_names, data.raw["test"].to_pandas(),
+                  scores["test"]["logits"] / temperature, epoch_history(trainer.state.log_history), rule)
+    manifest = {
+        "encoder": model_args.model_name_or_path,
+        "data_fingerprint": metrics["data"]["fingerprint"],
+        "data_source": data.source,
+        "metrics": {split: pick(metrics[split]) for split in ("validation", "test")},
+    }
+    export_model(trainer.model, tokenizer, output_dir / "model", manifest,
+                 model_card(data.source, model_args, args, metrics))
+
+
+def print_summary(metrics: dict, output_dir: Path, seconds: float) -> None:
+    """The run in a few lines, and the warning when the model is below its baseline."""
+    validation, test, baseline = metrics["validation"], metrics["test"], metrics["baseline"]
+    intervals = metrics["intervals"]["test"]
+    routing = metrics["routing"]
+    print(
+        f"\nvalidation macro-F1 {validation['macro_f1']:.4f} | test macro-F1 {test['macro_f1']:.4f} "
+        f"accuracy {test['accuracy']:.4f} | {seconds:.0f}s\n"
+        f"test 95% intervals ({intervals['n_resamples']} bootstrap resamples): accuracy "
+        f"{format_interval(intervals['accuracy'])}, macro-F1 {format_interval(intervals['macro_f1'])}, auto-routed "
+        f"{format_interval(intervals['coverage'])}, misrouted among them {format_interval(intervals['misrouting'])}\n"
+        f"baseline ({baseline['name']}): validation macro-F1 {baseline['validation']['macro_f1']:.4f} | test "
+        f"macro-F1 {baseline['test']['macro_f1']:.4f} accuracy {baseline['test']['accuracy']:.4f}\n"
+        f"{routing_summary(routing)}\n"
+        f"ECE {routing['test']['ece_before']:.3f} -> {routing['test']['ece_after']:.3f}\n"
+        f"model:   {output_dir / 'model'}\nreports: {output_dir / 'reports'}"
+    )
+    below = compare_to_baseline(metrics, baseline)
+    if below:
+        logger.warning("BELOW THE BASELINE: %s. %s", "; ".join(below), ADVICE)
+        print(f"\nWARNING: BELOW THE BASELINE: {'; '.join(below)}.\n{ADVICE}", file=sys.stderr)
+
+
+def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrainingArguments, callbacks=()) -> dict:
+    started, clock = time.time(), EvaluationClock()
+    set_seed(args.seed)
+
+    encoder_path = resolve_encoder(model_args.model_name_or_path)  # an unreachable encoder fails before any data work
+    data = prepare_data(data_args, model_args, args.seed)
+    tokenizer, tokenized = tokenize(data, encoder_path, data_args, args)
+    baseline = fit_baseline(data, args.seed)
+    model, weights = build_model(encoder_path, data, data_args, model_args)
+    trainer, probe = train_model(model, weights, tokenizer, tokenized, data, model_args, args, [clock, *callbacks])
+
+    scores = score_splits(trainer, tokenized)
+    wide = add_wide_part(trainer, tokenized, scores, data.label_names, args.seed) if model_args.wide_buckets else None
+    routing, rule = certify_routing(trainer.model.config, scores, data, data_args, model_args)
+    test_predicted, _, routed = rule.decide(softmax(scores["test"]["logits"] / routing["temperature"]))
+    intervals = bootstrap_intervals(scores["test"]["labels"], test_predicted, len(data.label_names), routed,
                                     n_resamples=args.bootstrap_resamples, seed=args.seed)
     metrics = {
-        "validation": validation,
-        "test": test_metrics,
+        "validation": scores["validation"]["metrics"],
+        "test": scores["test"]["metrics"],
         "routing": routing,
         "intervals": {"test": intervals},  # 95% percentile-bootstrap intervals of the test figures
         "wide": wide,
         "baseline": baseline,
-        "linear_probe": probe,
-        "data": {"source": source, "fingerprint": data_fingerprint(raw), "sizes": {k: len(v) for k, v in raw.items()},
-                 "labels_merged": data_report.get("labels", {}).get("merged", {}), "triage_labels": triage_labels},
+        "head_probe": probe,
+        "data": {"source": data.source, "fingerprint": data_fingerprint(data.raw),
+                 "sizes": {k: len(v) for k, v in data.raw.items()},
+                 "labels_merged": data.report.get("labels", {}).get("merged", {}), "triage_labels": data.triage_labels},
         "train_runtime_s": round(time.time() - started, 1),
         "evaluations": clock.evaluations,  # validation macro-F1 after each epoch, with seconds since start
     }
-
     if trainer.is_world_process_zero():
-        # Calibrated probabilities of every held-out split: what benchmarks/routing_guarantee.py compares
-        # certification methods on, without scoring the splits again.
-        temperature = routing["temperature"]
-        scored = {"validation_probabilities": softmax(val_logits / temperature),
-                  "validation_labels": validation_output.label_ids,
-                  "test_probabilities": test_probabilities, "test_labels": test_output.label_ids}
-        if cal_logits is not None:
-            scored.update(calibration_probabilities=softmax(cal_logits / temperature), calibration_labels=cal_labels)
-        (output_dir / "reports").mkdir(parents=True, exist_ok=True)
-        with atomic_path(output_dir / "reports" / "scores.npz") as staging, open(staging, "wb") as handle:
-            np.savez_compressed(handle, **scored)
-        write_reports(
-            output_dir / "reports", metrics, label_names, raw["test"].to_pandas(), test_logits,
-            epoch_history(trainer.state.log_history), rule,
-        )
-        manifest = {
-            "encoder": model_args.model_name_or_path,
-            "data_fingerprint": metrics["data"]["fingerprint"],
-            "data_source": source,
-            "metrics": {split: {k: metrics[split][k] for k in ("accuracy", "macro_f1", "weighted_f1")}
-                        for split in ("validation", "test")},
-        }
-        export_model(trainer.model, tokenizer, output_dir / "model", manifest, model_card(source, model_args, args, metrics))
-        below = compare_to_baseline(metrics, baseline)
-        print(
-            f"\nvalidation macro-F1 {validation['macro_f1']:.4f} | test macro-F1 {metrics['test']['macro_f1']:.4f} "
-            f"accuracy {metrics['test']['accuracy']:.4f} | {time.time() - started:.0f}s\n"
-            f"test 95% intervals ({intervals['n_resamples']} bootstrap resamples): accuracy "
-            f"{fmt_interval(intervals['accuracy'])}, macro-F1 {fmt_interval(intervals['macro_f1'])}, auto-routed "
-            f"{fmt_interval(intervals['coverage'])}, misrouted among them {fmt_interval(intervals['misrouting'])}\n"
-            f"baseline ({baseline['name']}): validation macro-F1 {baseline['validation']['macro_f1']:.4f} | test "
-            f"macro-F1 {baseline['test']['macro_f1']:.4f} accuracy {baseline['test']['accuracy']:.4f}\n"
-            f"{routing_summary(routing)}\n"
-            f"ECE {routing['test']['ece_before']:.3f} -> {routing['test']['ece_after']:.3f}\n"
-            f"model:   {output_dir / 'model'}\nreports: {output_dir / 'reports'}"
-        )
-        if below:
-            logger.warning("BELOW THE BASELINE: %s. %s", "; ".join(below), ADVICE)
-            print(f"\nWARNING: BELOW THE BASELINE: {'; '.join(below)}.\n{ADVICE}", file=sys.stderr)
+        write_outputs(trainer, tokenizer, scores, metrics, rule, data, model_args, args)
+        print_summary(metrics, Path(args.output_dir), time.time() - started)
     return metrics
 
 

@@ -5,14 +5,14 @@
 On the same encoder (the embedded all-MiniLM-L6-v2), machine, and number of optimizer steps:
   (a) the seed's pipeline: tokenise inside __getitem__, pad every ticket to 256 tokens, shuffled batches of 32;
   (b) the project's before issue 18: pre-tokenised, dynamic padding, batches grouped by length
-      (FocalLossTrainer, batch 32), fp32;
+      (TicketTrainer, batch 32), fp32;
   (c) the project's default: as (b) with cpu_precision auto (bf16 autocast where the CPU has AMX or AVX512_BF16,
       fp32 elsewhere: on an AVX2 machine (b) and (c) are the same configuration);
   (d) as (c) with the word embeddings frozen; (e) as (c) with the embeddings and the bottom --frozen_layers layers
       frozen (both options off by default: they cost quality on real tickets, benchmarks/RESULTS.md).
 To measure an AVX2 machine's arithmetic on an AVX-512 one, run it with ATEN_CPU_CAPABILITY=avx2
 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 (then cpu_precision auto picks fp32).
-Each runs in its own process so that peak memory is its own. Then the main job (configs/cpu.yaml) is run once
+Each runs in its own process so that peak memory is its own. Then the default job (configs/cpu.yaml) is run once
 to time how long it takes to reach validation macro-F1 >= 0.99, and the FLOPs per training token of the encoder
 are set against the machine's measured matrix-multiply rate in each pipeline's precision (the floor).
 """
@@ -121,14 +121,14 @@ FROZEN_LAYERS = DEFAULT_FROZEN_LAYERS
 
 
 def run_project_pipeline(steps: int, configuration: str = "default") -> dict:
-    """The project's path: tokenize_dataset + DataCollatorWithPadding + group_by_length, FocalLossTrainer."""
+    """The project's path: tokenize_dataset + DataCollatorWithPadding + group_by_length, TicketTrainer."""
     import tempfile
 
     from transformers import AutoTokenizer, DataCollatorWithPadding
 
     from custom_trainer.arguments import TicketTrainingArguments
     from custom_trainer.encoders import embedded_encoder_path
-    from custom_trainer.trainer import FocalLossTrainer
+    from custom_trainer.trainer import TicketTrainer
     from ticket_data import ticket_tokenizer, tokenize_dataset
 
     torch.manual_seed(42)
@@ -155,7 +155,7 @@ def run_project_pipeline(steps: int, configuration: str = "default") -> dict:
                                        per_device_train_batch_size=32, eval_strategy="no", save_strategy="no",
                                        load_best_model_at_end=False, disable_tqdm=True, logging_steps=1000,
                                        use_cpu=True, **CONFIGURATIONS[configuration])
-        trainer = FocalLossTrainer(model=model, args=args, train_dataset=train, data_collator=counting_collator)
+        trainer = TicketTrainer(model=model, args=args, train_dataset=train, data_collator=counting_collator)
         started = time.perf_counter()
         trainer.train()
         seconds = time.perf_counter() - started
@@ -196,7 +196,7 @@ def flops_per_training_token(model, mean_tokens: float, frozen_layers: int = 0) 
 
 
 def time_to_target(target: float = 0.99) -> dict:
-    """Run the main job (configs/cpu.yaml) and read when validation macro-F1 first reached the target."""
+    """Run the default job (configs/cpu.yaml) and read when validation macro-F1 first reached the target."""
     from custom_trainer.arguments import parse_args
     from train import main
 
@@ -228,7 +228,7 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=40, help="optimizer steps for each pipeline")
     parser.add_argument("--skip_time_to_target", action="store_true")
-    parser.add_argument("--from_metrics", help="read the time to target from a main job's reports/metrics.json "
+    parser.add_argument("--from_metrics", help="read the time to target from a default job's reports/metrics.json "
                         "instead of running the job again")
     parser.add_argument("--config", help="train on this training config's tickets instead of the seed corpus "
                         "(e.g. configs/it_service_tickets.yaml)")
@@ -316,13 +316,13 @@ def main(argv=None) -> dict:
         target = {"seconds_to_target": reached, "total_seconds": saved["train_runtime_s"],
                   "evaluations": saved["evaluations"], "test_macro_f1": saved["test"]["macro_f1"]}
         results["time_to_target"] = target
-        print(f"\nmain job ({args.from_metrics}): validation macro-F1 >= 0.99 after {reached} s since the job "
+        print(f"\ndefault job ({args.from_metrics}): validation macro-F1 >= 0.99 after {reached} s since the job "
               f"started; whole job {target['total_seconds']:.0f} s; evaluations: {target['evaluations']}")
     elif not args.skip_time_to_target:
         target = time_to_target()
         results["time_to_target"] = target
         reached = "never" if target["seconds_to_target"] is None else f"after {target['seconds_to_target']:.0f} s"
-        print(f"\nmain job (configs/cpu.yaml): validation macro-F1 >= 0.99 {reached} (training clock); "
+        print(f"\ndefault job (configs/cpu.yaml): validation macro-F1 >= 0.99 {reached} (training clock); "
               f"whole job {target['total_seconds']:.0f} s; evaluations (epoch, macro-F1, s): {target['evaluations']}")
     print(json.dumps(results, default=str))
     return results

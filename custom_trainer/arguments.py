@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,9 +14,9 @@ import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
 from ticket_data.loading import DEFAULT_RARE_LABEL_NAME, DataPolicy
+from ticket_router.contract import POOLINGS
 
 from .losses import CLASS_WEIGHTINGS
-from .modeling import POOLINGS
 from .precision import CPU_PRECISIONS, resolve_cpu_precision
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "cpu.yaml"
@@ -139,12 +139,12 @@ class ModelArguments:
     )
     classifier_dropout: float = field(default=0.3, metadata={"help": "Dropout before both head layers."})
     focal_gamma: float = field(default=2.0, metadata={"help": "Focal-loss focusing parameter (0 = cross-entropy)."})
-    class_weighted: bool = field(default=True, metadata={"help": "Weight the loss by class (see class_weighting)."})
     # On long-tailed exports inverse frequency gives a 10-ticket queue 400 times the weight of a 4,000-ticket one:
     # the model over-predicts the tail and accuracy collapses. The square root bounds that to 20 times.
     class_weighting: str = field(
         default="sqrt",
-        metadata={"help": "Class weights: 'sqrt' (square root of inverse frequency), 'inverse' (the seed's) or 'none'."},
+        metadata={"help": "Class weights in the loss: 'sqrt' (square root of inverse frequency), 'inverse' (the "
+                          "seed's) or 'none' (every ticket counts the same)."},
     )
 
     wide_buckets: int = field(
@@ -221,10 +221,10 @@ class TicketTrainingArguments(TrainingArguments):
         metadata={"help": "Arithmetic when training on CPU: 'auto' (bf16 autocast where the processor has native bf16, "
                   "AMX or AVX512_BF16; fp32 elsewhere, where emulated bf16 is 23x slower), 'fp32' or 'bf16'."},
     )
-    linear_probe_epochs: float = field(
+    head_probe_epochs: float = field(
         default=20.0,
-        metadata={"help": "Before fine-tuning, train the head alone on the frozen encoder's vectors for this many "
-                  "passes over them (linear probe, then fine-tune; 0 = off)."},
+        metadata={"help": "Before fine-tuning, train the head (both of its layers) alone on the frozen encoder's "
+                  "vectors for this many passes over them (probe, then fine-tune; 0 = off)."},
     )
 
     # The seed's recipe.
@@ -271,8 +271,8 @@ class TicketTrainingArguments(TrainingArguments):
             raise ValueError(f"head_learning_rate must be > 0, got {self.head_learning_rate}")
         if self.bootstrap_resamples < 10:
             raise ValueError(f"bootstrap_resamples must be >= 10, got {self.bootstrap_resamples}")
-        if self.linear_probe_epochs < 0:
-            raise ValueError(f"linear_probe_epochs must be >= 0, got {self.linear_probe_epochs}")
+        if self.head_probe_epochs < 0:
+            raise ValueError(f"head_probe_epochs must be >= 0, got {self.head_probe_epochs}")
         if not 0 < self.one_cycle_pct_start < 1:
             raise ValueError(f"one_cycle_pct_start must be in (0, 1), got {self.one_cycle_pct_start}")
         super().__post_init__()
@@ -281,24 +281,9 @@ class TicketTrainingArguments(TrainingArguments):
 ARGUMENT_CLASSES = (DataArguments, ModelArguments, TicketTrainingArguments)
 
 
-def _as_flags(values: dict) -> list[str]:
-    """YAML values as command-line flags, so both go through the same parser and type checks."""
-    flags = []
-    for key, value in values.items():
-        if value is None:
-            continue
-        flags.append(f"--{key}")
-        if isinstance(value, (list, tuple)):
-            flags.extend(str(item) for item in value)
-        elif isinstance(value, dict):
-            flags.append(json.dumps(value))
-        else:
-            flags.append(str(value).lower() if isinstance(value, bool) else str(value))
-    return flags
-
-
 def load_config(path: str | Path) -> dict:
-    """A YAML config as a dict, with unknown keys rejected by name."""
+    """A YAML config as a dict: unknown keys rejected by name, ``null`` kept (it sets the field to None) where the
+    field allows None and rejected by name where it does not."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"--config: file not found: {path}")
@@ -308,11 +293,34 @@ def load_config(path: str | Path) -> dict:
         raise ValueError(f"{path}: not valid YAML: {error}") from None
     if not isinstance(values, dict):
         raise ValueError(f"{path}: expected a mapping of settings, got {type(values).__name__}")
-    known = {f.name for cls in ARGUMENT_CLASSES for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(values) - known)
+    fields = {f.name: f for cls in ARGUMENT_CLASSES for f in dataclasses.fields(cls) if f.init}
+    renamed = {key: RENAMED_KEYS[key] for key in values if key in RENAMED_KEYS}
+    if renamed:
+        raise ValueError(f"{path}: renamed key(s): " + "; ".join(f"{old} -> {new}" for old, new in renamed.items()))
+    unknown = sorted(set(values) - set(fields))
     if unknown:
         raise ValueError(f"{path}: unknown key(s) {unknown}; see `python train.py --help` for the valid keys")
+    not_nullable = sorted(key for key, value in values.items() if value is None and not _allows_none(key))
+    if not_nullable:
+        raise ValueError(f"{path}: key(s) {not_nullable} cannot be null; give a value or leave the key out")
     return values
+
+
+def _allows_none(key: str) -> bool:
+    """Whether the field's annotation admits None. Read from the class's type hints: HfArgumentParser rewrites
+    ``Field.type`` of Optional fields to the inner type when it builds a parser."""
+    for cls in ARGUMENT_CLASSES:
+        hints = typing.get_type_hints(cls)
+        if key in hints:
+            return type(None) in typing.get_args(hints[key])
+    return False
+
+
+# Keys of earlier versions, named in the error so an old config is fixed in one edit.
+RENAMED_KEYS = {
+    "linear_probe_epochs": "head_probe_epochs",
+    "class_weighted": "class_weighting ('none' for no class weights)",
+}
 
 
 class _ErrorRaisingParser(HfArgumentParser):
@@ -323,7 +331,8 @@ class _ErrorRaisingParser(HfArgumentParser):
 
 
 def parse_args(argv: list[str] | None = None):
-    """``--config FILE`` (default configs/cpu.yaml) sets the defaults; other flags override them."""
+    """``--config FILE`` (default configs/cpu.yaml) sets the parser's defaults (trl's TrlParser does the same);
+    other flags override them. Returns the three dataclasses and the config's path."""
     argv = list(sys.argv[1:] if argv is None else argv)
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config", default=None)
@@ -332,13 +341,45 @@ def parse_args(argv: list[str] | None = None):
     values = load_config(config_path)
     parser = _ErrorRaisingParser(ARGUMENT_CLASSES)
     parser.add_argument("--config", default=None, help=f"YAML file of defaults (default: {DEFAULT_CONFIG.name}).")
-    namespace_args = _as_flags(values) + rest
+    # argparse converts a string default with the argument's type when its flag is not given, as it converts the
+    # flag's own text: numbers go in as text so that `num_train_epochs: 6` is the float 6.0 a flag would give (and
+    # YAML's `2e-5`, a string to YAML, a float). Booleans, lists and null are kept as they are.
+    parser.set_defaults(**{key: str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+                           for key, value in values.items()})
     try:
         # Returns the three dataclasses, a namespace holding --config, and the strings nobody claimed.
-        *outputs, extra = parser.parse_args_into_dataclasses(args=namespace_args, return_remaining_strings=True)
+        *outputs, extra = parser.parse_args_into_dataclasses(args=rest, return_remaining_strings=True)
     except ValueError as error:
         raise ValueError(f"{config_path} / command line: {error}") from None
     data_args, model_args, training_args = outputs[:3]
     if extra:
         raise ValueError(f"unrecognised argument(s): {extra}")
     return data_args, model_args, training_args, Path(config_path)
+
+
+def configuration_reference() -> str:
+    """docs/configuration.md: every key this project defines or gives its own default, with its default and help
+    text, read from the dataclasses (tests/test_arguments.py checks the committed page is current)."""
+    lines = ["# Configuration reference", "",
+             "Every key of `train.py` that this project defines or gives its own default, as YAML keys (`--config FILE`) "
+             "or flags (`--key value`, which override the file). Generated from the help texts of "
+             "`custom_trainer/arguments.py`: `python -m custom_trainer.arguments > docs/configuration.md`. "
+             "Every other field of transformers' `TrainingArguments` is accepted too (`python train.py --help`). "
+             "Back to the [README](../README.md).", ""]
+    titles = {DataArguments: "Data", ModelArguments: "Model, loss and routing",
+              TicketTrainingArguments: "Training (a `TrainingArguments` subclass: its own fields and changed defaults)"}
+    for cls in ARGUMENT_CLASSES:
+        own = cls.__dict__.get("__annotations__", {})
+        lines += [f"## {titles[cls]}", "", "| key | default | what it does |", "| --- | --- | --- |"]
+        for f in dataclasses.fields(cls):
+            if not f.init or f.name not in own:
+                continue
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            text = " ".join(str(f.metadata.get("help", "")).split()).replace("|", "\\|")
+            lines.append(f"| `{f.name}` | `{default!r}` | {text} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(configuration_reference(), end="")

@@ -13,12 +13,12 @@ import json
 from pathlib import Path
 
 from ticket_router.atomic import versioned_folder
+from ticket_router.contract import POOLING_NAMES, format_interval
 from ticket_router.guarantee_card import routing_card
 from ticket_router.manifest import MANIFEST, sha256_of, verify_export
 
 from .baseline import compare_to_baseline
 
-POOLING_NAMES = {"cls": "first token", "mean": "mean of the token vectors"}
 __all__ = ["MANIFEST", "export_model", "load_exported_model", "model_card", "verify_export"]
 
 
@@ -64,10 +64,6 @@ def load_exported_model(folder: str | Path):
     return model, tokenizer
 
 
-def fmt_interval(bounds) -> str:
-    return f"[{bounds[0]:.4f}, {bounds[1]:.4f}]"
-
-
 def model_card(data_source: str, model_args, args, metrics: dict) -> str:
     """The export's README.md: recipe, figures beside the baseline's, per-label F1, routing and its guarantee, use."""
     test, validation, baseline = metrics["test"], metrics["validation"], metrics["baseline"]
@@ -93,9 +89,9 @@ pipeline_tag: text-classification
 
 Encoder `{model_args.model_name_or_path}` with a classification head on the {POOLING_NAMES[model_args.pooling]} (Dropout,
 Linear -> {model_args.head_hidden_size}, GELU, Dropout, Linear), trained with focal loss
-(gamma {model_args.focal_gamma}, class weights: {model_args.class_weighting if model_args.class_weighted else "none"}) on **{data_source}**.
+(gamma {model_args.focal_gamma}, class weights: {model_args.class_weighting}) on **{data_source}**.
 
-Recipe: {f"linear probe of the head on frozen sentence vectors ({args.linear_probe_epochs:g} passes), then " if args.linear_probe_epochs else ""}lr {args.learning_rate}{f" (head {args.head_learning_rate})" if args.head_learning_rate else ""}, weight decay {args.weight_decay}, batch {args.per_device_train_batch_size}
+Recipe: {f"the head trained alone on frozen sentence vectors ({args.head_probe_epochs:g} passes), then " if args.head_probe_epochs else ""}lr {args.learning_rate}{f" (head {args.head_learning_rate})" if args.head_learning_rate else ""}, weight decay {args.weight_decay}, batch {args.per_device_train_batch_size}
 x {args.gradient_accumulation_steps} accumulation, up to {args.num_train_epochs} epochs,
 {"one-cycle" if args.one_cycle else args.lr_scheduler_type} schedule, gradient clipping {args.max_grad_norm},
 early stopping on validation macro-F1 (patience {args.early_stopping_patience}), seed {args.seed}.
@@ -108,7 +104,7 @@ early stopping on validation macro-F1 (patience {args.early_stopping_patience}),
 | test, baseline | {baseline['test']['accuracy']:.4f} | {baseline['test']['macro_f1']:.4f} | {baseline['test']['weighted_f1']:.4f} |
 
 Test, 95% intervals ({intervals['n_resamples']} percentile-bootstrap resamples of the test tickets): accuracy
-{fmt_interval(intervals['accuracy'])}, macro-F1 {fmt_interval(intervals['macro_f1'])}.
+{format_interval(intervals['accuracy'])}, macro-F1 {format_interval(intervals['macro_f1'])}.
 
 Baseline: {baseline['name']} (scikit-learn) fitted on the same training split.{below_note}
 

@@ -39,7 +39,9 @@ def focal_loss(
     return loss.sum() / num_items_in_batch
 
 
-CLASS_WEIGHTINGS = ("sqrt", "inverse", "none")
+# Each class_weighting as the power of the inverse class frequency (0: no class weights at all).
+CLASS_WEIGHT_POWERS = {"sqrt": 0.5, "inverse": 1.0, "none": 0.0}
+CLASS_WEIGHTINGS = tuple(CLASS_WEIGHT_POWERS)
 
 
 def class_weights(labels, num_classes: int, power: float = 1.0) -> torch.Tensor:

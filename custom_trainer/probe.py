@@ -1,5 +1,5 @@
-"""Linear probe, then fine-tune (Kumar et al. 2022, "Fine-Tuning can Distort Pretrained Features and Underperform
-Out-of-Distribution"): the head is first trained alone on the frozen encoder's sentence vectors, so fine-tuning
+"""Probe, then fine-tune (Kumar et al. 2022's "linear probe, then fine-tune", "Fine-Tuning can Distort Pretrained
+Features and Underperform Out-of-Distribution"; here the probe is the whole two-layer head): the head is first trained alone on the frozen encoder's sentence vectors, so fine-tuning
 starts from a classifier as good as a logistic regression on those vectors instead of from a random head whose
 gradients distort the pretrained features.
 
@@ -86,7 +86,7 @@ def fit_head(
     return {"steps": total, "train_accuracy": accuracy}
 
 
-def linear_probe(model, dataset, collator, epochs: float, learning_rate: float = 1e-3,
+def probe_head(model, dataset, collator, epochs: float, learning_rate: float = 1e-3,
                  class_weights: torch.Tensor | None = None, gamma: float = 0.0, seed: int = 0,
                  bf16: bool = False) -> dict:
     """Vectors of ``dataset`` from the frozen encoder, then the head fitted on them. Returns what it did."""
@@ -97,5 +97,5 @@ def linear_probe(model, dataset, collator, epochs: float, learning_rate: float =
     result = fit_head(model, vectors, labels, epochs, learning_rate, class_weights=class_weights, gamma=gamma, seed=seed)
     model.train(was_training)
     result.update({"vectors_seconds": round(encoded, 1), "seconds": round(time.perf_counter() - started, 1)})
-    logger.info("linear probe: head trained on %d frozen sentence vectors (%s)", len(vectors), result)
+    logger.info("head probe: head trained on %d frozen sentence vectors (%s)", len(vectors), result)
     return result

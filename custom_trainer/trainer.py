@@ -1,5 +1,7 @@
-"""`FocalLossTrainer`: the `Trainer` with the model's class-weighted focal loss (exact under accumulation and DDP),
-separate head/encoder learning rates and the seed's one-cycle schedule."""
+"""`TicketTrainer`: the `Trainer` for `TicketClassifier`. The loss is the model's own (its forward returns the
+class-weighted focal loss of custom_trainer/losses.py when given labels, as transformers' classifiers do); this
+class passes it the step's labelled-item count so it is exact under gradient accumulation and DDP, stops on a
+non-finite loss, and adds separate head/encoder learning rates and the seed's one-cycle schedule."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ class NonFiniteLossError(RuntimeError):
     pass
 
 
-class FocalLossTrainer(Trainer):
+class TicketTrainer(Trainer):
     # compute_loss divides by the labelled items of the whole optimizer step (num_items_in_batch), so the
     # Trainer must not divide by the accumulation steps a second time.
     loss_is_scaled_for_ga = True

@@ -21,6 +21,30 @@ def test_yaml_sets_defaults_and_flags_override(tmp_path):
     assert model.model_name_or_path == "embedded"
 
 
+def test_yaml_null_sets_none_and_numbers_take_the_fields_type(tmp_path):
+    config = write_yaml(tmp_path, "save_total_limit: null\nhead_learning_rate: null\nnum_train_epochs: 6\n"
+                        "learning_rate: 2e-5\n")
+    _, _, training, _ = parse_args(["--config", config, "--output_dir", str(tmp_path)])
+    assert training.save_total_limit is None  # the default is 2: null is honoured, not dropped
+    assert training.head_learning_rate is None
+    assert training.num_train_epochs == 6.0 and isinstance(training.num_train_epochs, float)
+    assert training.learning_rate == 2e-5  # YAML reads 2e-5 as a string; the parser makes it the float
+    _, _, training, _ = parse_args(["--config", config, "--save_total_limit", "3", "--output_dir", str(tmp_path)])
+    assert training.save_total_limit == 3  # a flag still overrides the YAML
+
+
+def test_null_for_a_field_that_cannot_be_none_is_named(tmp_path):
+    config = write_yaml(tmp_path, "learning_rate: null\nfocal_gamma: 1.0\n")
+    with pytest.raises(ValueError, match=r"key\(s\) \['learning_rate'\] cannot be null"):
+        parse_args(["--config", config])
+
+
+def test_a_renamed_key_names_its_new_name(tmp_path):
+    config = write_yaml(tmp_path, "linear_probe_epochs: 5\n")
+    with pytest.raises(ValueError, match=r"renamed key\(s\): linear_probe_epochs -> head_probe_epochs"):
+        parse_args(["--config", config])
+
+
 def test_default_config_is_cpu_yaml():
     data, model, training, path = parse_args([])
     assert path.name == "cpu.yaml"
@@ -150,3 +174,12 @@ def test_split_seed_keeps_the_splits_while_the_training_seed_changes(tmp_path):
 
     assert validation("--seed", "1") != validation("--seed", "2")  # by default the carve-out follows the seed
     assert validation("--seed", "1", "--split_seed", "42") == validation("--seed", "2", "--split_seed", "42")
+
+
+def test_the_configuration_reference_in_docs_is_current():
+    from custom_trainer.arguments import configuration_reference
+
+    committed = (REPO / "docs" / "configuration.md").read_text()
+    assert committed == configuration_reference(), (
+        "docs/configuration.md is stale: python -m custom_trainer.arguments > docs/configuration.md")
+    assert "`head_probe_epochs`" in committed and "`class_weighting`" in committed

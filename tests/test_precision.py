@@ -6,7 +6,7 @@ from transformers import AutoTokenizer, DataCollatorWithPadding
 from custom_trainer import TicketClassifier
 from custom_trainer.arguments import TicketTrainingArguments
 from custom_trainer.precision import cpu_flags, native_bf16, resolve_cpu_precision
-from custom_trainer.trainer import FocalLossTrainer
+from custom_trainer.trainer import TicketTrainer
 from ticket_data import ticket_tokenizer
 
 from test_trainer import LABELS, tiny_dataset
@@ -64,7 +64,7 @@ def test_bf16_training_then_fp32_scoring(tiny_bert, tmp_path):
     args = TicketTrainingArguments(output_dir=str(tmp_path), max_steps=3, per_device_train_batch_size=8,
                                    eval_strategy="no", save_strategy="no", load_best_model_at_end=False,
                                    use_cpu=True, disable_tqdm=True, cpu_precision="bf16", report_to="none")
-    trainer = FocalLossTrainer(model=model, args=args, train_dataset=data, data_collator=DataCollatorWithPadding(tokenizer))
+    trainer = TicketTrainer(model=model, args=args, train_dataset=data, data_collator=DataCollatorWithPadding(tokenizer))
     trainer.train()
     mixed = trainer.predict(data).predictions
     trainer.use_full_precision()

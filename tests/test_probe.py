@@ -5,7 +5,7 @@ from transformers import AutoTokenizer, DataCollatorWithPadding
 
 from custom_trainer import TicketClassifier
 from ticket_router.torch_model import pool
-from custom_trainer.probe import linear_probe, sentence_vectors
+from custom_trainer.probe import probe_head, sentence_vectors
 from ticket_data import ticket_tokenizer, tokenize_dataset
 
 
@@ -37,7 +37,7 @@ def test_probe_trains_the_head_only(tiny_bert, seed_dataset):
     with torch.no_grad():
         before = float((model.head(vectors).argmax(-1) == labels).float().mean())
     model.train()
-    result = linear_probe(model, data, collator, epochs=30, learning_rate=3e-3, seed=0)
+    result = probe_head(model, data, collator, epochs=30, learning_rate=3e-3, seed=0)
     assert result["train_accuracy"] > before + 0.2  # from a random head (~1/12) to a fitted one
     assert result["steps"] == 30 * 4  # 240 vectors in batches of 64
     for key, value in model.encoder.state_dict().items():

@@ -1,4 +1,4 @@
-"""The main job end to end on a tiny encoder: outputs, metrics, and the exported model in a fresh process."""
+"""train.py end to end on a tiny encoder: outputs, metrics, and the exported model in a fresh process."""
 
 import json
 import subprocess

@@ -6,7 +6,7 @@ from transformers import AutoTokenizer, DataCollatorWithPadding
 
 from custom_trainer import TicketClassifier
 from custom_trainer.arguments import TicketTrainingArguments
-from custom_trainer.trainer import FocalLossTrainer, NonFiniteLossError
+from custom_trainer.trainer import TicketTrainer, NonFiniteLossError
 from ticket_data import ticket_tokenizer, tokenize_dataset
 
 LABELS = {i: name for i, name in enumerate(["Email", "Network", "Printing", "Security"])}
@@ -38,7 +38,7 @@ def one_update(encoder, tmp_path, n, batch, accumulation, weights):
         train_sampling_strategy="sequential", eval_strategy="no", save_strategy="no", load_best_model_at_end=False,
         max_grad_norm=0.0, weight_decay=0.0, use_cpu=True, disable_tqdm=True, cpu_precision="fp32",
     )
-    trainer = FocalLossTrainer(
+    trainer = TicketTrainer(
         model=model, args=args, train_dataset=tiny_dataset(tokenizer, n),
         data_collator=DataCollatorWithPadding(tokenizer),
     )
@@ -63,7 +63,7 @@ def test_one_cycle_schedule_is_torchs_onecycle(tiny_bert, tmp_path):
     model = TicketClassifier.from_encoder(str(tiny_bert), LABELS)
     args = TicketTrainingArguments(output_dir=str(tmp_path), learning_rate=1e-3, use_cpu=True, eval_strategy="no",
                                    save_strategy="no", load_best_model_at_end=False)
-    trainer = FocalLossTrainer(model=model, args=args)
+    trainer = TicketTrainer(model=model, args=args)
     trainer.create_optimizer_and_scheduler(num_training_steps=100)
     assert isinstance(trainer.lr_scheduler, torch.optim.lr_scheduler.OneCycleLR)
     lrs = []
@@ -83,7 +83,7 @@ def test_evaluation_keeps_dataset_order(tiny_bert, tmp_path):
     args = TicketTrainingArguments(output_dir=str(tmp_path), per_device_eval_batch_size=8, use_cpu=True, disable_tqdm=True,
                                    eval_strategy="no", save_strategy="no", load_best_model_at_end=False,
                                    cpu_precision="fp32")
-    trainer = FocalLossTrainer(model=model, args=args, data_collator=DataCollatorWithPadding(tokenizer))
+    trainer = TicketTrainer(model=model, args=args, data_collator=DataCollatorWithPadding(tokenizer))
     output = trainer.predict(data)
     assert output.label_ids.tolist() == data["labels"]
     with torch.no_grad():
@@ -100,7 +100,7 @@ def test_non_finite_loss_stops_training_naming_step_and_batch(tiny_bert, tmp_pat
     args = TicketTrainingArguments(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=4,
                                    eval_strategy="no", save_strategy="no", load_best_model_at_end=False,
                                    use_cpu=True, disable_tqdm=True)
-    trainer = FocalLossTrainer(model=model, args=args, train_dataset=tiny_dataset(tokenizer, 8),
+    trainer = TicketTrainer(model=model, args=args, train_dataset=tiny_dataset(tokenizer, 8),
                                data_collator=DataCollatorWithPadding(tokenizer))
     with pytest.raises(NonFiniteLossError, match=r"non-finite training loss \(nan\) at step 1, .*batch labels \["):
         trainer.train()
@@ -112,7 +112,7 @@ def test_head_gets_its_own_learning_rate_and_one_cycle_peak(tiny_bert, tmp_path)
     args = TicketTrainingArguments(output_dir=str(tmp_path), learning_rate=1e-4, head_learning_rate=3e-3, max_steps=2,
                                    eval_strategy="no", save_strategy="no", load_best_model_at_end=False,
                                    use_cpu=True, disable_tqdm=True)
-    trainer = FocalLossTrainer(model=model, args=args, train_dataset=tiny_dataset(tokenizer, 16),
+    trainer = TicketTrainer(model=model, args=args, train_dataset=tiny_dataset(tokenizer, 16),
                                data_collator=DataCollatorWithPadding(tokenizer))
     trainer.create_optimizer_and_scheduler(num_training_steps=10)
     head = {id(p) for p in model.head.parameters()}
