@@ -24,6 +24,7 @@ from transformers import AutoTokenizer, DataCollatorWithPadding, EarlyStoppingCa
 from custom_trainer import TicketClassifier, class_weights
 from custom_trainer.losses import CLASS_WEIGHT_POWERS
 from custom_trainer.arguments import DataArguments, ModelArguments, TicketTrainingArguments, parse_args
+from custom_trainer.audit import audit_file, summarize_audit
 from custom_trainer.baseline import ADVICE, baseline_metrics, compare_to_baseline
 from custom_trainer.calibration import RoutingRule, fit_routing, softmax
 from custom_trainer.encoders import resolve_encoder
@@ -41,6 +42,7 @@ from ticket_data.tokenization import encode_tickets
 from ticket_router.atomic import atomic_path, write_text
 from ticket_router.certification import check_queue_targets, parse_queue_targets
 from ticket_router.contract import format_interval
+from ticket_router.tables import write_table
 from ticket_router.guarantee_card import frontier_lines, guarantee_line
 
 logger = logging.getLogger("train")
@@ -166,6 +168,22 @@ def prepare_data(data_args: DataArguments, model_args: ModelArguments, seed: int
     source = data_args.train_file or f"the `{data_args.dataset}` synthetic corpus"
     logger.info("data: %s; splits %s; %d labels", source, {k: len(v) for k, v in raw.items()}, len(label_names))
     return PreparedData(raw, report, label_names, triage_labels, queue_targets, source)
+
+
+def audit_export(data_args: DataArguments, args: TicketTrainingArguments) -> dict | None:
+    """The audit of train_file (custom_trainer/audit.py): written to reports/ before training, changes nothing."""
+    if not (data_args.train_file and data_args.audit and args.should_save):
+        return None
+    report, flagged, _ = audit_file(data_args.train_file, data_args.text_columns, data_args.label_column,
+                                    data_args.data_policy, seed=args.seed, progress=not args.disable_tqdm)
+    reports = Path(args.output_dir) / "reports"
+    reports.mkdir(parents=True, exist_ok=True)
+    write_text(reports / "audit.json", json.dumps(report, indent=2, default=str) + "\n")
+    write_table(flagged.assign(label=""), reports / "label_issues.csv")
+    print("\naudit of the export (reports/audit.json):\n" + summarize_audit(report) + "\n", flush=True)
+    return {"likely_label_errors": report["likely_label_errors"]["count"],
+            "suggested_merges": report["suggested_merges"],
+            "near_duplicate_groups": report["near_duplicates"]["groups"], "seconds": report["seconds"]}
 
 
 def tokenize(data: PreparedData, encoder_path: str, data_args: DataArguments, args: TicketTrainingArguments):
@@ -357,6 +375,7 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
 
     encoder_path = resolve_encoder(model_args.model_name_or_path)  # an unreachable encoder fails before any data work
     data = prepare_data(data_args, model_args, args.seed)
+    audit = audit_export(data_args, args)
     tokenizer, tokenized = tokenize(data, encoder_path, data_args, args)
     baseline = fit_baseline(data, args.seed)
     model, weights = build_model(encoder_path, data, data_args, model_args)
@@ -378,7 +397,8 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
         "head_probe": probe,
         "data": {"source": data.source, "fingerprint": data_fingerprint(data.raw),
                  "sizes": {k: len(v) for k, v in data.raw.items()},
-                 "labels_merged": data.report.get("labels", {}).get("merged", {}), "triage_labels": data.triage_labels},
+                 "labels_merged": data.report.get("labels", {}).get("merged", {}), "triage_labels": data.triage_labels,
+                 "audit": audit},
         "train_runtime_s": round(time.time() - started, 1),
         "evaluations": clock.evaluations,  # validation macro-F1 after each epoch, with seconds since start
     }

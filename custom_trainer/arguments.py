@@ -81,6 +81,12 @@ class DataArguments:
                           "without the extra fields)."},
     )
     dataset_cache_dir: str | None = field(default=None, metadata={"help": "Cache folder of the corpus builder."})
+    audit: bool = field(
+        default=True,
+        metadata={"help": "Audit train_file before training (reports/audit.json, reports/label_issues.csv): likely "
+                          "label errors, overlapping queues, near-duplicates, what certification can reach; the same "
+                          "as `ticket-classifier audit`. Changes nothing; to act on it, see that command."},
+    )
 
     def __post_init__(self):
         if self.max_length < 8:

@@ -9,6 +9,7 @@ package:
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ticket_router.cli import add_model_arguments, open_router
 from ticket_router.contract import format_interval
@@ -82,4 +83,68 @@ def export_onnx_main(argv: list[str]) -> int:
     path = export_onnx(args.model, args.output, quantize=args.quantize)
     how = " (dynamic int8, per-channel 7-bit weights: the same routes on CPUs with and without VNNI)" if args.quantize else ""
     print(f"ONNX model: {path}{how}")
+    return 0
+
+
+def audit_main(argv: list[str]) -> int:
+    """Audit a labelled export before training: likely label errors (confident learning on out-of-fold
+    probabilities), queues that overlap, near-duplicate tickets and what a certified routing rule could reach.
+    Writes audit.json and label_issues.csv; with --write_clean, the export with the chosen actions applied."""
+    parser = argparse.ArgumentParser(prog="ticket-classifier audit", description=audit_main.__doc__)
+    parser.add_argument("--input", required=True, help="the labelled export (CSV, TSV, JSONL, Parquet or Excel)")
+    parser.add_argument("--text_columns", nargs="+", default=["subject", "description"])
+    parser.add_argument("--label_column", default="category")
+    parser.add_argument("--output_dir", default="audit", help="where audit.json and label_issues.csv go")
+    parser.add_argument("--folds", type=int, default=5, help="out-of-fold fits of the TF-IDF model")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--write_clean", default=None, metavar="FILE",
+                        help="write the audited tickets (subject, description, label, line) with the actions below "
+                        "applied (none by default) to this CSV, to train on")
+    parser.add_argument("--drop_above", type=float, default=None, metavar="SCORE",
+                        help="with --write_clean: leave out flagged rows whose score is above SCORE (0 to 1)")
+    parser.add_argument("--merge", nargs="*", default=[], metavar="A+B[=NAME]",
+                        help="with --write_clean: merge these queues (into NAME, default the first)")
+    parser.add_argument("--relabel", default=None, metavar="REVIEWED.csv",
+                        help="with --write_clean: label_issues.csv with a 'label' column a person filled in")
+    args = parser.parse_args(argv)
+    if args.folds < 2:
+        raise ValueError(f"--folds must be >= 2, got {args.folds}")
+    if args.drop_above is not None and not 0 <= args.drop_above <= 1:
+        raise ValueError(f"--drop_above must be a score in [0, 1], got {args.drop_above}")
+    acting = args.drop_above is not None or args.merge or args.relabel
+    if acting and not args.write_clean:
+        raise ValueError("--drop_above, --merge and --relabel change a copy of the export: give --write_clean FILE")
+    output_dir = Path(args.output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ValueError(f"--output_dir {output_dir} exists and is not a folder")
+
+    import json
+
+    from ticket_router.atomic import write_text
+    from ticket_router.tables import check_output, write_table
+
+    from .audit import apply_actions, audit_file, summarize_audit
+
+    clean_path = check_output(args.write_clean) if args.write_clean else None  # before minutes of work
+    relabelled = None
+    if args.relabel:
+        from ticket_router.tables import read_input
+
+        if not Path(args.relabel).is_file():
+            raise ValueError(f"--relabel {args.relabel}: file not found")
+        relabelled = read_input(args.relabel, ["line", "label"], "error")
+    report, flagged, frame = audit_file(args.input, args.text_columns, args.label_column, folds=args.folds,
+                                        seed=args.seed, progress=not args.quiet)
+    if clean_path is not None:
+        cleaned, report["actions"] = apply_actions(frame, flagged, args.drop_above, args.merge, relabelled)
+        report["actions"]["written"] = {"path": str(clean_path), "tickets": int(len(cleaned))}
+        table = cleaned.rename(columns={"category": "label"})[["subject", "description", "label", "line"]]
+        write_table(table, clean_path)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    write_text(output_dir / "audit.json", json.dumps(report, indent=2, default=str) + "\n")
+    write_table(flagged.assign(label=""), output_dir / "label_issues.csv")
+    print(summarize_audit(report))
+    print(f"report: {output_dir / 'audit.json'}; flagged rows: {output_dir / 'label_issues.csv'} (fill in 'label' "
+          "and pass it back with --relabel)" + (f"; cleaned export: {clean_path}" if clean_path else ""))
     return 0

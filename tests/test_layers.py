@@ -49,5 +49,6 @@ def test_the_training_commands_are_registered_as_entry_points():
 
     commands = {entry.name: entry.value for entry in entry_points(group=COMMANDS_GROUP)}
     assert commands == {"evaluate": "custom_trainer.commands:evaluate_main",
-                        "export-onnx": "custom_trainer.commands:export_onnx_main"}
+                        "export-onnx": "custom_trainer.commands:export_onnx_main",
+                        "audit": "custom_trainer.commands:audit_main"}
     assert [entry.value for entry in entry_points(group=MODEL_CLASSES_GROUP)] == ["custom_trainer:TicketClassifier"]

@@ -211,6 +211,13 @@ def test_an_untouched_long_tailed_export_trains_without_edits(tiny_bert, tmp_pat
     predictions = pd.read_csv(tmp_path / "run" / "reports" / "predictions.csv")
     assert (predictions.loc[predictions["predicted"] == bucket, "route"] == "triage").all()
 
+    # The audit of the export (custom_trainer/audit.py) ran before training, on every row read.
+    audit = json.loads((tmp_path / "run" / "reports" / "audit.json").read_text())
+    assert audit["rows"]["read"] == len(export) and audit["rows"]["skipped"] == {"no_text": 1, "no_label": 1}
+    assert audit["near_duplicates"]["groups"] >= 8 and audit["near_duplicates"]["conflicting_groups"] == 0
+    assert (tmp_path / "run" / "reports" / "label_issues.csv").is_file() and "audit of the export" in printed
+    assert metrics["data"]["audit"]["near_duplicate_groups"] == audit["near_duplicates"]["groups"]
+
 
 def test_baseline_beside_the_model_in_metrics_and_card(tiny_run):
     output_dir, metrics = tiny_run

@@ -96,10 +96,10 @@ def load_tickets_with_report(
         raise ValueError(f"calibration_size must be a fraction in [0, 1), got {calibration_size!r}")
     carve = {"validation": validation_size} if test is not None else {"test": test_size, "validation": validation_size}
 
-    train_frame, train_report = _read_labelled(train, text_columns, label_column, policy)
+    train_frame, train_report = read_labelled(train, text_columns, label_column, policy)
     test_frame = test_report = None
     if test is not None:
-        test_frame, test_report = _read_labelled(test, text_columns, label_column, policy)
+        test_frame, test_report = read_labelled(test, text_columns, label_column, policy)
 
     # Rare labels are judged on the training file: it is what the model learns from.
     counts = train_frame["category"].value_counts()
@@ -206,7 +206,7 @@ def load_tickets_with_report(
     return data, report
 
 
-def _read_labelled(path, text_columns, label_column, policy: DataPolicy) -> tuple[pd.DataFrame, dict]:
+def read_labelled(path, text_columns, label_column, policy: DataPolicy) -> tuple[pd.DataFrame, dict]:
     """One labelled file as a frame (subject, description, category, key, line) and its part of the report.
 
     Rows without text or label are skipped and reported by line, or refused with ``policy.strict_data``.
