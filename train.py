@@ -42,6 +42,7 @@ from ticket_data.tokenization import encode_tickets
 from ticket_router.atomic import atomic_path, write_text
 from ticket_router.certification import check_queue_targets, parse_queue_targets
 from ticket_router.contract import format_interval
+from ticket_router.prediction_sets import calibrate_sets, prediction_sets, set_stats, stored_quantile
 from ticket_router.tables import write_table
 from ticket_router.guarantee_card import frontier_lines, guarantee_line
 
@@ -107,6 +108,15 @@ def routing_summary(routing: dict) -> str:
                      f" / {previous['misrouting']:.2%})")
     lines += ["  " + line for line in frontier_lines(guarantee)]
     return "\n".join(lines)
+
+
+def prediction_set_summary(sets: dict | None) -> str:
+    """One line on the conformal sets, or nothing when the run has none."""
+    if not sets:
+        return ""
+    test = sets["test"]
+    return (f"prediction sets ({1 - sets['alpha']:.0%}, calibrated on {sets['calibration_size']} tickets): test coverage "
+            f"{test['coverage']:.1%}, mean size {test['mean_size']:.2f}, median {test['median_size']:g}\n")
 
 
 def pick(metrics: dict, keys=("accuracy", "macro_f1", "weighted_f1")) -> dict:
@@ -317,6 +327,9 @@ def certify_routing(config, scores: dict, data: PreparedData, data_args: DataArg
     config.auto_route_thresholds = routing["rule"]["thresholds"]
     config.routing_guarantee = routing["guarantee"]
     config.routing_profile = routing["profile"]
+    if calibration:  # the conformal sets, calibrated on the same tickets (each promise holds on its own)
+        probabilities = softmax(calibration["logits"] / routing["temperature"])
+        config.prediction_sets = calibrate_sets(probabilities, calibration["labels"], model_args.set_alpha)
     return routing, RoutingRule.from_config(config)
 
 
@@ -360,6 +373,7 @@ def print_summary(metrics: dict, output_dir: Path, seconds: float) -> None:
         f"baseline ({baseline['name']}): validation macro-F1 {baseline['validation']['macro_f1']:.4f} | test "
         f"macro-F1 {baseline['test']['macro_f1']:.4f} accuracy {baseline['test']['accuracy']:.4f}\n"
         f"{routing_summary(routing)}\n"
+        f"{prediction_set_summary(metrics['prediction_sets'])}"
         f"ECE {routing['test']['ece_before']:.3f} -> {routing['test']['ece_after']:.3f}\n"
         f"model:   {output_dir / 'model'}\nreports: {output_dir / 'reports'}"
     )
@@ -384,13 +398,19 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
     scores = score_splits(trainer, tokenized)
     wide = add_wide_part(trainer, tokenized, scores, data.label_names, args.seed) if model_args.wide_buckets else None
     routing, rule = certify_routing(trainer.model.config, scores, data, data_args, model_args)
-    test_predicted, _, routed = rule.decide(softmax(scores["test"]["logits"] / routing["temperature"]))
+    test_probabilities = softmax(scores["test"]["logits"] / routing["temperature"])
+    test_predicted, _, routed = rule.decide(test_probabilities)
+    sets = trainer.model.config.prediction_sets
+    if sets is not None:
+        members = prediction_sets(test_probabilities, stored_quantile(sets))
+        sets = {**sets, "test": set_stats(members, scores["test"]["labels"])}
     intervals = bootstrap_intervals(scores["test"]["labels"], test_predicted, len(data.label_names), routed,
                                     n_resamples=args.bootstrap_resamples, seed=args.seed)
     metrics = {
         "validation": scores["validation"]["metrics"],
         "test": scores["test"]["metrics"],
         "routing": routing,
+        "prediction_sets": sets,  # stored settings and, on test, coverage and set sizes (None: no calibration split)
         "intervals": {"test": intervals},  # 95% percentile-bootstrap intervals of the test figures
         "wide": wide,
         "baseline": baseline,

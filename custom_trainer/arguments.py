@@ -174,6 +174,11 @@ class ModelArguments:
         metadata={"help": "Queues with a target of their own, as QUEUE=TARGET (e.g. Security=0.01): among the tickets "
                           "auto-routed to that queue, at most TARGET misrouted; certified queue by queue."},
     )
+    set_alpha: float = field(
+        default=0.1,
+        metadata={"help": "Prediction sets: each ticket's set of likely queues holds the right one with probability "
+                          ">= 1 - set_alpha (split conformal, calibrated on the calibration split)."},
+    )
     never_auto_route: list[str] = field(
         default_factory=list,
         metadata={"help": "Labels whose tickets always go to a person, whatever the confidence (e.g. Security)."},
@@ -182,6 +187,8 @@ class ModelArguments:
     def __post_init__(self):
         if not 0 < self.max_misrouting < 1:
             raise ValueError(f"max_misrouting must be a fraction in (0, 1), got {self.max_misrouting}")
+        if not 0 < self.set_alpha < 1:
+            raise ValueError(f"set_alpha must be a probability in (0, 1), got {self.set_alpha}")
         if not 0 < self.routing_delta < 1:
             raise ValueError(f"routing_delta must be a probability in (0, 1), got {self.routing_delta}")
         if self.focal_gamma < 0:

@@ -64,6 +64,19 @@ def load_exported_model(folder: str | Path):
     return model, tokenizer
 
 
+def prediction_sets_card(sets: dict | None) -> str:
+    """The card's section on the conformal prediction sets (nothing when the run has none)."""
+    if not sets:
+        return ""
+    floor = "any probability" if sets["quantile"] is None else f"a probability of at least {1 - sets['quantile']:.4f}"
+    test = sets["test"]
+    return (f"## Prediction sets\n\nFor the tickets a person triages: the queues with {floor} hold the right one for "
+            f"{1 - sets['alpha']:.0%} of tickets drawn like the {sets['calibration_size']} calibration tickets (split "
+            f"conformal, `{sets['method']}` score; marginal over tickets, not per queue). On test: coverage "
+            f"{test['coverage']:.4f}, mean set size {test['mean_size']:.2f}, median {test['median_size']:g}, largest "
+            f"{test['max_size']}.\n")
+
+
 def model_card(data_source: str, model_args, args, metrics: dict) -> str:
     """The export's README.md: recipe, figures beside the baseline's, per-label F1, routing and its guarantee, use."""
     test, validation, baseline = metrics["test"], metrics["validation"], metrics["baseline"]
@@ -117,6 +130,7 @@ Baseline: {baseline['name']} (scikit-learn) fitted on the same training split.{b
 {routing_card(metrics["routing"]["guarantee"], metrics["routing"]["rule"]["score"],
               metrics["routing"]["rule"]["thresholds"], metrics["routing"]["temperature"], metrics["routing"]["test"])}
 
+{prediction_sets_card(metrics.get("prediction_sets"))}
 ## Use
 
 ```python

@@ -40,6 +40,7 @@ class TicketClassifierConfig(PretrainedConfig):
         auto_route_thresholds: dict | None = None,
         routing_guarantee: dict | None = None,
         routing_profile: dict | None = None,
+        prediction_sets: dict | None = None,
         wide_buckets: int = 0,
         wide_scale: float = 0.0,
         **kwargs,
@@ -64,6 +65,8 @@ class TicketClassifierConfig(PretrainedConfig):
         self.auto_route_thresholds = auto_route_thresholds
         self.routing_guarantee = routing_guarantee
         self.routing_profile = routing_profile
+        # Conformal prediction sets (ticket_router/prediction_sets.py): method, alpha, q, calibration size.
+        self.prediction_sets = prediction_sets
         # The wide part: a linear model over token uni- and bigrams (TF-IDF weighted) whose logits, times
         # wide_scale, add to the head's. 0 buckets: no wide part; wide_scale 0: present but not used (training).
         self.wide_buckets = wide_buckets

@@ -102,6 +102,17 @@ def test_health_and_info_without_paths(server, tiny_run):
         assert error.value.code == 404
 
 
+def test_explain_gives_the_words_that_decided_within_the_batch_bound(server):
+    ticket = {"subject": "Printer paper jam", "description": "the tray on floor two is stuck again since monday"}
+    status, result = call(server, "/explain", ticket)
+    _, decision = call(server, "/predict", ticket)
+    assert status == 200 and result["label"] == decision["label"] and result["score"] == pytest.approx(decision["score"])
+    assert result["forward_passes"] <= 8 and result["words_per_pass"] >= 2  # max_batch 8: 7 variants of 12 words
+    assert result["words"] and all({"text", "field", "effect"} <= set(word) for word in result["words"])
+    assert call(server, "/explain", {"tickets": [ticket]})[0] == 422
+    assert call(server, "/explain", {"subject": " "})[0] == 422
+
+
 def test_one_ticket_and_a_batch(server):
     status, one = call(server, "/predict", {"subject": "Printer paper jam", "description": "Urgent: Printer paper jam"})
     assert status == 200 and len(one["top3"]) == 3 and one["route"] in ("auto", "triage")

@@ -98,6 +98,11 @@ def test_calibrate_writes_a_new_version_and_keeps_the_previous_one(routable_copy
     assert np.mean(routed) == pytest.approx(guarantee["calibration"]["coverage"])
     assert guarantee["calibration"]["coverage"] > 0
     assert "auto-routed" in out and "written: a new version" in out
+    # The conformal sets are calibrated again on the same tickets, at the export's alpha.
+    sets = config["prediction_sets"]
+    assert sets["calibration_size"] == len(tickets) - 2 and sets["alpha"] == json.loads(before_config)["prediction_sets"]["alpha"]
+    assert sets["quantile"] != json.loads(before_config)["prediction_sets"]["quantile"] and "prediction sets: " in out
+    assert router.set_quantile == (sets["quantile"] if sets["quantile"] is not None else float("inf"))
     # The router that was already running keeps reading the version it resolved at start, file by file: its lazily
     # loaded transformers model comes from the old version, with the old thresholds, not the new link's.
     assert reading.model_dir == before and reading.rule != router.rule

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -336,3 +337,34 @@ def test_a_queue_target_the_promise_cannot_carry_stops_the_run_before_training(t
     with pytest.raises(ValueError, match="Security=0.05 is looser than max_misrouting 0.03"):
         main(*parse_args(flags)[:3])
     assert not (tmp_path / "run" / "model").exists()
+
+
+def test_prediction_sets_travel_with_the_export_and_reach_predict_and_the_card(tiny_run, tmp_path, capsys):
+    from ticket_router.cli import main as cli
+    from ticket_router.prediction_sets import prediction_sets, stored_quantile
+    from ticket_router.router import Router
+
+    output_dir, metrics = tiny_run
+    sets = metrics["prediction_sets"]
+    config = json.loads((output_dir / "model" / "config.json").read_text())
+    assert config["prediction_sets"] == {k: sets[k] for k in ("method", "alpha", "quantile", "calibration_size")}
+    assert sets["alpha"] == 0.1 and sets["calibration_size"] == metrics["data"]["sizes"]["calibration"]
+    assert 0 <= sets["test"]["coverage"] <= 1 and sets["test"]["mean_size"] >= 1
+    assert "## Prediction sets" in (output_dir / "model" / "README.md").read_text()
+    # The router gives each ticket the set its stored q gives, most probable queue first.
+    predictions = pd.read_csv(output_dir / "reports" / "predictions.csv", keep_default_na=False).head(20)
+    router = Router(output_dir / "model")
+    probabilities = router.predict_proba(predictions["subject"], predictions["description"])
+    members = prediction_sets(probabilities, stored_quantile(config["prediction_sets"]))
+    decisions = router.decisions(probabilities)
+    for decision, row, chosen in zip(decisions, probabilities, members):
+        assert [m["label"] for m in decision["prediction_set"]] == [
+            router.labels[i] for i in np.argsort(-row, kind="stable") if chosen[i]]
+        assert decision["prediction_set"][0]["label"] == decision["label"]
+    predictions[["subject", "description"]].to_csv(tmp_path / "in.csv", index=False)
+    assert cli(["predict", "--model", str(output_dir / "model"), "--input", str(tmp_path / "in.csv"), "--output",
+                str(tmp_path / "out.csv"), "--quiet"]) == 0
+    routed = pd.read_csv(tmp_path / "out.csv")
+    assert routed["prediction_set"].tolist() == ["; ".join(m["label"] for m in d["prediction_set"]) for d in decisions]
+    assert cli(["predict", "--model", str(output_dir / "model"), "--subject", "printer jam"]) == 0
+    assert "likely queues (90% prediction set): " in capsys.readouterr().out

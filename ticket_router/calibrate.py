@@ -21,8 +21,10 @@ import numpy as np
 from .atomic import versioned_folder
 from .backends import ONNX_MANIFEST
 from .certification import certified_routing, parse_queue_targets, routing_profile, single_threshold
+from .contract import PREDICTION_SETS_KEY
 from .guarantee_card import routing_card
 from .manifest import MANIFEST, ONNX_FOLDER, read_json, sha256_of, verify_export
+from .prediction_sets import DEFAULT_SET_ALPHA, calibrate_sets
 
 REWRITTEN = ("config.json", "README.md", MANIFEST, f"{ONNX_FOLDER}/{ONNX_MANIFEST}")
 
@@ -85,8 +87,10 @@ def recalibrate(router, frame, text_columns, label_column: str, max_misrouting: 
     guarantee["unknown_queues"] = unknown  # kept: auto-routed, they count as misrouted
     guarantee["scored_with"] = {"backend": router.backend.name,
                                 "quantization": getattr(router.backend, "quantization", None)}
+    # The conformal sets are calibrated on the same tickets, at the export's alpha (each promise holds on its own).
+    alpha = (config.get(PREDICTION_SETS_KEY) or {}).get("alpha") or DEFAULT_SET_ALPHA
     return {"rule": rule, "guarantee": guarantee, "profile": routing_profile(probabilities, labels, rule, router.labels),
-            "tickets": int(use.sum())}
+            "prediction_sets": calibrate_sets(probabilities, labels, alpha), "tickets": int(use.sum())}
 
 
 def write_recalibrated(model: str | Path, router, result: dict) -> Path:
@@ -98,7 +102,8 @@ def write_recalibrated(model: str | Path, router, result: dict) -> Path:
     config.update(auto_route_thresholds=thresholds, routing_score=rule.score, routing_guarantee=guarantee,
                   routing_profile={**result["profile"], "split": "calibrate"},
                   auto_route_threshold=single_threshold(rule),
-                  triage_labels=[router.labels[i] for i in rule.triage_ids])
+                  triage_labels=[router.labels[i] for i in rule.triage_ids],
+                  **({PREDICTION_SETS_KEY: result["prediction_sets"]} if "prediction_sets" in result else {}))
     manifest = verify_export(source)  # what the router loaded, still whole
     onnx_manifest = source / ONNX_FOLDER / ONNX_MANIFEST
     onnx_valid = False

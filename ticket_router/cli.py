@@ -7,11 +7,12 @@
     ticket-classifier calibrate --model DIR --input labelled.csv --label_column queue [--max_misrouting 0.05] [--onnx]
     ticket-classifier export-onnx --model DIR --quantize int8           (train extra; custom_trainer/commands.py)
     ticket-classifier evaluate --model DIR --input labelled.csv          (train extra; custom_trainer/commands.py)
+    ticket-classifier audit --input export.csv --label_column queue      (train extra; custom_trainer/commands.py)
 
 `pip install ticket-classifier` routes and serves ONNX exports (ONNX Runtime, no torch); `[train]` adds training,
-the PyTorch backend, evaluation, monitoring and ONNX export; `[serve]` the HTTP service. `export-onnx` and
-`evaluate` belong to the training side, which registers them as entry points (contract.COMMANDS_GROUP): this module
-never imports it.
+the PyTorch backend, evaluation, monitoring and ONNX export; `[serve]` the HTTP service. `export-onnx`, `evaluate`
+and `audit` belong to the training side, which registers them as entry points (contract.COMMANDS_GROUP): this
+module never imports it.
 """
 
 from __future__ import annotations
@@ -50,11 +51,23 @@ def cmd_predict(args) -> int:
         for rank, top in enumerate(decision["top3"], start=1):
             print(f"{rank}. {top['label']}: {top['score']:.1%}")
         print(f"route: {decision['route']} (rule: {router.rule.describe()})")
+        if "prediction_set" in decision:
+            level = f"{1 - router.set_alpha:.0%} " if isinstance(router.set_alpha, (int, float)) else ""
+            print(f"likely queues ({level}prediction set): "
+                  + ", ".join(f"{member['label']} ({member['score']:.1%})" for member in decision["prediction_set"]))
+        if args.explain:
+            from .explain import explain_ticket
+
+            result = explain_ticket(router, args.subject or "", args.description or "")
+            print(f"words that decided {result['label']} ({result['forward_passes']} forward passes; the drop in its "
+                  "probability without each): " + ", ".join(f"{w['text']!r} {w['effect']:+.1%}" for w in result["words"]))
         return 0
     from .tables import check_output, read_input, route_frame, write_table
 
     if args.output is None:
         raise ValueError("predict: --input needs --output")
+    if args.explain:
+        raise ValueError("predict: --explain takes one ticket (--subject/--description), not --input")
     output = check_output(args.output)
     frame = read_input(args.input, args.text_columns, args.extra_fields)
     routed = route_frame(open_router(args, file=True), frame, args.text_columns, args.batch_size, progress=not args.quiet)
@@ -126,6 +139,10 @@ def cmd_calibrate(args) -> int:
               f"{guarantee['unknown_queues']}")
     for line in frontier_lines(guarantee):
         print("  " + line)
+    sets = result["prediction_sets"]
+    floor = "any probability" if sets["quantile"] is None else f"probability >= {1 - sets['quantile']:.4f}"
+    print(f"prediction sets: the queues with {floor} hold the right one for {1 - sets['alpha']:.0%} of tickets drawn "
+          f"like these {sets['calibration_size']}")
     if args.dry_run:
         print("--dry_run: the export is unchanged")
         return 0
@@ -160,6 +177,7 @@ def add_model_arguments(sub: argparse.ArgumentParser, batch: bool = True) -> Non
 TRAINING_COMMANDS_HELP = {
     "evaluate": "classification report for a labelled file (train extra)",
     "export-onnx": "export to ONNX (optionally int8-quantised) for ONNX Runtime (train extra)",
+    "audit": "likely label errors, overlapping queues and near-duplicates of a labelled export (train extra)",
 }
 
 
@@ -189,6 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--description")
     predict.add_argument("--input", help="CSV, JSONL, Parquet or Excel file of tickets")
     predict.add_argument("--output", help="where to write every input row with its routing (.csv, .jsonl, .parquet)")
+    predict.add_argument("--explain", action="store_true",
+                         help="one ticket: the words whose removal lowers the predicted queue's probability most "
+                         "(occlusion, at most 65 forward passes)")
     predict.set_defaults(func=cmd_predict)
 
     monitor = commands.add_parser("monitor", help="compare live tickets with the validation profile; exit 1 on drift")

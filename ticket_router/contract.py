@@ -22,6 +22,9 @@ THRESHOLDS_KEY = "auto_route_thresholds"  # {label: threshold or null}; null or 
 LEGACY_THRESHOLD_KEY = "auto_route_threshold"  # exports before per-label thresholds: one top-probability threshold
 TRIAGE_LABELS_KEY = "triage_labels"  # labels never auto-routed, by name
 GUARANTEE_KEY, PROFILE_KEY = "routing_guarantee", "routing_profile"  # what was certified; what monitor compares with
+# Conformal prediction sets (ticket_router/prediction_sets.py): method, alpha, quantile, calibration size; null or
+# missing: the export gives no sets.
+PREDICTION_SETS_KEY = "prediction_sets"
 
 # What the training side registers (pyproject.toml, entry points): the `ticket-classifier` commands that need the
 # training libraries (each a `main(argv) -> int`), and the model classes transformers needs to load an export

@@ -2,7 +2,8 @@
 
     router = Router("outputs/realistic/model", backend="onnx")
     router.route(["VPN drops"], ["since the update it disconnects every hour"])
-    -> [{"label": "Network", "score": 0.97, "routing_score": 0.97, "top3": [...], "route": "auto"}]
+    -> [{"label": "Network", "score": 0.97, "routing_score": 0.97, "top3": [...], "route": "auto",
+         "prediction_set": [...]}]   # prediction_set: when the export has conformal sets
 
 The folder is checked against its manifest before anything is loaded; the rule (ticket_router/rule.py) comes from
 its config.json, the tokenizer from its tokenizer.json, the logits from the chosen backend.
@@ -21,6 +22,8 @@ import numpy as np
 from .backends import BACKENDS, OnnxBackend, TorchBackend
 from .encoding import TicketEncoder
 from .manifest import read_json, verify_export
+from .contract import PREDICTION_SETS_KEY
+from .prediction_sets import prediction_sets, stored_quantile
 from .rule import RoutingRule, label_names, softmax, top_k
 
 ENCODE_CHUNK = 4096  # tickets encoded at once: sorting by length works within a chunk, memory stays bounded
@@ -59,6 +62,10 @@ class Router:
         self.labels = label_names(self.config)
         self.max_length = int(self.config.get("max_input_length") or 128)
         self.rule = RoutingRule.from_config(self.config)
+        # q of the conformal sets; None: the export has none (trained without a calibration split, or before sets).
+        stored = self.config.get(PREDICTION_SETS_KEY)
+        self.set_quantile = None if stored is None else stored_quantile(stored)
+        self.set_alpha = (stored or {}).get("alpha")
         self.encoder = TicketEncoder(self.model_dir, self.max_length)
         self.backend = (OnnxBackend(self.model_dir, onnx_dir, threads) if backend == "onnx"
                         else TorchBackend(self.model_dir, threads, self.config))
@@ -106,11 +113,25 @@ class Router:
         """For each ticket: the label, its probability, the routing score, the top 3, and auto or triage."""
         return self.decisions(self.predict_proba(subjects, descriptions, batch_size))
 
+    def prediction_sets(self, probabilities: np.ndarray) -> list[list[tuple[str, float]]] | None:
+        """Each ticket's conformal prediction set (the queues that hold the right one with probability >= 1 -
+        alpha), most probable first; None when the export has no sets."""
+        if self.set_quantile is None:
+            return None
+        members = prediction_sets(probabilities, self.set_quantile)
+        return [[(self.labels[i], float(row[i])) for i in np.argsort(-row, kind="stable") if chosen[i]]
+                for row, chosen in zip(probabilities, members)]
+
     def decisions(self, probabilities: np.ndarray) -> list[dict]:
         _, scores, routed = self.rule.decide(probabilities)
-        return [
+        sets = self.prediction_sets(probabilities)
+        decisions = [
             {"label": top[0][0], "score": round(top[0][1], 6), "routing_score": round(float(score), 6),
              "top3": [{"label": label, "score": round(p, 6)} for label, p in top],
              "route": "auto" if auto else "triage"}
             for top, score, auto in zip(top_k(probabilities, self.labels), scores, routed)
         ]
+        if sets is not None:
+            for decision, members in zip(decisions, sets):
+                decision["prediction_set"] = [{"label": label, "score": round(p, 6)} for label, p in members]
+        return decisions

@@ -26,6 +26,7 @@ SMALL_BODY = 64 * 1024  # bytes parsed on the event loop (well under a milliseco
 # 2 keeps both workers busy on the few tickets 8 clients leave waiting (266-271 requests/s; 4: 237; one padded call
 # per micro-batch: 195-218) and is as fast as 4 at 32 clients (363-378 and 380 requests/s).
 SCORE_BATCH = 2
+EXPLAIN_PASSES = 64  # /explain: variants of one ticket scored (ticket_router/explain.MAX_PASSES), one job of the queue
 
 
 def body_limit(max_batch: int, max_chars: int) -> int:
@@ -136,6 +137,26 @@ def create_app(router, max_batch: int = 256, max_chars: int = 20_000, max_queue:
         future = state["batcher"].submit([t.subject for t in tickets], [t.description for t in tickets])
         decisions = router.decisions(await asyncio.wrap_future(future))
         return {"predictions": decisions} if is_batch else decisions[0]
+
+    @app.post("/explain")
+    async def explain(request: Request):
+        """The words that decided one ticket ({"subject", "description"}): occlusion, at most EXPLAIN_PASSES + 1
+        texts scored through the same queue as /predict (ticket_router/explain.py)."""
+        from .explain import explanation, occlusion_inputs
+
+        tickets, is_batch = parse(await read_body(request))
+        if is_batch:
+            raise HTTPException(422, detail="/explain takes one ticket ({\"subject\", \"description\"}), not a batch")
+        ticket = tickets[0]
+        if max_batch < 2:
+            raise HTTPException(422, detail="/explain scores the ticket and its variants together: it needs "
+                                            "--max_batch 2 or more")
+        if not (ticket.subject.strip() or ticket.description.strip()):
+            raise HTTPException(422, detail="the ticket has no text: give a subject or a description")
+        subjects, descriptions, units = occlusion_inputs(ticket.subject, ticket.description,
+                                                         min(EXPLAIN_PASSES, max_batch - 1))
+        future = state["batcher"].submit(subjects, descriptions)
+        return explanation(await asyncio.wrap_future(future), units, router.labels)
 
     return app
 

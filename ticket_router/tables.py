@@ -60,7 +60,8 @@ def read_input(path: str | Path, columns, extra_fields: str = "error") -> pd.Dat
 
 
 def route_frame(router, frame: pd.DataFrame, text_columns, batch_size: int = 64, progress: bool = False) -> pd.DataFrame:
-    """Every input row with predicted, score, routing_score, top3, route and error."""
+    """Every input row with predicted, score, routing_score, top3, route, error and, when the export has conformal
+    sets, prediction_set (the queues joined by "; ", most probable first)."""
     from ticket_data.loading import ticket_texts
 
     subjects, descriptions = ticket_texts(frame, text_columns)
@@ -79,6 +80,10 @@ def route_frame(router, frame: pd.DataFrame, text_columns, batch_size: int = 64,
         out.loc[has_text, "top3"] = [json.dumps([[label, round(p, 6)] for label, p in row])
                                      for row in top_k(probabilities, labels)]
         out.loc[has_text, "route"] = np.where(routed, "auto", "triage")
+        sets = router.prediction_sets(probabilities) if hasattr(router, "prediction_sets") else None
+        if sets is not None:
+            out["prediction_set"] = None
+            out.loc[has_text, "prediction_set"] = ["; ".join(label for label, _ in members) for members in sets]
     out.loc[~has_text, "route"] = "triage"
     out.loc[~has_text, "error"] = NO_TEXT
     return out
