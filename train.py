@@ -25,13 +25,13 @@ from custom_trainer import TicketClassifier, class_weights
 from custom_trainer.losses import CLASS_WEIGHT_POWERS
 from custom_trainer.arguments import DataArguments, ModelArguments, TicketTrainingArguments, parse_args
 from custom_trainer.audit import audit_file, summarize_audit
-from custom_trainer.baseline import ADVICE, baseline_metrics, compare_to_baseline
+from custom_trainer.baseline import ADVICE, baseline_metrics, compare_to_baseline, ticket_strings
 from custom_trainer.calibration import RoutingRule, fit_routing, softmax
 from custom_trainer.encoders import resolve_encoder
 from custom_trainer.evaluation import bootstrap_intervals
 from custom_trainer.export import export_model, model_card
 from custom_trainer.metrics import classification_metrics, make_compute_metrics
-from custom_trainer.probe import probe_head
+from custom_trainer.probe import probe_head, sentence_vectors
 from custom_trainer.reports import strip_prefix, write_reports
 from custom_trainer.trainer import EvaluationClock, TicketTrainer, epoch_history
 from custom_trainer.wide import fit_wide, fit_wide_scale, wide_logits
@@ -43,6 +43,7 @@ from ticket_router.atomic import atomic_path, write_text
 from ticket_router.certification import check_queue_targets, parse_queue_targets
 from ticket_router.contract import format_interval
 from ticket_router.prediction_sets import calibrate_sets, prediction_sets, set_stats, stored_quantile
+from ticket_router.similar import INDEX_FILE, write_index
 from ticket_router.tables import write_table
 from ticket_router.guarantee_card import frontier_lines, guarantee_line
 
@@ -333,7 +334,7 @@ def certify_routing(config, scores: dict, data: PreparedData, data_args: DataArg
     return routing, RoutingRule.from_config(config)
 
 
-def write_outputs(trainer: TicketTrainer, tokenizer, scores: dict, metrics: dict, rule: RoutingRule,
+def write_outputs(trainer: TicketTrainer, tokenizer, tokenized_train, scores: dict, metrics: dict, rule: RoutingRule,
                   data: PreparedData, model_args: ModelArguments, args: TicketTrainingArguments) -> None:
     """reports/ (scores.npz, metrics, figures, predictions) and the export, written by the main process."""
     output_dir, temperature = Path(args.output_dir), metrics["routing"]["temperature"]
@@ -355,8 +356,15 @@ def write_outputs(trainer: TicketTrainer, tokenizer, scores: dict, metrics: dict
         "data_source": data.source,
         "metrics": {split: pick(metrics[split]) for split in ("validation", "test")},
     }
+    extra = {}
+    if model_args.similar_index:  # the training tickets' sentence vectors, from the final model in fp32
+        vectors, labels = sentence_vectors(trainer.model, tokenized_train, DataCollatorWithPadding(tokenizer))
+        texts = ticket_strings(data.raw["train"]) if model_args.similar_texts else None
+        extra[INDEX_FILE] = lambda path: write_index(path, vectors.numpy(), labels.numpy(), np.arange(len(labels)), texts)
+        metrics["similar_index"] = {"tickets": int(len(labels)), "dimensions": int(vectors.shape[1]),
+                                    "dtype": "float16", "texts": texts is not None, "file": INDEX_FILE}
     export_model(trainer.model, tokenizer, output_dir / "model", manifest,
-                 model_card(data.source, model_args, args, metrics))
+                 model_card(data.source, model_args, args, metrics), extra)
 
 
 def print_summary(metrics: dict, output_dir: Path, seconds: float) -> None:
@@ -423,7 +431,7 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
         "evaluations": clock.evaluations,  # validation macro-F1 after each epoch, with seconds since start
     }
     if trainer.is_world_process_zero():
-        write_outputs(trainer, tokenizer, scores, metrics, rule, data, model_args, args)
+        write_outputs(trainer, tokenizer, tokenized["train"], scores, metrics, rule, data, model_args, args)
         print_summary(metrics, Path(args.output_dir), time.time() - started)
     return metrics
 

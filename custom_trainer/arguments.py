@@ -179,6 +179,17 @@ class ModelArguments:
         metadata={"help": "Prediction sets: each ticket's set of likely queues holds the right one with probability "
                           ">= 1 - set_alpha (split conformal, calibrated on the calibration split)."},
     )
+    similar_index: bool = field(
+        default=False,
+        metadata={"help": "Store the training tickets' sentence vectors (float16, with queue and row) in the export, "
+                          "for similar-ticket search (`predict --similar K`, POST /similar)."},
+    )
+    similar_texts: bool = field(
+        default=False,
+        metadata={"help": "With similar_index: also store each training ticket's text (first 300 characters) in the "
+                          "export, so neighbours come with their text. Off by default: the export then holds ticket "
+                          "text; the model card says so."},
+    )
     never_auto_route: list[str] = field(
         default_factory=list,
         metadata={"help": "Labels whose tickets always go to a person, whatever the confidence (e.g. Security)."},

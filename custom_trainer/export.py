@@ -30,12 +30,16 @@ def library_versions() -> dict[str, str]:
     return {"torch": torch.__version__, "transformers": transformers.__version__, "datasets": datasets.__version__}
 
 
-def export_model(model, tokenizer, target: str | Path, manifest: dict, model_card: str) -> Path:
+def export_model(model, tokenizer, target: str | Path, manifest: dict, model_card: str, extra_files=None) -> Path:
     """Write model, tokenizer, model card and manifest as a new version and point ``target`` at it
-    (ticket_router/atomic.py: a crash at any point leaves ``target`` a complete model, the old or the new)."""
+    (ticket_router/atomic.py: a crash at any point leaves ``target`` a complete model, the old or the new).
+    ``extra_files``: {name: function writing that file at the path it is given} (the similar-ticket index), hashed
+    in the manifest like every other file."""
     with versioned_folder(target) as staging:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
+        for name, write in (extra_files or {}).items():
+            write(staging / name)
         (staging / "README.md").write_text(model_card)
         files = {
             path.relative_to(staging).as_posix(): sha256_of(path)
@@ -62,6 +66,17 @@ def load_exported_model(folder: str | Path):
     model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
     tokenizer = AutoTokenizer.from_pretrained(folder)
     return model, tokenizer
+
+
+def similar_card(index: dict | None) -> str:
+    """The card's note on the similar-ticket index (nothing when the export has none)."""
+    if not index:
+        return ""
+    texts = ("with their texts (first 300 characters each: the user opted in with `similar_texts`)" if index["texts"]
+             else "without their texts (row numbers of the training split and queues only)")
+    return (f"## Similar tickets\n\n`{index['file']}` holds the sentence vectors of the {index['tickets']} training "
+            f"tickets ({index['dimensions']} dimensions, {index['dtype']}) {texts}; `predict --similar K` and the "
+            "service's `POST /similar` return the K nearest by cosine.\n\n")
 
 
 def prediction_sets_card(sets: dict | None) -> str:
@@ -131,7 +146,7 @@ Baseline: {baseline['name']} (scikit-learn) fitted on the same training split.{b
               metrics["routing"]["rule"]["thresholds"], metrics["routing"]["temperature"], metrics["routing"]["test"])}
 
 {prediction_sets_card(metrics.get("prediction_sets"))}
-## Use
+{similar_card(metrics.get("similar_index"))}## Use
 
 ```python
 from transformers import pipeline

@@ -213,6 +213,25 @@ class TicketClassifier(PreTrainedModel):
         return wide_logits(input_ids, attention_mask, self.config.encoder_config["vocab_size"],
                            self.config.wide_buckets, self.wide.weight, self.wide_bias, self.wide_idf)
 
+    def sentence_vectors(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                         token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """The pooled encoder output the head reads (also what similar-ticket search compares)."""
+        encoder_inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None and self._encoder_takes_token_types:
+            encoder_inputs["token_type_ids"] = token_type_ids
+        hidden = self.encoder(**encoder_inputs).last_hidden_state
+        return pool(hidden, attention_mask, self.config.pooling)
+
+    def logits_from(self, pooled: torch.Tensor, input_ids: torch.Tensor,
+                    attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Calibrated logits from the sentence vectors: head, wide part, temperature."""
+        logits = self.head(pooled)
+        if self.wide is not None and self.config.wide_scale:
+            if attention_mask is None:
+                attention_mask = torch.ones_like(input_ids)
+            logits = logits + self.config.wide_scale * self.wide_logits(input_ids, attention_mask)
+        return logits / self.config.calibration_temperature
+
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -221,17 +240,8 @@ class TicketClassifier(PreTrainedModel):
         labels: torch.Tensor | None = None,
         **kwargs,
     ) -> SequenceClassifierOutput:
-        encoder_inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if token_type_ids is not None and self._encoder_takes_token_types:
-            encoder_inputs["token_type_ids"] = token_type_ids
-        hidden = self.encoder(**encoder_inputs).last_hidden_state
-        pooled = pool(hidden, attention_mask, self.config.pooling)
-        logits = self.head(pooled)
-        if self.wide is not None and self.config.wide_scale:
-            if attention_mask is None:
-                attention_mask = torch.ones_like(input_ids)
-            logits = logits + self.config.wide_scale * self.wide_logits(input_ids, attention_mask)
-        logits = logits / self.config.calibration_temperature
+        pooled = self.sentence_vectors(input_ids, attention_mask, token_type_ids)
+        logits = self.logits_from(pooled, input_ids, attention_mask)
         loss = None
         if labels is not None:  # the project's one loss computation; the Trainer passes num_items_in_batch
             alpha = None if self.config.class_weights is None else torch.tensor(self.config.class_weights)

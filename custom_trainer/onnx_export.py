@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ticket_router.atomic import atomic_path
-from ticket_router.backends import write_onnx_manifest
+from ticket_router.backends import VECTOR_OUTPUT, write_onnx_manifest
 from ticket_router.manifest import ONNX_FOLDER
 
 from .export import load_exported_model
@@ -46,20 +46,25 @@ def export_onnx(model_dir: str | Path, output: str | Path | None = None, quantiz
     sample = tokenizer(["vpn keeps dropping"], ["since the update it disconnects every hour"], return_tensors="pt")
     axes = {name: {0: "batch", 1: "tokens"} for name in names}
     axes["logits"] = {0: "batch"}
+    axes[VECTOR_OUTPUT] = {0: "batch"}
 
-    class LogitsOnly(torch.nn.Module):
+    class LogitsAndVectors(torch.nn.Module):
+        """The calibrated logits and the sentence vectors (similar-ticket search), from one encoder pass."""
+
         def __init__(self):
             super().__init__()
             self.model = model
 
         def forward(self, *inputs):
-            return self.model(**dict(zip(names, inputs))).logits
+            named = dict(zip(names, inputs))
+            pooled = self.model.sentence_vectors(**named)
+            return self.model.logits_from(pooled, named["input_ids"], named.get("attention_mask")), pooled
 
     fp32 = output / "model.onnx"
     with atomic_path(fp32) as partial:
         # The TorchScript-based exporter needs no extra packages and handles these encoders with dynamic shapes.
-        torch.onnx.export(LogitsOnly(), tuple(sample[n] for n in names), str(partial), input_names=names,
-                          output_names=["logits"], dynamic_axes=axes, opset_version=17, dynamo=False)
+        torch.onnx.export(LogitsAndVectors(), tuple(sample[n] for n in names), str(partial), input_names=names,
+                          output_names=["logits", VECTOR_OUTPUT], dynamic_axes=axes, opset_version=17, dynamo=False)
     final, quantization = fp32, None
     if quantize == "int8":
         from onnxruntime.quantization import QuantType, quantize_dynamic

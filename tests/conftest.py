@@ -87,7 +87,8 @@ def tiny_run(tiny_bert, tmp_path_factory, dataset_cache):
     from train import main
 
     output_dir = tmp_path_factory.mktemp("run")
-    metrics = main(*parse_args(tiny_run_flags(tiny_bert, output_dir, dataset_cache))[:3])
+    flags = tiny_run_flags(tiny_bert, output_dir, dataset_cache) + ["--similar_index", "true", "--similar_texts", "true"]
+    metrics = main(*parse_args(flags)[:3])
     return output_dir, metrics
 
 

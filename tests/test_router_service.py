@@ -113,6 +113,17 @@ def test_explain_gives_the_words_that_decided_within_the_batch_bound(server):
     assert call(server, "/explain", {"subject": " "})[0] == 422
 
 
+def test_similar_tickets_of_one_ticket(server):
+    status, found = call(server, "/similar", {"subject": "Printer paper jam", "description": "tray two", "k": 3})
+    assert status == 200 and len(found["similar"]) == 3
+    assert [n["similarity"] for n in found["similar"]] == sorted((n["similarity"] for n in found["similar"]), reverse=True)
+    assert {"row", "label", "similarity"} <= set(found["similar"][0])
+    assert call(server, "/similar", {"subject": "x", "k": 21})[0] == 422
+    assert call(server, "/similar", {"subject": "x", "k": True})[0] == 422
+    assert call(server, "/similar", {"subject": " "})[0] == 422
+    assert call(server, "/similar", {"subject": "x", "extra": 1})[0] == 422
+
+
 def test_one_ticket_and_a_batch(server):
     status, one = call(server, "/predict", {"subject": "Printer paper jam", "description": "Urgent: Printer paper jam"})
     assert status == 200 and len(one["top3"]) == 3 and one["route"] in ("auto", "triage")

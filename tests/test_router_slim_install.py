@@ -60,6 +60,16 @@ def test_one_ticket_from_the_shell_and_a_clear_error_for_the_torch_backend(tiny_
     assert result.returncode == 2 and "writing Parquet needs pyarrow" in result.stderr  # before any work
 
 
+def test_the_slim_install_searches_the_similar_ticket_index(tiny_onnx, tmp_path):
+    code = ("from ticket_router.router import Router; import sys; "
+            f"r = Router({str(tiny_onnx)!r}, backend='onnx'); "
+            "found = r.similar_tickets(['printer jam'], ['tray two'], 3)[0]; "
+            "print(len(found), found[0]['label'] in r.labels, 'torch' in sys.modules)")
+    result = slim("-c", code, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["3", "True", "False"]
+
+
 def test_the_slim_install_recalibrates_an_onnx_export(tiny_onnx, tmp_path):
     import json
     import shutil

@@ -18,6 +18,7 @@ from .manifest import ONNX_FOLDER, read_json, sha256_of
 
 BACKENDS = ("torch", "onnx")
 ONNX_MANIFEST = "onnx_manifest.json"
+VECTOR_OUTPUT = "sentence_vector"  # the ONNX graph's second output (custom_trainer/onnx_export.py)
 
 
 class TorchBackend:
@@ -46,10 +47,17 @@ class TorchBackend:
             config = read_json(self.model_dir / "config.json", "model config")
         self.fallback_reason = unsupported_reason(self.model_dir, config)
         if self.fallback_reason is None:
-            self._forward = TicketClassifierForward(self.model_dir, config)
+            forward = TicketClassifierForward(self.model_dir, config)
+            self._forward, self._forward_both = forward, forward.logits_and_vectors
         else:
             model = self.model
             self._forward = lambda **inputs: model(**inputs).logits
+
+            def both(**inputs):
+                pooled = model.sentence_vectors(**inputs)
+                return model.logits_from(pooled, inputs["input_ids"], inputs.get("attention_mask")), pooled
+
+            self._forward_both = both
         self.input_names = ("input_ids", "attention_mask", "token_type_ids")
 
     @property
@@ -82,6 +90,13 @@ class TorchBackend:
         with self._torch.inference_mode():
             inputs = {name: self._torch.from_numpy(batch[name]) for name in self.input_names}
             return self._forward(**inputs).float().numpy()
+
+    def logits_and_vectors(self, batch: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Logits and sentence vectors (similar-ticket search) from one forward pass."""
+        with self._torch.inference_mode():
+            inputs = {name: self._torch.from_numpy(batch[name]) for name in self.input_names}
+            logits, vectors = self._forward_both(**inputs)
+            return logits.float().numpy(), vectors.float().numpy()
 
 
 def register_model_classes() -> None:
@@ -138,6 +153,14 @@ class OnnxBackend:
 
     def logits(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         return self.session.run(["logits"], {name: batch[name] for name in self.input_names})[0]
+
+    def logits_and_vectors(self, batch: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Logits and sentence vectors from one run of the graph; graphs exported before vectors have none."""
+        if VECTOR_OUTPUT not in {output.name for output in self.session.get_outputs()}:
+            raise ValueError("this ONNX export has no sentence vectors (exported before similar-ticket search); "
+                             "run `ticket-classifier export-onnx` again")
+        logits, vectors = self.session.run(["logits", VECTOR_OUTPUT], {name: batch[name] for name in self.input_names})
+        return logits, vectors
 
 
 def write_onnx_manifest(onnx_dir: Path, graph: Path, quantize: str | None, model_dir: Path,

@@ -55,6 +55,12 @@ def cmd_predict(args) -> int:
             level = f"{1 - router.set_alpha:.0%} " if isinstance(router.set_alpha, (int, float)) else ""
             print(f"likely queues ({level}prediction set): "
                   + ", ".join(f"{member['label']} ({member['score']:.1%})" for member in decision["prediction_set"]))
+        if args.similar:
+            for rank, neighbour in enumerate(router.similar_tickets([args.subject or ""], [args.description or ""],
+                                                                    args.similar)[0], start=1):
+                text = f": {neighbour['text'][:120]}" if "text" in neighbour else ""
+                print(f"similar {rank}. training row {neighbour['row']} ({neighbour['label']}, cosine "
+                      f"{neighbour['similarity']:.3f}){text}")
         if args.explain:
             from .explain import explain_ticket
 
@@ -66,8 +72,8 @@ def cmd_predict(args) -> int:
 
     if args.output is None:
         raise ValueError("predict: --input needs --output")
-    if args.explain:
-        raise ValueError("predict: --explain takes one ticket (--subject/--description), not --input")
+    if args.explain or args.similar:
+        raise ValueError("predict: --explain and --similar take one ticket (--subject/--description), not --input")
     output = check_output(args.output)
     frame = read_input(args.input, args.text_columns, args.extra_fields)
     routed = route_frame(open_router(args, file=True), frame, args.text_columns, args.batch_size, progress=not args.quiet)
@@ -207,6 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--description")
     predict.add_argument("--input", help="CSV, JSONL, Parquet or Excel file of tickets")
     predict.add_argument("--output", help="where to write every input row with its routing (.csv, .jsonl, .parquet)")
+    predict.add_argument("--similar", type=int, default=0, metavar="K",
+                         help="one ticket: the K most similar training tickets (exports trained with similar_index)")
     predict.add_argument("--explain", action="store_true",
                          help="one ticket: the words whose removal lowers the predicted queue's probability most "
                          "(occlusion, at most 65 forward passes)")

@@ -24,6 +24,7 @@ from .encoding import TicketEncoder
 from .manifest import read_json, verify_export
 from .contract import PREDICTION_SETS_KEY
 from .prediction_sets import prediction_sets, stored_quantile
+from .similar import INDEX_FILE, SimilarIndex
 from .rule import RoutingRule, label_names, softmax, top_k
 
 ENCODE_CHUNK = 4096  # tickets encoded at once: sorting by length works within a chunk, memory stays bounded
@@ -66,6 +67,8 @@ class Router:
         stored = self.config.get(PREDICTION_SETS_KEY)
         self.set_quantile = None if stored is None else stored_quantile(stored)
         self.set_alpha = (stored or {}).get("alpha")
+        index = self.model_dir / INDEX_FILE  # hashed in the manifest, checked above
+        self.similar_index = SimilarIndex(index) if index.is_file() else None
         self.encoder = TicketEncoder(self.model_dir, self.max_length)
         self.backend = (OnnxBackend(self.model_dir, onnx_dir, threads) if backend == "onnx"
                         else TorchBackend(self.model_dir, threads, self.config))
@@ -108,6 +111,19 @@ class Router:
                     if bar is not None:
                         bar.update(len(rows))
         return probabilities
+
+    def similar_tickets(self, subjects: Sequence, descriptions: Sequence, k: int = 5,
+                        batch_size: int = 64) -> list[list[dict]]:
+        """For each ticket, the ``k`` most similar training tickets of the export's index (train.py
+        ``similar_index``), with their queues and cosine similarity."""
+        if self.similar_index is None:
+            raise ValueError(f"{self.model_dir}: no similar-ticket index; train with --similar_index true")
+        vectors = []
+        with self.backend.scoring():
+            for start in range(0, len(subjects), batch_size):
+                encoded = self.encoder.encode(subjects[start:start + batch_size], descriptions[start:start + batch_size])
+                vectors.append(self.backend.logits_and_vectors(self.encoder.pad(encoded))[1])
+        return self.similar_index.neighbours(np.concatenate(vectors), k, self.labels)
 
     def route(self, subjects: Sequence, descriptions: Sequence, batch_size: int = 64) -> list[dict]:
         """For each ticket: the label, its probability, the routing score, the top 3, and auto or triage."""

@@ -138,6 +138,30 @@ def create_app(router, max_batch: int = 256, max_chars: int = 20_000, max_queue:
         decisions = router.decisions(await asyncio.wrap_future(future))
         return {"predictions": decisions} if is_batch else decisions[0]
 
+    @app.post("/similar")
+    async def similar(request: Request):
+        """The ``k`` (default 5, at most 20) training tickets most similar to one ticket, from the export's index:
+        {"subject", "description", "k"}."""
+        from .similar import MAX_K
+
+        body = await read_body(request)
+        try:
+            payload = json.loads(body)
+        except (ValueError, UnicodeDecodeError, RecursionError) as error:
+            raise HTTPException(400, detail=f"malformed JSON: {str(error)[:200]}") from None
+        if not isinstance(payload, dict):
+            raise HTTPException(422, detail=f"expected a JSON object, got {type(payload).__name__}")
+        k = payload.pop("k", 5)
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+            raise HTTPException(422, detail=f"k must be an integer from 1 to {MAX_K}, got {k!r}")
+        ticket = Ticket.model_validate(payload)
+        if not (ticket.subject.strip() or ticket.description.strip()):
+            raise HTTPException(422, detail="the ticket has no text: give a subject or a description")
+        if router.similar_index is None:
+            raise HTTPException(404, detail="this export has no similar-ticket index (trained without similar_index)")
+        found = await run_in_threadpool(router.similar_tickets, [ticket.subject], [ticket.description], k)
+        return {"similar": found[0]}
+
     @app.post("/explain")
     async def explain(request: Request):
         """The words that decided one ticket ({"subject", "description"}): occlusion, at most EXPLAIN_PASSES + 1

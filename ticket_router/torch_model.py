@@ -163,12 +163,17 @@ class TicketClassifierForward:
             x = self._norm(F.linear(inner, *layer["ffn_out"]) + x, layer["output_norm"])
         return x
 
-    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                 token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+    def logits_and_vectors(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                           token_type_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Calibrated logits and the sentence vectors the head read, from one encoder pass."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         pooled = pool(self._encode(input_ids, attention_mask, token_type_ids), attention_mask, self.pooling)
         logits = F.linear(F.gelu(F.linear(pooled, *self.head_hidden)), *self.head_out)
         if self.wide is not None:
             logits = logits + self.wide_scale * wide_logits(input_ids, attention_mask, **self.wide)
-        return logits / self.temperature
+        return logits / self.temperature, pooled
+
+    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                 token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        return self.logits_and_vectors(input_ids, attention_mask, token_type_ids)[0]
