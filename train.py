@@ -33,6 +33,7 @@ from custom_trainer.export import export_model, model_card
 from custom_trainer.metrics import classification_metrics, make_compute_metrics
 from custom_trainer.probe import probe_head, sentence_vectors
 from custom_trainer.reports import strip_prefix, write_reports
+from custom_trainer.run_report import write_run_report
 from custom_trainer.trainer import EvaluationClock, TicketTrainer, epoch_history
 from custom_trainer.wide import fit_wide, fit_wide_scale, wide_logits
 from ticket_data import build_dataset, ticket_tokenizer, tokenize_dataset
@@ -345,24 +346,27 @@ def write_outputs(trainer: TicketTrainer, tokenizer, tokenized_train, scores: di
         if split in scores:
             scored[f"{split}_probabilities"] = softmax(scores[split]["logits"] / temperature)
             scored[f"{split}_labels"] = scores[split]["labels"]
-    (output_dir / "reports").mkdir(parents=True, exist_ok=True)
-    with atomic_path(output_dir / "reports" / "scores.npz") as staging, open(staging, "wb") as handle:
-        np.savez_compressed(handle, **scored)
-    write_reports(output_dir / "reports", metrics, data.label_names, data.raw["test"].to_pandas(),
-                  scores["test"]["logits"] / temperature, epoch_history(trainer.state.log_history), rule)
-    manifest = {
-        "encoder": model_args.model_name_or_path,
-        "data_fingerprint": metrics["data"]["fingerprint"],
-        "data_source": data.source,
-        "metrics": {split: pick(metrics[split]) for split in ("validation", "test")},
-    }
-    extra = {}
+    extra = {}  # files the export carries beside the model
     if model_args.similar_index:  # the training tickets' sentence vectors, from the final model in fp32
         vectors, labels = sentence_vectors(trainer.model, tokenized_train, DataCollatorWithPadding(tokenizer))
         texts = ticket_strings(data.raw["train"]) if model_args.similar_texts else None
         extra[INDEX_FILE] = lambda path: write_index(path, vectors.numpy(), labels.numpy(), np.arange(len(labels)), texts)
         metrics["similar_index"] = {"tickets": int(len(labels)), "dimensions": int(vectors.shape[1]),
                                     "dtype": "float16", "texts": texts is not None, "file": INDEX_FILE}
+    (output_dir / "reports").mkdir(parents=True, exist_ok=True)
+    with atomic_path(output_dir / "reports" / "scores.npz") as staging, open(staging, "wb") as handle:
+        np.savez_compressed(handle, **scored)
+    write_reports(output_dir / "reports", metrics, data.label_names, data.raw["test"].to_pandas(),
+                  scores["test"]["logits"] / temperature, epoch_history(trainer.state.log_history), rule)
+    test_probabilities = scored["test_probabilities"]
+    write_run_report(output_dir / "reports", metrics, data.label_names, scores["test"]["labels"], test_probabilities,
+                     rule.decide(test_probabilities)[2], data.report)
+    manifest = {
+        "encoder": model_args.model_name_or_path,
+        "data_fingerprint": metrics["data"]["fingerprint"],
+        "data_source": data.source,
+        "metrics": {split: pick(metrics[split]) for split in ("validation", "test")},
+    }
     export_model(trainer.model, tokenizer, output_dir / "model", manifest,
                  model_card(data.source, model_args, args, metrics), extra)
 

@@ -17,6 +17,8 @@ answered, then the scoring thread finishes what is queued.
 import asyncio
 import json
 from contextlib import asynccontextmanager
+from pathlib import Path
+from urllib.parse import quote
 
 from .batching import MicroBatcher, QueueFull
 
@@ -42,7 +44,9 @@ def create_app(router, max_batch: int = 256, max_chars: int = 20_000, max_queue:
     if not (isinstance(score_batch, int) and score_batch >= 1):
         raise ValueError(f"score_batch must be an integer >= 1, got {score_batch!r}")
     from fastapi import FastAPI, HTTPException, Request
-    from fastapi.responses import JSONResponse
+    from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+    from . import page
     from pydantic import BaseModel, ConfigDict, Field, ValidationError
     from starlette.concurrency import run_in_threadpool
 
@@ -137,6 +141,73 @@ def create_app(router, max_batch: int = 256, max_chars: int = 20_000, max_queue:
         future = state["batcher"].submit([t.subject for t in tickets], [t.description for t in tickets])
         decisions = router.decisions(await asyncio.wrap_future(future))
         return {"predictions": decisions} if is_batch else decisions[0]
+
+    @app.get("/", response_class=HTMLResponse)
+    async def triage_page():
+        """The triage page (ticket_router/page.py)."""
+        return page.home(router.labels, router.rule.describe())
+
+    async def read_form(request: Request):
+        declared = request.headers.get("content-length")
+        if declared is None or not declared.isdigit() or int(declared) > max_body:
+            raise HTTPException(413, detail=f"a form of at most {max_body} bytes, with its Content-Length")
+        return await request.form(max_files=1, max_fields=8, max_part_size=max_body)
+
+    @app.post("/", response_class=HTMLResponse)
+    async def triage_ticket(request: Request):
+        """One ticket from the page's form: decision and why, prediction set, words that decided, similar tickets."""
+        from .explain import explanation, occlusion_inputs
+
+        form = await read_form(request)
+        subject, description = str(form.get("subject") or ""), str(form.get("description") or "")
+        error = ("give a subject or a description" if not (subject.strip() or description.strip()) else
+                 f"a field holds more than {max_chars} characters" if max(len(subject), len(description)) > max_chars
+                 else "")
+        if error:
+            return HTMLResponse(page.home(router.labels, router.rule.describe(), error, subject[:max_chars],
+                                          description[:max_chars]), status_code=422)
+        # The ticket and its occlusion variants go through the /predict queue as one job.
+        subjects, descriptions, units = occlusion_inputs(subject, description, min(EXPLAIN_PASSES, max_batch - 1))
+        probabilities = await asyncio.wrap_future(state["batcher"].submit(subjects, descriptions))
+        decision = router.decisions(probabilities[:1])[0]
+        predicted = router.labels.index(decision["label"])
+        threshold = router.rule.label_thresholds[predicted]
+        reason = page.why(decision, threshold, predicted in router.rule.triage_ids)
+        similar = None
+        if router.similar_index is not None:
+            similar = (await run_in_threadpool(router.similar_tickets, [subject], [description], 5))[0]
+        return page.result(subject, description, decision, reason, explanation(probabilities, units, router.labels),
+                           similar, router.set_alpha, router.rule.describe())
+
+    @app.post("/route-file")
+    async def route_file(request: Request):
+        """A CSV uploaded from the page, routed and sent back as a CSV download (at most max_batch rows)."""
+        import tempfile
+
+        from .tables import escape_formulas, read_input, route_frame
+
+        form = await read_form(request)
+        upload = form.get("file")
+        columns = str(form.get("text_columns") or "subject description").split()
+        if upload is None or not hasattr(upload, "read"):
+            return HTMLResponse(page.home(router.labels, router.rule.describe(), "choose a CSV file"), status_code=422)
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "upload.csv"
+            path.write_bytes(await upload.read())
+            try:
+                frame = read_input(path, columns, "error")
+                if len(frame) > max_batch:
+                    raise ValueError(f"{len(frame)} rows; the page routes at most {max_batch} (the service's --max_batch)")
+                too_long = [c for c in columns if frame[c].astype(str).str.len().max() > max_chars]
+                if too_long:
+                    raise ValueError(f"column(s) {too_long} hold more than {max_chars} characters in a row")
+            except ValueError as problem:
+                message = str(problem).replace(str(path), getattr(upload, "filename", None) or "the upload")
+                return HTMLResponse(page.home(router.labels, router.rule.describe(), message), status_code=422)
+        routed = await run_in_threadpool(route_frame, router, frame, columns)
+        name = Path(getattr(upload, "filename", None) or "tickets.csv").stem
+        return Response(escape_formulas(routed).to_csv(index=False), media_type="text/csv",
+                        headers={"Content-Disposition": f"attachment; filename=\"{quote(name)}_routed.csv\""})
 
     @app.post("/similar")
     async def similar(request: Request):
