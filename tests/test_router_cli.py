@@ -164,7 +164,7 @@ def test_predict_explains_one_ticket_and_refuses_to_explain_a_file(tiny_onnx, tm
     assert "words that decided" in out and "(4 forward passes;" in out and "'paper'" in out
     assert main(["predict", "--onnx", "--model", str(tiny_onnx), "--input", str(tmp_path / "in.csv"), "--output",
                  str(tmp_path / "out.csv"), "--explain"]) == 2
-    assert "--explain takes one ticket" in capsys.readouterr().err
+    assert "--explain and --similar take one ticket" in capsys.readouterr().err
 
 
 def test_broken_inputs_and_folders_end_in_one_line_not_a_traceback(model_dir, tiny_run, tmp_path, capsys):
