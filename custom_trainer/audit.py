@@ -22,6 +22,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from .baseline import fit_baseline, ticket_strings
+
 logger = logging.getLogger(__name__)
 
 FOLDS = 5
@@ -40,8 +42,6 @@ def out_of_fold_probabilities(texts: Sequence[str], labels: np.ndarray, num_labe
     absent from a fold's training part gets probability 0 there."""
     from sklearn.model_selection import StratifiedKFold
     from tqdm.auto import tqdm
-
-    from .baseline import fit_baseline
 
     labels, texts = np.asarray(labels), np.asarray(texts, dtype=object)
     with warnings.catch_warnings():  # a queue with fewer tickets than folds: sklearn warns, and splits anyway
@@ -170,7 +170,7 @@ def audit_frame(frame: pd.DataFrame, folds: int = FOLDS, seed: int = 0,
     label_names = sorted(frame["category"].unique())
     index = {name: i for i, name in enumerate(label_names)}
     labels = frame["category"].map(index).to_numpy()
-    texts = [f"{s} {d}".strip() for s, d in zip(frame["subject"], frame["description"])]
+    texts = ticket_strings(frame)
     lines = frame["line"].to_numpy()
     pred_probs = out_of_fold_probabilities(texts, labels, len(label_names), folds, seed, progress)
     flagged = likely_label_errors(labels, pred_probs)

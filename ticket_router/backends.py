@@ -47,17 +47,15 @@ class TorchBackend:
             config = read_json(self.model_dir / "config.json", "model config")
         self.fallback_reason = unsupported_reason(self.model_dir, config)
         if self.fallback_reason is None:
-            forward = TicketClassifierForward(self.model_dir, config)
-            self._forward, self._forward_both = forward, forward.logits_and_vectors
+            self._forward = TicketClassifierForward(self.model_dir, config).logits_and_vectors
         else:
             model = self.model
-            self._forward = lambda **inputs: model(**inputs).logits
 
-            def both(**inputs):
+            def forward(**inputs):
                 pooled = model.sentence_vectors(**inputs)
                 return model.logits_from(pooled, inputs["input_ids"], inputs.get("attention_mask")), pooled
 
-            self._forward_both = both
+            self._forward = forward
         self.input_names = ("input_ids", "attention_mask", "token_type_ids")
 
     @property
@@ -89,13 +87,13 @@ class TorchBackend:
     def logits(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         with self._torch.inference_mode():
             inputs = {name: self._torch.from_numpy(batch[name]) for name in self.input_names}
-            return self._forward(**inputs).float().numpy()
+            return self._forward(**inputs)[0].float().numpy()
 
     def logits_and_vectors(self, batch: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Logits and sentence vectors (similar-ticket search) from one forward pass."""
         with self._torch.inference_mode():
             inputs = {name: self._torch.from_numpy(batch[name]) for name in self.input_names}
-            logits, vectors = self._forward_both(**inputs)
+            logits, vectors = self._forward(**inputs)
             return logits.float().numpy(), vectors.float().numpy()
 
 

@@ -67,8 +67,8 @@ class Router:
         stored = self.config.get(PREDICTION_SETS_KEY)
         self.set_quantile = None if stored is None else stored_quantile(stored)
         self.set_alpha = (stored or {}).get("alpha")
-        index = self.model_dir / INDEX_FILE  # hashed in the manifest, checked above
-        self.similar_index = SimilarIndex(index) if index.is_file() else None
+        self._similar_path = self.model_dir / INDEX_FILE  # hashed in the manifest, checked above
+        self._similar_index = None  # loaded when first searched: no start-up cost for routing alone
         self.encoder = TicketEncoder(self.model_dir, self.max_length)
         self.backend = (OnnxBackend(self.model_dir, onnx_dir, threads) if backend == "onnx"
                         else TorchBackend(self.model_dir, threads, self.config))
@@ -111,6 +111,13 @@ class Router:
                     if bar is not None:
                         bar.update(len(rows))
         return probabilities
+
+    @property
+    def similar_index(self) -> SimilarIndex | None:
+        """The export's similar-ticket index (None: it has none), read on first use."""
+        if self._similar_index is None and self._similar_path.is_file():
+            self._similar_index = SimilarIndex(self._similar_path)
+        return self._similar_index
 
     def similar_tickets(self, subjects: Sequence, descriptions: Sequence, k: int = 5,
                         batch_size: int = 64) -> list[list[dict]]:

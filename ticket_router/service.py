@@ -28,7 +28,6 @@ SMALL_BODY = 64 * 1024  # bytes parsed on the event loop (well under a milliseco
 # 2 keeps both workers busy on the few tickets 8 clients leave waiting (266-271 requests/s; 4: 237; one padded call
 # per micro-batch: 195-218) and is as fast as 4 at 32 clients (363-378 and 380 requests/s).
 SCORE_BATCH = 2
-EXPLAIN_PASSES = 64  # /explain: variants of one ticket scored (ticket_router/explain.MAX_PASSES), one job of the queue
 
 
 def body_limit(max_batch: int, max_chars: int) -> int:
@@ -47,6 +46,7 @@ def create_app(router, max_batch: int = 256, max_chars: int = 20_000, max_queue:
     from fastapi.responses import HTMLResponse, JSONResponse, Response
 
     from . import page
+    from .explain import MAX_PASSES, explanation, occlusion_inputs
     from pydantic import BaseModel, ConfigDict, Field, ValidationError
     from starlette.concurrency import run_in_threadpool
 
@@ -101,12 +101,16 @@ def create_app(router, max_batch: int = 256, max_chars: int = 20_000, max_queue:
                 raise HTTPException(413, detail=f"body over {max_body} bytes")
         return bytes(body)
 
-    def parse(body: bytes):
-        """JSON to validated tickets."""
+    def decode(body: bytes):
+        """The JSON body (400 when it is not JSON)."""
         try:
-            payload = json.loads(body)
+            return json.loads(body)
         except (ValueError, UnicodeDecodeError, RecursionError) as error:  # JSONDecodeError is a ValueError
             raise HTTPException(400, detail=f"malformed JSON: {str(error)[:200]}") from None
+
+    def parse(body: bytes):
+        """JSON to validated tickets."""
+        payload = decode(body)
         if isinstance(payload, dict) and "tickets" in payload:
             if isinstance(payload["tickets"], list) and len(payload["tickets"]) > max_batch:
                 raise HTTPException(413, detail=f"batch of {len(payload['tickets'])} tickets; at most {max_batch}")
@@ -114,6 +118,15 @@ def create_app(router, max_batch: int = 256, max_chars: int = 20_000, max_queue:
         if not isinstance(payload, dict):
             raise HTTPException(422, detail=f"expected a JSON object, got {type(payload).__name__}")
         return [Ticket.model_validate(payload)], False
+
+    async def score_with_variants(subject: str, description: str):
+        """The ticket and its occlusion variants (ticket_router/explain.py), scored through the /predict queue as one
+        job of at most max_batch texts: their probabilities, the ticket's first, and the occluded units."""
+        if max_batch < 2:
+            raise HTTPException(422, detail="explaining a ticket scores it with its variants: it needs --max_batch 2 "
+                                            "or more")
+        subjects, descriptions, units = occlusion_inputs(subject, description, min(MAX_PASSES, max_batch - 1))
+        return await asyncio.wrap_future(state["batcher"].submit(subjects, descriptions)), units
 
     @app.get("/health")
     async def health():
@@ -156,8 +169,6 @@ def create_app(router, max_batch: int = 256, max_chars: int = 20_000, max_queue:
     @app.post("/", response_class=HTMLResponse)
     async def triage_ticket(request: Request):
         """One ticket from the page's form: decision and why, prediction set, words that decided, similar tickets."""
-        from .explain import explanation, occlusion_inputs
-
         form = await read_form(request)
         subject, description = str(form.get("subject") or ""), str(form.get("description") or "")
         error = ("give a subject or a description" if not (subject.strip() or description.strip()) else
@@ -166,9 +177,7 @@ def create_app(router, max_batch: int = 256, max_chars: int = 20_000, max_queue:
         if error:
             return HTMLResponse(page.home(router.labels, router.rule.describe(), error, subject[:max_chars],
                                           description[:max_chars]), status_code=422)
-        # The ticket and its occlusion variants go through the /predict queue as one job.
-        subjects, descriptions, units = occlusion_inputs(subject, description, min(EXPLAIN_PASSES, max_batch - 1))
-        probabilities = await asyncio.wrap_future(state["batcher"].submit(subjects, descriptions))
+        probabilities, units = await score_with_variants(subject, description)
         decision = router.decisions(probabilities[:1])[0]
         predicted = router.labels.index(decision["label"])
         threshold = router.rule.label_thresholds[predicted]
@@ -215,11 +224,7 @@ def create_app(router, max_batch: int = 256, max_chars: int = 20_000, max_queue:
         {"subject", "description", "k"}."""
         from .similar import MAX_K
 
-        body = await read_body(request)
-        try:
-            payload = json.loads(body)
-        except (ValueError, UnicodeDecodeError, RecursionError) as error:
-            raise HTTPException(400, detail=f"malformed JSON: {str(error)[:200]}") from None
+        payload = decode(await read_body(request))
         if not isinstance(payload, dict):
             raise HTTPException(422, detail=f"expected a JSON object, got {type(payload).__name__}")
         k = payload.pop("k", 5)
@@ -235,23 +240,16 @@ def create_app(router, max_batch: int = 256, max_chars: int = 20_000, max_queue:
 
     @app.post("/explain")
     async def explain(request: Request):
-        """The words that decided one ticket ({"subject", "description"}): occlusion, at most EXPLAIN_PASSES + 1
-        texts scored through the same queue as /predict (ticket_router/explain.py)."""
-        from .explain import explanation, occlusion_inputs
-
+        """The words that decided one ticket ({"subject", "description"}): occlusion, at most MAX_PASSES + 1 texts
+        scored through the same queue as /predict (ticket_router/explain.py)."""
         tickets, is_batch = parse(await read_body(request))
         if is_batch:
             raise HTTPException(422, detail="/explain takes one ticket ({\"subject\", \"description\"}), not a batch")
         ticket = tickets[0]
-        if max_batch < 2:
-            raise HTTPException(422, detail="/explain scores the ticket and its variants together: it needs "
-                                            "--max_batch 2 or more")
         if not (ticket.subject.strip() or ticket.description.strip()):
             raise HTTPException(422, detail="the ticket has no text: give a subject or a description")
-        subjects, descriptions, units = occlusion_inputs(ticket.subject, ticket.description,
-                                                         min(EXPLAIN_PASSES, max_batch - 1))
-        future = state["batcher"].submit(subjects, descriptions)
-        return explanation(await asyncio.wrap_future(future), units, router.labels)
+        probabilities, units = await score_with_variants(ticket.subject, ticket.description)
+        return explanation(probabilities, units, router.labels)
 
     return app
 

@@ -80,7 +80,7 @@ def route_frame(router, frame: pd.DataFrame, text_columns, batch_size: int = 64,
         out.loc[has_text, "top3"] = [json.dumps([[label, round(p, 6)] for label, p in row])
                                      for row in top_k(probabilities, labels)]
         out.loc[has_text, "route"] = np.where(routed, "auto", "triage")
-        sets = router.prediction_sets(probabilities) if hasattr(router, "prediction_sets") else None
+        sets = router.prediction_sets(probabilities)
         if sets is not None:
             out["prediction_set"] = None
             out.loc[has_text, "prediction_set"] = ["; ".join(label for label, _ in members) for members in sets]
