@@ -19,6 +19,8 @@ if not (CHROMIUM.is_file() and DRIVER.exists()):
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (the dev extra)")
 pytest.importorskip("fastapi", reason="the serve extra (fastapi, uvicorn) is not installed")
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support import expected_conditions  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 from test_router_service import free_port, start, stop  # noqa: E402
 
@@ -60,7 +62,10 @@ def test_the_page_routes_one_ticket_with_its_set_words_and_similar_tickets(brows
     browser.find_element(By.ID, "subject").send_keys("Printer <b>paper</b> jam")
     browser.find_element(By.ID, "description").send_keys("the tray on floor two is stuck and nothing prints")
     browser.find_element(By.ID, "route-ticket").click()
-    decision = browser.find_element(By.ID, "decision").text
+    # The click submits a form: the answer is a new page, which may not be there yet when click() returns (it was
+    # not, once, on a loaded CI machine). Wait for it rather than reading the old page.
+    decision = WebDriverWait(browser, 60).until(
+        expected_conditions.presence_of_element_located((By.ID, "decision"))).text
     assert decision.startswith("Predicted ") and ("auto-routed" in decision or "to triage" in decision)
     assert "because" in decision
     assert browser.find_elements(By.CSS_SELECTOR, "#prediction-set tr")
