@@ -27,6 +27,7 @@ from custom_trainer.arguments import DataArguments, ModelArguments, TicketTraini
 from custom_trainer.audit import audit_file, summarize_audit
 from custom_trainer.baseline import ADVICE, baseline_metrics, compare_to_baseline, ticket_strings
 from custom_trainer.calibration import RoutingRule, fit_routing, softmax
+from custom_trainer.combine import choose_combination, export_weights, log_prior
 from custom_trainer.encoders import resolve_encoder
 from custom_trainer.evaluation import bootstrap_intervals
 from custom_trainer.export import export_model, model_card
@@ -35,7 +36,7 @@ from custom_trainer.probe import probe_head, sentence_vectors
 from custom_trainer.reports import strip_prefix, write_reports
 from custom_trainer.run_report import write_run_report
 from custom_trainer.trainer import EvaluationClock, TicketTrainer, epoch_history
-from custom_trainer.wide import fit_wide, fit_wide_scale, wide_logits
+from custom_trainer.wide import fit_wide, wide_logits
 from ticket_data import build_dataset, ticket_tokenizer, tokenize_dataset
 from ticket_data.builder import GROUPED_BY
 from ticket_data.loading import load_tickets_with_report, summarize_report
@@ -119,6 +120,15 @@ def prediction_set_summary(sets: dict | None) -> str:
     test = sets["test"]
     return (f"prediction sets ({1 - sets['alpha']:.0%}, calibrated on {sets['calibration_size']} tickets): test coverage "
             f"{test['coverage']:.1%}, mean size {test['mean_size']:.2f}, median {test['median_size']:g}\n")
+
+
+def combination_summary(combination: dict | None) -> str:
+    if not combination:
+        return ""
+    return (f"combined for {combination['target']} on validation: wide weight {combination['wide_weight']:g}, prior "
+            f"correction {combination['prior_strength']:+g} (head alone: validation macro-F1 "
+            f"{combination['head_alone_validation']['macro_f1']:.4f}, accuracy "
+            f"{combination['head_alone_validation']['accuracy']:.4f})\n")
 
 
 def pick(metrics: dict, keys=("accuracy", "macro_f1", "weighted_f1")) -> dict:
@@ -237,7 +247,7 @@ def build_model(encoder_path: str, data: PreparedData, data_args: DataArguments,
         max_input_length=data_args.max_length,
         pooling=model_args.pooling,
         triage_labels=data.triage_labels,
-        wide_buckets=model_args.wide_buckets,
+        wide_buckets=model_args.wide_buckets if model_args.combine_for != "none" else 0,
     )
     if model_args.freeze_word_embeddings:
         model.encoder.get_input_embeddings().weight.requires_grad_(False)
@@ -290,20 +300,37 @@ def score_splits(trainer: TicketTrainer, tokenized) -> dict:
     return scores
 
 
-def add_wide_part(trainer: TicketTrainer, tokenized, scores: dict, label_names: list[str], seed: int) -> dict:
-    """The wide part (custom_trainer/wide.py): fitted on train, weighed against the head on validation; every
-    split's logits and figures become the combined model's."""
-    wide = fit_wide(trainer.model, tokenized["train"]["input_ids"], tokenized["train"]["labels"], seed)
-    extra = {split: wide_logits(trainer.model, tokenized[split]["input_ids"]) for split in scores}
-    validation, test = scores["validation"], scores["test"]
-    wide["scale"] = fit_wide_scale(validation["logits"], extra["validation"], validation["labels"])
-    wide["head_only"] = {"validation": pick(validation["metrics"]), "test": pick(test["metrics"])}
-    trainer.model.config.wide_scale = wide["scale"]
+def combine_parts(trainer: TicketTrainer, tokenized, scores: dict, data: PreparedData, model_args: ModelArguments,
+                  baseline: dict, seed: int) -> dict | None:
+    """The wide part (custom_trainer/wide.py) fitted on train, then its weight and a prior correction chosen on
+    validation (custom_trainer/combine.py) and written into the model; every split's logits and figures become the
+    combined model's. None with combine_for 'none' (the head as trained)."""
+    if model_args.combine_for == "none":
+        return None
+    model, validation, test = trainer.model, scores["validation"], scores["test"]
+    fitted, wide = None, None
+    if model_args.wide_buckets:
+        fitted = fit_wide(model, tokenized["train"]["input_ids"], tokenized["train"]["labels"], seed)
+        wide = {split: wide_logits(model, tokenized[split]["input_ids"]) for split in scores}
+    prior = log_prior(tokenized["train"]["labels"], len(data.label_names))
+    choice = choose_combination(validation["logits"], None if wide is None else wide["validation"],
+                                validation["labels"], prior, model_args.combine_for, baseline["validation"])
+    scale, shift = export_weights(choice["wide_weight"], choice["prior_strength"], prior)
+    model.config.wide_scale = scale if wide is not None else 0.0
+    with torch.no_grad():  # the prior correction is a shift of the head's output bias: every backend computes it
+        model.head[-1].bias.add_(torch.as_tensor(shift, dtype=model.head[-1].bias.dtype))
+    choice.update({"wide_scale": model.config.wide_scale, "bias_shift": shift.tolist(), "wide": fitted,
+                   "head_only": {"validation": pick(validation["metrics"]), "test": pick(test["metrics"])}})
     for split, part in scores.items():
-        part["logits"] = part["logits"] + wide["scale"] * extra[split]
+        part["logits"] = part["logits"] + shift + (scale * wide[split] if wide is not None else 0.0)
         if "metrics" in part:
-            part["metrics"].update(classification_metrics(part["labels"], part["logits"].argmax(-1), label_names))
-    return wide
+            part["metrics"].update(classification_metrics(part["labels"], part["logits"].argmax(-1), data.label_names))
+    logger.info("combined for %s on validation: wide weight %.2f, prior strength %+.2f: accuracy %.4f, macro-F1 "
+                "%.4f (head alone %.4f, %.4f; baseline %.4f, %.4f)", choice["target"], choice["wide_weight"],
+                choice["prior_strength"], choice["validation"]["accuracy"], choice["validation"]["macro_f1"],
+                choice["head_alone_validation"]["accuracy"], choice["head_alone_validation"]["macro_f1"],
+                baseline["validation"]["accuracy"], baseline["validation"]["macro_f1"])
+    return choice
 
 
 def certify_routing(config, scores: dict, data: PreparedData, data_args: DataArguments,
@@ -384,6 +411,7 @@ def print_summary(metrics: dict, output_dir: Path, seconds: float) -> None:
         f"{format_interval(intervals['coverage'])}, misrouted among them {format_interval(intervals['misrouting'])}\n"
         f"baseline ({baseline['name']}): validation macro-F1 {baseline['validation']['macro_f1']:.4f} | test "
         f"macro-F1 {baseline['test']['macro_f1']:.4f} accuracy {baseline['test']['accuracy']:.4f}\n"
+        f"{combination_summary(metrics['combination'])}"
         f"{routing_summary(routing)}\n"
         f"{prediction_set_summary(metrics['prediction_sets'])}"
         f"ECE {routing['test']['ece_before']:.3f} -> {routing['test']['ece_after']:.3f}\n"
@@ -408,7 +436,7 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
     trainer, probe = train_model(model, weights, tokenizer, tokenized, data, model_args, args, [clock, *callbacks])
 
     scores = score_splits(trainer, tokenized)
-    wide = add_wide_part(trainer, tokenized, scores, data.label_names, args.seed) if model_args.wide_buckets else None
+    combination = combine_parts(trainer, tokenized, scores, data, model_args, baseline, args.seed)
     routing, rule = certify_routing(trainer.model.config, scores, data, data_args, model_args)
     test_probabilities = softmax(scores["test"]["logits"] / routing["temperature"])
     test_predicted, _, routed = rule.decide(test_probabilities)
@@ -424,7 +452,7 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
         "routing": routing,
         "prediction_sets": sets,  # stored settings and, on test, coverage and set sizes (None: no calibration split)
         "intervals": {"test": intervals},  # 95% percentile-bootstrap intervals of the test figures
-        "wide": wide,
+        "combination": combination,  # the wide part's weight and the prior correction, chosen on validation
         "baseline": baseline,
         "head_probe": probe,
         "data": {"source": data.source, "fingerprint": data_fingerprint(data.raw),

@@ -57,7 +57,7 @@ def main(argv=None) -> None:
     known = parser.parse_args(argv[:cut])
     from transformers import AutoTokenizer, DataCollatorWithPadding
 
-    from benchmarks.wide_posthoc import head_logits
+    from benchmarks.combine_posthoc import head_logits
     from custom_trainer.arguments import parse_args
     from custom_trainer.metrics import classification_metrics
     from ticket_data import tokenize_dataset

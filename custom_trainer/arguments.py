@@ -16,6 +16,7 @@ from transformers import HfArgumentParser, TrainingArguments
 from ticket_data.loading import DEFAULT_RARE_LABEL_NAME, DataPolicy
 from ticket_router.contract import POOLINGS
 
+from .combine import COMBINE_TARGETS
 from .losses import CLASS_WEIGHTINGS
 from .precision import CPU_PRECISIONS, resolve_cpu_precision
 
@@ -153,10 +154,19 @@ class ModelArguments:
                           "seed's) or 'none' (every ticket counts the same)."},
     )
 
+    # On real exports a TF-IDF model knows things the encoder does not (issue 26): the wide part is that model inside
+    # the export, and validation decides how much it counts (combine_for), down to nothing.
     wide_buckets: int = field(
-        default=0,
+        default=2**18,
         metadata={"help": "Hash buckets for token bigrams of the wide part (a logistic regression over token uni- and "
                   "bigrams inside the model, fitted after fine-tuning); 0 = no wide part."},
+    )
+    combine_for: str = field(
+        default="both",
+        metadata={"help": "After training, the wide part's weight and a prior correction of the logits (logit "
+                          "adjustment) are chosen on validation for: 'both' (the smaller of the accuracy and "
+                          "macro-F1 margins over the run's TF-IDF baseline), 'accuracy', 'macro_f1', or 'none' (the "
+                          "head as trained, no wide part: the seed's recipe)."},
     )
 
     max_misrouting: float = field(
@@ -206,6 +216,8 @@ class ModelArguments:
             raise ValueError(f"focal_gamma must be >= 0, got {self.focal_gamma}")
         if self.wide_buckets < 0:
             raise ValueError(f"wide_buckets must be >= 0, got {self.wide_buckets}")
+        if self.combine_for not in COMBINE_TARGETS:
+            raise ValueError(f"combine_for must be one of {COMBINE_TARGETS}, got {self.combine_for!r}")
         if self.frozen_layers < 0:
             raise ValueError(f"frozen_layers must be >= 0, got {self.frozen_layers}")
         if self.class_weighting not in CLASS_WEIGHTINGS:

@@ -79,6 +79,27 @@ def similar_card(index: dict | None) -> str:
             "service's `POST /similar` return the K nearest by cosine.\n\n")
 
 
+def combination_text(combination: dict | None) -> str:
+    """How the export combines head, wide part and prior correction, and what validation said (card and run report)."""
+    if not combination:
+        return "The head's logits as trained (`combine_for: none`): no wide part, no prior correction."
+    target = {"both": "the smaller of the accuracy and macro-F1 margins over the baseline", "accuracy": "accuracy",
+              "macro_f1": "macro-F1"}[combination["target"]]
+    chosen, head, base = combination["validation"], combination["head_alone_validation"], combination["baseline_validation"]
+    strength = combination["prior_strength"]
+    direction = ("towards rare queues" if strength > 0 else "towards the big queues" if strength < 0 else "none")
+    wide = ("the wide part (a logistic regression over the tokenizer's uni- and bigrams, inside the model) with weight "
+            f"{combination['wide_weight']:g} in (1 - w) x head + w x wide" if combination["wide"] is not None
+            else "no wide part (`wide_buckets: 0`)")
+    return (f"Chosen on the validation split for {target} (`combine_for: {combination['target']}`): {wide}; a prior "
+            f"correction (logit adjustment) of {strength:+g} x log(training share of each queue), {direction}. "
+            f"Validation accuracy / macro-F1: head alone {head['accuracy']:.4f} / {head['macro_f1']:.4f}, combined "
+            f"{chosen['accuracy']:.4f} / {chosen['macro_f1']:.4f}"
+            + (f", baseline {base['accuracy']:.4f} / {base['macro_f1']:.4f}" if base else "") + ". Both are plain "
+            "weights of the export (`wide_scale` in config.json, a shift of the head's output bias): every backend "
+            "computes them. Another target needs a new run with `combine_for` set.")
+
+
 def prediction_sets_card(sets: dict | None) -> str:
     """The card's section on the conformal prediction sets (nothing when the run has none)."""
     if not sets:
@@ -135,6 +156,8 @@ Test, 95% intervals ({intervals['n_resamples']} percentile-bootstrap resamples o
 {format_interval(intervals['accuracy'])}, macro-F1 {format_interval(intervals['macro_f1'])}.
 
 Baseline: {baseline['name']} (scikit-learn) fitted on the same training split.{below_note}
+
+{combination_text(metrics.get("combination"))}
 
 | label | test F1 |
 | --- | --- |

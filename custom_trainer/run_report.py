@@ -17,6 +17,7 @@ from ticket_router.contract import format_interval
 from ticket_router.guarantee_card import frontier_lines, guarantee_line
 
 from .baseline import ADVICE, compare_to_baseline
+from .export import combination_text
 from .reports import save_figure
 
 STYLE = """
@@ -140,6 +141,7 @@ def write_run_report(reports_dir: str | Path, metrics: dict, label_names: list[s
              [escape(baseline["name"]), f"{baseline['validation']['accuracy']:.4f}",
               f"{baseline['validation']['macro_f1']:.4f}", f"{baseline['test']['accuracy']:.4f}",
               f"{baseline['test']['macro_f1']:.4f}"]]) +
+        f"<p id=\"combination\">{escape(combination_text(metrics.get('combination')))}</p>"
         f"<p>Test, 95% intervals ({intervals['n_resamples']} bootstrap resamples): accuracy "
         f"{format_interval(intervals['accuracy'])}, macro-F1 {format_interval(intervals['macro_f1'])}.</p>"
         "<h2>Per queue (test)</h2>" + _table(

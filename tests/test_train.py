@@ -246,16 +246,23 @@ def test_a_model_below_the_baseline_says_so_loudly(tiny_bert, tmp_path, dataset_
 
 
 @pytest.mark.process
-def test_the_wide_part_travels_with_the_export(tiny_bert, tmp_path, dataset_cache):
-    """With --wide_buckets the exported model computes head + wide_scale x wide logits by itself (pipeline)."""
+def test_the_combination_travels_with_the_export(tiny_bert, tmp_path, dataset_cache):
+    """The wide part's weight and the prior correction chosen on validation are in the exported weights: the
+    export computes head + bias shift + wide_scale x wide logits by itself (pipeline) and predicts what the run
+    reported."""
     from train import main
 
-    flags = tiny_run_flags(tiny_bert, tmp_path / "wide", dataset_cache) + ["--wide_buckets", "4096"]
+    flags = tiny_run_flags(tiny_bert, tmp_path / "wide", dataset_cache) + ["--wide_buckets", "4096",
+                                                                          "--combine_for", "macro_f1"]
     metrics = main(*parse_args(flags)[:3])
     config = json.loads((tmp_path / "wide" / "model" / "config.json").read_text())
-    assert config["wide_buckets"] == 4096 and config["wide_scale"] == pytest.approx(metrics["wide"]["scale"])
-    assert metrics["wide"]["scale"] > 0  # templated tickets: the n-gram model helps on validation
-    assert set(metrics["wide"]["head_only"]) == {"validation", "test"}
+    combination = metrics["combination"]
+    assert config["wide_buckets"] == 4096 and config["wide_scale"] == pytest.approx(combination["wide_scale"])
+    assert combination["wide_weight"] > 0  # templated tickets: the n-gram model helps on validation
+    assert combination["target"] == "macro_f1" and len(combination["bias_shift"]) == 12
+    assert set(combination["head_only"]) == {"validation", "test"}
+    assert metrics["validation"]["macro_f1"] == pytest.approx(combination["validation"]["macro_f1"])
+    assert metrics["validation"]["macro_f1"] >= combination["head_alone_validation"]["macro_f1"]
     predictions_csv = tmp_path / "wide" / "reports" / "predictions.csv"
     result = subprocess.run(
         [sys.executable, "-c", PIPELINE_CHECK, str(tmp_path / "wide" / "model"), "import", str(predictions_csv)],

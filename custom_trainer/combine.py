@@ -1,0 +1,101 @@
+"""How the export combines its parts, chosen on validation: the head, the wide part's weight, and a prior correction.
+
+Two levers the fine-tuned head cannot pull by itself (issue 26):
+- the wide part (custom_trainer/wide.py), a logistic regression over the tokenizer's uni- and bigrams, errs on
+  other tickets than the encoder; mixed in with a weight, it keeps what a TF-IDF model knows on real exports;
+- logit adjustment (Menon et al. 2021, "Long-tail learning via logit adjustment"): subtracting ``tau`` times the log
+  of the training prior from the logits. ``tau > 0`` favours rare queues (macro-F1), ``tau < 0`` undoes the class
+  weights of the loss and favours the big queues (accuracy: a router's misrouting is counted per ticket). One
+  trained model serves either, without retraining.
+
+Both are chosen together on the validation split for what the run reports (``combine_for``): by default the smaller
+of the two margins, accuracy and macro-F1, over the run's own TF-IDF + logistic-regression baseline, because the
+promise is to be at least the baseline on both. The calibration split chooses nothing (it certifies the routing
+rule afterwards), and test is never looked at. In the export the choice becomes plain weights: ``wide_scale`` and a
+shift of the head's output bias, so `pipeline`, ONNX and the router all compute it without new code.
+
+Functions over plain arrays (``head``/``wide``: logits, one row per ticket; ``labels``: integer labels).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+COMBINE_TARGETS = ("both", "accuracy", "macro_f1", "none")
+# Weight of the wide part in the mix (1 - w) * head + w * wide: 0 is the head alone; 0.95 is nearly the wide part
+# alone (the export keeps the head, so 1 is not offered).
+WIDE_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+# Logit-adjustment strengths: 0 is the model as trained; Menon et al.'s tau = 1 is the balanced-error optimum.
+PRIOR_STRENGTHS = (-1.0, -0.75, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def log_prior(train_labels, num_labels: int) -> np.ndarray:
+    """Log of the training split's label frequencies, add-one smoothed (a label with no ticket stays finite)."""
+    counts = np.bincount(np.asarray(train_labels, dtype=np.int64), minlength=num_labels).astype(np.float64) + 1.0
+    return np.log(counts / counts.sum())
+
+
+def combined_logits(head: np.ndarray, wide: np.ndarray | None, wide_weight: float, prior_strength: float,
+                    prior: np.ndarray) -> np.ndarray:
+    """(1 - w) * head + w * wide - tau * log prior."""
+    logits = (1.0 - wide_weight) * np.asarray(head, dtype=np.float64)
+    if wide is not None and wide_weight:
+        logits = logits + wide_weight * np.asarray(wide, dtype=np.float64)
+    return logits - prior_strength * prior[np.newaxis, :]
+
+
+def scores(labels, predictions, num_labels: int) -> dict[str, float]:
+    """Accuracy and macro-F1 over every label (as the project's ticket_classification metric computes them)."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    return {"accuracy": float(accuracy_score(labels, predictions)),
+            "macro_f1": float(f1_score(labels, predictions, labels=list(range(num_labels)), average="macro",
+                                       zero_division=0))}
+
+
+def objective(figures: dict, target: str, baseline: dict | None) -> tuple[float, float]:
+    """What a candidate is ranked by (larger is better), then a tie-break: for 'both', the smaller margin over the
+    baseline (its figures themselves without one), then the sum of the two figures."""
+    total = figures["accuracy"] + figures["macro_f1"]
+    if target == "both":
+        base = baseline or {"accuracy": 0.0, "macro_f1": 0.0}
+        return min(figures["accuracy"] - base["accuracy"], figures["macro_f1"] - base["macro_f1"]), total
+    return figures[target], total
+
+
+def choose_combination(head: np.ndarray, wide: np.ndarray | None, labels, prior: np.ndarray, target: str = "both",
+                       baseline: dict | None = None, wide_weights=WIDE_WEIGHTS,
+                       prior_strengths=PRIOR_STRENGTHS) -> dict:
+    """The (wide weight, prior strength) with the best ``objective`` on these (validation) tickets.
+
+    Candidates are tried simplest first (no prior correction, then a little; the head alone, then more wide part),
+    and only a strictly better one replaces the current choice, so a tie keeps the simpler model. Returns the choice,
+    its validation figures, the head alone's, and the whole grid (for the report).
+    """
+    if target not in COMBINE_TARGETS or target == "none":
+        raise ValueError(f"combine_for must be one of {COMBINE_TARGETS[:-1]} to choose a combination, got {target!r}")
+    labels = np.asarray(labels)
+    num_labels = np.asarray(head).shape[1]
+    weights = list(wide_weights) if wide is not None else [0.0]
+    order = sorted(((w, t) for w in weights for t in prior_strengths), key=lambda c: (abs(c[1]), c[1] < 0, c[0]))
+    grid, best, best_key = [], None, None
+    for wide_weight, strength in order:
+        predicted = combined_logits(head, wide, wide_weight, strength, prior).argmax(-1)
+        figures = scores(labels, predicted, num_labels)
+        key = objective(figures, target, baseline)
+        grid.append({"wide_weight": wide_weight, "prior_strength": strength, **figures})
+        if best_key is None or key > best_key:
+            best, best_key = grid[-1], key
+    head_alone = next(row for row in grid if row["wide_weight"] == 0.0 and row["prior_strength"] == 0.0)
+    return {"target": target, "wide_weight": best["wide_weight"], "prior_strength": best["prior_strength"],
+            "validation": {"accuracy": best["accuracy"], "macro_f1": best["macro_f1"]},
+            "head_alone_validation": {"accuracy": head_alone["accuracy"], "macro_f1": head_alone["macro_f1"]},
+            "baseline_validation": None if baseline is None else {k: baseline[k] for k in ("accuracy", "macro_f1")},
+            "grid": grid}
+
+
+def export_weights(wide_weight: float, prior_strength: float, prior: np.ndarray) -> tuple[float, np.ndarray]:
+    """The choice as the export's weights: logits = head + bias_shift + wide_scale * wide, which is the chosen
+    mix divided by (1 - w) (the same ranking; the temperature fitted afterwards absorbs the scale)."""
+    keep = 1.0 - wide_weight
+    return wide_weight / keep, -prior_strength * prior / keep

@@ -1,0 +1,92 @@
+"""Choosing how the export combines head, wide part and a prior correction on validation (custom_trainer/combine.py)."""
+
+import numpy as np
+import pytest
+
+from custom_trainer.combine import (PRIOR_STRENGTHS, choose_combination, combined_logits, export_weights, log_prior,
+                                    scores)
+
+RNG_SEED = 0
+
+
+def long_tail(n=3000, frequencies=(0.7, 0.2, 0.1), seed=RNG_SEED):
+    rng = np.random.default_rng(seed)
+    labels = rng.choice(len(frequencies), size=n, p=frequencies)
+    return rng, labels
+
+
+def test_log_prior_is_finite_for_a_label_without_tickets():
+    prior = log_prior([0, 0, 0, 1], num_labels=3)
+    assert np.all(np.isfinite(prior)) and prior[0] > prior[1] > prior[2]
+    assert np.exp(prior).sum() == pytest.approx(1.0)
+
+
+def test_a_head_that_overpredicts_rare_queues_is_pulled_back_for_accuracy():
+    # Class weights in the loss push the head towards rare labels: a bias in favour of them, as here.
+    rng, labels = long_tail()
+    head = 1.2 * np.eye(3)[labels] + rng.normal(size=(len(labels), 3)) + np.array([0.0, 0.8, 1.2])
+    prior = log_prior(labels, 3)
+    choice = choose_combination(head, None, labels, prior, target="accuracy")
+    assert choice["prior_strength"] < 0 and choice["wide_weight"] == 0.0
+    assert choice["validation"]["accuracy"] > choice["head_alone_validation"]["accuracy"] + 0.02
+
+
+def test_a_head_that_ignores_rare_queues_is_pushed_towards_them_for_macro_f1():
+    rng, labels = long_tail()
+    head = 1.2 * np.eye(3)[labels] + rng.normal(size=(len(labels), 3)) + np.array([1.5, 0.0, 0.0])
+    prior = log_prior(labels, 3)
+    choice = choose_combination(head, None, labels, prior, target="macro_f1")
+    assert choice["prior_strength"] > 0
+    assert choice["validation"]["macro_f1"] > choice["head_alone_validation"]["macro_f1"] + 0.02
+
+
+def test_the_wide_part_counts_when_it_knows_something_and_not_when_it_is_noise():
+    rng, labels = long_tail()
+    head = 1.0 * np.eye(3)[labels] + rng.normal(size=(len(labels), 3))
+    prior = log_prior(labels, 3)
+    informative = 1.0 * np.eye(3)[labels] + rng.normal(size=(len(labels), 3))  # errs on other tickets
+    assert choose_combination(head, informative, labels, prior, target="macro_f1")["wide_weight"] > 0
+    noise = rng.normal(size=(len(labels), 3))
+    assert choose_combination(head, noise, labels, prior, target="macro_f1")["wide_weight"] <= 0.1
+
+
+def test_both_is_at_least_the_baseline_when_the_wide_part_is_the_baseline():
+    """The promise on validation: the grid holds (nearly) the wide part alone, so with a wide part as good as the
+    baseline the choice is not below it in accuracy or macro-F1, even when the head is worse on both."""
+    rng, labels = long_tail(seed=3)
+    wide = 1.5 * np.eye(3)[labels] + rng.normal(size=(len(labels), 3))
+    head = 0.8 * np.eye(3)[labels] + rng.normal(size=(len(labels), 3)) + np.array([0.0, 0.5, 0.9])
+    baseline = scores(labels, wide.argmax(-1), 3)
+    assert scores(labels, head.argmax(-1), 3)["accuracy"] < baseline["accuracy"]
+    choice = choose_combination(head, wide, labels, log_prior(labels, 3), target="both", baseline=baseline)
+    assert choice["wide_weight"] > 0.5
+    assert choice["validation"]["accuracy"] >= baseline["accuracy"]
+    assert choice["validation"]["macro_f1"] >= baseline["macro_f1"]
+    assert choice["baseline_validation"] == baseline
+
+
+def test_a_tie_keeps_the_simplest_model():
+    labels = np.array([0, 1, 2] * 50)
+    head = 5.0 * np.eye(3)[labels]  # already perfect: nothing can do better
+    choice = choose_combination(head, np.zeros_like(head), labels, log_prior(labels, 3), target="both",
+                                baseline={"accuracy": 0.5, "macro_f1": 0.5})
+    assert (choice["wide_weight"], choice["prior_strength"]) == (0.0, 0.0)
+    assert len(choice["grid"]) > len(PRIOR_STRENGTHS)
+
+
+def test_export_weights_rank_tickets_as_the_chosen_mix():
+    rng, labels = long_tail(n=200)
+    head, wide = rng.normal(size=(200, 3)), rng.normal(size=(200, 3))
+    prior = log_prior(labels, 3)
+    for wide_weight, strength in ((0.0, 0.5), (0.4, -0.75), (0.95, 1.0)):
+        scale, shift = export_weights(wide_weight, strength, prior)
+        exported = head + shift + scale * wide
+        np.testing.assert_allclose(exported * (1 - wide_weight),
+                                   combined_logits(head, wide, wide_weight, strength, prior), atol=1e-12)
+
+
+def test_none_and_unknown_targets_are_refused_by_name():
+    labels = np.array([0, 1])
+    for target in ("none", "f1"):
+        with pytest.raises(ValueError, match=f"combine_for.*{target}"):
+            choose_combination(np.zeros((2, 2)), None, labels, log_prior(labels, 2), target=target)
