@@ -122,6 +122,16 @@ class TicketClassifierConfig(PretrainedConfig):
         return AutoConfig.for_model(settings.pop("model_type"), **settings)
 
 
+class WideTable(nn.Module):
+    """The wide part's weights, one row of label scores per token feature (``wide.weight`` in the export), zeros
+    until custom_trainer/wide.py writes the fitted regression into them. A plain module, not an ``nn.Embedding``:
+    `_init_weights` draws random values for embeddings, which would shift every random number drawn after it."""
+
+    def __init__(self, features: int, num_labels: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(features, num_labels), requires_grad=False)
+
+
 class TicketClassifier(PreTrainedModel):
     """Encoder -> pooled tokens (``config.pooling``: first token or mean) -> Dropout, Linear(hidden, 256), GELU,
     Dropout, Linear(256, num_labels).
@@ -149,9 +159,9 @@ class TicketClassifier(PreTrainedModel):
         self.wide = None
         if config.wide_buckets:
             features = encoder_config.vocab_size + config.wide_buckets
-            # Fitted by logistic regression after fine-tuning (custom_trainer/wide.py), never by the optimizer.
-            self.wide = nn.Embedding(features, config.num_labels)
-            self.wide.weight.requires_grad_(False)
+            # Fitted by logistic regression after fine-tuning (custom_trainer/wide.py), never by the optimizer; zeros
+            # until then, and no random draw: the head and training see the same random numbers with or without it.
+            self.wide = WideTable(features, config.num_labels)
             self.wide_bias = nn.Parameter(torch.zeros(config.num_labels), requires_grad=False)
             self.register_buffer("wide_idf", torch.ones(features))
         # Decorated forwards hide their arguments from __code__; the signature keeps them.

@@ -164,3 +164,17 @@ def test_an_export_loads_with_its_own_code_where_custom_trainer_is_never_importe
                           cwd=tmp_path, env={**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules")})
     assert done.returncode == 0, done.stderr[-2000:]
     assert torch.allclose(torch.tensor(eval(done.stdout.strip().splitlines()[-1])), expected, atol=1e-5)
+
+
+def test_the_wide_part_draws_no_random_numbers(tiny_bert):
+    """With the wide part on (the default) the head starts from the same weights and training draws the same random
+    numbers as without it: its table is zeros until the regression is written into it."""
+    states = []
+    for buckets in (0, 512):
+        torch.manual_seed(11)
+        model = TicketClassifier.from_encoder(str(tiny_bert), {0: "a", 1: "b", 2: "c"}, wide_buckets=buckets)
+        states.append(({k: v.clone() for k, v in model.head.state_dict().items()}, torch.rand(3)))
+    (head_without, next_without), (head_with, next_with) = states
+    assert all(torch.equal(head_without[k], head_with[k]) for k in head_without)
+    assert torch.equal(next_without, next_with)
+    assert not model.wide.weight.any() and not model.wide.weight.requires_grad
