@@ -58,7 +58,8 @@ def compare_to_baseline(model_metrics: dict, baseline: dict, split: str = "valid
 
 
 ADVICE = (
-    "the fine-tuned model is below the linear baseline. What to try: more epochs (num_train_epochs) or a larger "
+    "the fine-tuned model is below the linear baseline. What to try: the wide part and the prior correction "
+    "(wide_buckets > 0 with combine_for both, the defaults); more epochs (num_train_epochs) or a larger "
     "learning rate for the head (head_learning_rate); class_weighting none or sqrt when a few labels dominate; "
     "a larger max_length when many tickets are truncated (reports/data_report.json: token_lengths); or route with "
     "the baseline until the model is better."
