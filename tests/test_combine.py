@@ -90,3 +90,50 @@ def test_none_and_unknown_targets_are_refused_by_name():
     for target in ("none", "f1"):
         with pytest.raises(ValueError, match=f"combine_for.*{target}"):
             choose_combination(np.zeros((2, 2)), None, labels, log_prior(labels, 2), target=target)
+
+
+def test_train_py_writes_the_chosen_prior_correction_into_the_model(tiny_bert, seed_dataset):
+    """`train.combine_parts` on an untrained head and imbalanced tickets: for accuracy it picks a prior correction
+    towards the big queue, and afterwards the model itself computes the logits the run reports (the bias shift is
+    in its weights), on every split."""
+    from types import SimpleNamespace
+
+    import torch
+    from transformers import AutoTokenizer, DataCollatorWithPadding
+
+    from custom_trainer import TicketClassifier
+    from ticket_data import ticket_tokenizer, tokenize_dataset
+    from train import combine_parts
+
+    names = seed_dataset["train"].features["label"].names
+    torch.manual_seed(0)
+    model = TicketClassifier.from_encoder(str(tiny_bert), dict(enumerate(names)), wide_buckets=0).eval()
+    tokenizer = ticket_tokenizer(AutoTokenizer.from_pretrained(tiny_bert))
+    collator = DataCollatorWithPadding(tokenizer)
+
+    def imbalanced(split, size):  # 80% of one queue, the rest spread over the others
+        labels = np.asarray(seed_dataset[split]["label"])
+        rows = np.concatenate([np.flatnonzero(labels == 0)[: int(0.8 * size)], np.flatnonzero(labels != 0)[: size // 5]])
+        return tokenize_dataset(seed_dataset[split].select(rows.tolist()), tokenizer, max_length=32)
+
+    tokenized = {"train": imbalanced("train", 200), "validation": imbalanced("validation", 60),
+                 "test": imbalanced("test", 60)}
+
+    def logits_of(split):
+        batch = collator([{k: row[k] for k in ("input_ids", "attention_mask")} for row in tokenized[split]])
+        with torch.no_grad():
+            return model(**batch).logits.double().numpy()
+
+    reported = {split: {"logits": logits_of(split), "labels": np.asarray(tokenized[split]["labels"]),
+                      "metrics": {"accuracy": 0.0, "macro_f1": 0.0, "weighted_f1": 0.0}} for split in ("validation", "test")}
+    before = model.head[-1].bias.detach().clone()
+    choice = combine_parts(SimpleNamespace(model=model), tokenized, reported, SimpleNamespace(label_names=names),
+                           SimpleNamespace(combine_for="accuracy", wide_buckets=0),
+                           {"validation": {"accuracy": 0.0, "macro_f1": 0.0}}, seed=0)
+    assert choice["prior_strength"] < 0 and choice["wide"] is None and model.config.wide_scale == 0.0
+    assert choice["validation"]["accuracy"] > choice["head_alone_validation"]["accuracy"]
+    assert not torch.equal(model.head[-1].bias, before)
+    for split in ("validation", "test"):
+        np.testing.assert_allclose(logits_of(split), reported[split]["logits"], atol=1e-4)
+        assert reported[split]["metrics"]["accuracy"] == pytest.approx(
+            scores(reported[split]["labels"], reported[split]["logits"].argmax(-1), len(names))["accuracy"])
