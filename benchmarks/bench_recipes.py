@@ -116,8 +116,7 @@ def its_desk(seed: int = 0, train_size: int = 5000, test_size: int = 3000) -> tu
         words = telling_words(train[TEXT].astype(str), train[LABEL])
         ranked = train[LABEL].value_counts().index.tolist()
         catch_all = {topic: 0.60 - 0.40 * rank / (len(ranked) - 1) for rank, topic in enumerate(ranked)}
-        path_frames = ((train_path, train), (test_path, test))
-        for path, frame in path_frames:
+        for path, frame in ((train_path, train), (test_path, test)):
             desk = pd.DataFrame({TEXT: frame[TEXT], LABEL: desk_queues(frame, words, catch_all, rng)})
             path.parent.mkdir(parents=True, exist_ok=True)
             desk.to_csv(path, index=False)

@@ -51,7 +51,7 @@ def main(argv=None) -> dict:
     from custom_trainer.combine import COMBINE_TARGETS, choose_combination, combined_logits, log_prior
     from custom_trainer.export import load_exported_model
     from custom_trainer.metrics import classification_metrics
-    from custom_trainer.wide import feature_counts, inverse_document_frequency, wide_matrix
+    from custom_trainer.wide import feature_counts, fit_regression, wide_matrix
     from ticket_data import tokenize_dataset
     from train import load_data
 
@@ -72,15 +72,11 @@ def main(argv=None) -> dict:
         head = {split: head_logits(model, collator, tokenized[split]) * temperature for split in labels}
         np.savez_compressed(cache, **head)
     baseline = baseline_metrics(raw, names, seed=training_args.seed)
-    from sklearn.linear_model import LogisticRegression
-
     vocab, buckets = model.config.encoder_config["vocab_size"], model_args.wide_buckets
-    counts = feature_counts(tokenized["train"]["input_ids"], vocab, buckets)
-    idf = inverse_document_frequency(counts)
-    regression = LogisticRegression(C=10.0, max_iter=2000, random_state=training_args.seed).fit(
-        wide_matrix(counts, idf), np.array(tokenized["train"]["labels"]))
-    wide = {split: regression.decision_function(wide_matrix(feature_counts(tokenized[split]["input_ids"], vocab,
-                                                                           buckets), idf)) for split in labels}
+    fitted = fit_regression(tokenized["train"]["input_ids"], tokenized["train"]["labels"], vocab, buckets, len(names),
+                            training_args.seed)
+    wide = {split: wide_matrix(feature_counts(tokenized[split]["input_ids"], vocab, buckets), fitted["idf"])
+            @ fitted["weight"].T + fitted["bias"] for split in labels}
     prior = log_prior(tokenized["train"]["labels"], len(names))
 
     def row(name, logits_of):

@@ -53,12 +53,13 @@ def wide_matrix(counts: sp.csr_matrix, idf: np.ndarray) -> sp.csr_matrix:
     return sp.diags(1.0 / np.maximum(norms, 1e-12)) @ weighted
 
 
-def fit_wide(model, train_ids: list[list[int]], train_labels, seed: int = 0, C: float = 10.0) -> dict:
-    """Fit the logistic regression on the training split and write it into ``model``'s wide layer."""
+def fit_regression(train_ids: list[list[int]], train_labels, vocab_size: int, buckets: int, num_labels: int,
+                   seed: int = 0, C: float = 10.0) -> dict:
+    """The wide part's logistic regression on tokenised training tickets, as arrays: ``weight`` (labels x
+    features), ``bias``, ``idf``, and what the fit did (``info``)."""
     from sklearn.linear_model import LogisticRegression
 
     started = time.perf_counter()
-    vocab_size, buckets = model.config.encoder_config["vocab_size"], model.config.wide_buckets
     counts = feature_counts(train_ids, vocab_size, buckets)
     idf = inverse_document_frequency(counts)
     features = wide_matrix(counts, idf)
@@ -67,7 +68,6 @@ def fit_wide(model, train_ids: list[list[int]], train_labels, seed: int = 0, C: 
     # of the 2^18 bigram buckets are empty, so the solver works on a fraction of the parameters (same solution).
     seen = np.flatnonzero(np.bincount(counts.indices, minlength=counts.shape[1]))
     classifier = LogisticRegression(C=C, max_iter=2000, random_state=seed).fit(features[:, seen], labels)
-    num_labels = model.config.num_labels
     weight = np.zeros((num_labels, counts.shape[1]))
     bias = np.zeros(num_labels)
     if len(classifier.classes_) == 2 and classifier.coef_.shape[0] == 1:  # binary: one score for the second class
@@ -76,14 +76,22 @@ def fit_wide(model, train_ids: list[list[int]], train_labels, seed: int = 0, C: 
     else:
         weight[np.ix_(classifier.classes_, seen)] = classifier.coef_
         bias[classifier.classes_] = classifier.intercept_
+    info = {"features": int(counts.shape[1]), "features_seen": int(len(seen)),
+            "train_accuracy": float((classifier.predict(features[:, seen]) == labels).mean()),
+            "seconds": round(time.perf_counter() - started, 1)}
+    return {"weight": weight, "bias": bias, "idf": idf, "info": info}
+
+
+def fit_wide(model, train_ids: list[list[int]], train_labels, seed: int = 0, C: float = 10.0) -> dict:
+    """Fit the logistic regression on the training split and write it into ``model``'s wide layer."""
+    fitted = fit_regression(train_ids, train_labels, model.config.encoder_config["vocab_size"],
+                            model.config.wide_buckets, model.config.num_labels, seed, C)
     with torch.no_grad():
-        model.wide.weight.copy_(torch.as_tensor(weight.T, dtype=model.wide.weight.dtype))
-        model.wide_bias.copy_(torch.as_tensor(bias, dtype=model.wide_bias.dtype))
-        model.wide_idf.copy_(torch.as_tensor(idf, dtype=model.wide_idf.dtype))
-    result = {"features": int(counts.shape[1]), "features_seen": int(len(seen)),
-              "train_accuracy": float((classifier.predict(features[:, seen]) == labels).mean()),
-              "seconds": round(time.perf_counter() - started, 1)}
-    logger.info("wide part: logistic regression on %d token uni/bigram features (%s)", counts.shape[1], result)
+        model.wide.weight.copy_(torch.as_tensor(fitted["weight"].T, dtype=model.wide.weight.dtype))
+        model.wide_bias.copy_(torch.as_tensor(fitted["bias"], dtype=model.wide_bias.dtype))
+        model.wide_idf.copy_(torch.as_tensor(fitted["idf"], dtype=model.wide_idf.dtype))
+    result = fitted["info"]
+    logger.info("wide part: logistic regression on %d token uni/bigram features (%s)", result["features"], result)
     return result
 
 
