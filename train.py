@@ -26,7 +26,7 @@ from custom_trainer.losses import CLASS_WEIGHT_POWERS
 from custom_trainer.arguments import DataArguments, ModelArguments, TicketTrainingArguments, parse_args
 from custom_trainer.audit import audit_file, summarize_audit
 from custom_trainer.baseline import ADVICE, baseline_metrics, compare_to_baseline, ticket_strings
-from custom_trainer.calibration import RoutingRule, fit_routing, softmax
+from custom_trainer.confidence import RoutingRule, fit_routing, softmax
 from custom_trainer.combine import choose_combination, export_weights, log_prior
 from custom_trainer.encoders import resolve_encoder
 from custom_trainer.evaluation import bootstrap_intervals

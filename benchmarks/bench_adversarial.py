@@ -107,7 +107,7 @@ def main(argv=None) -> int:
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 180
-        while exchange(port, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeout=2) != 200 \
+        while exchange(port, b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", timeout=2) != 200 \
                 if _listening(port) else True:
             if server.poll() is not None or time.time() > deadline:
                 sys.exit("the server did not start")
@@ -119,7 +119,7 @@ def main(argv=None) -> int:
             for name, attack in plan.items():
                 results[name][attack(port)] += 1
         alive = server.poll() is None
-        health = exchange(port, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n") if alive else -1
+        health = exchange(port, b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n") if alive else -1
         peak = peak_rss_mb(server.pid)
     finally:
         server.terminate()

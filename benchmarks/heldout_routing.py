@@ -35,7 +35,7 @@ def split_scores(router, split):
 
 def lowest_misrouting(score: np.ndarray, correct: np.ndarray, coverage: float) -> float:
     """The misrouting among the ``coverage`` share of tickets with the highest scores (any threshold's best)."""
-    from custom_trainer.calibration import coverage_curve
+    from custom_trainer.confidence import coverage_curve
 
     _, accuracy = coverage_curve(score, correct)
     return float(1.0 - accuracy[max(1, int(round(coverage * len(score)))) - 1])

@@ -7,7 +7,7 @@ and reports/metrics.json (triage labels, delta). For each target in 1, 2, 3, 5 a
   pre-registered: ticket_router/certification.py, as train.py certifies (sequence pre-registered on validation,
                   certified on calibration): what it auto-routes on test, and the misrouting there;
   hedged:         the same with both scores' sequences run at delta / 2 each, the better kept (`hedge_scores`);
-  72 sequences:   the method before it (custom_trainer/risk_control.py: 2 scores x label groups x 4 start points,
+  72 sequences:   the method before it (benchmarks/risk_control.py: 2 scores x label groups x 4 start points,
                   Bonferroni), run on the same calibration tickets;
   oracle:         the largest share of test tickets one top-probability threshold routes with test misrouting <= the
                   target, chosen *with the test labels* (for comparison only: no method can know it).
@@ -31,7 +31,7 @@ TARGETS = (0.01, 0.02, 0.03, 0.05, 0.10)
 
 def oracle_coverage(probabilities: np.ndarray, labels: np.ndarray, target: float, triage_ids=()) -> float:
     """The largest share of tickets a single top-probability threshold routes with misrouting <= target on them."""
-    from custom_trainer.calibration import choose_threshold
+    from custom_trainer.confidence import choose_threshold
 
     predicted = probabilities.argmax(-1)
     eligible = ~np.isin(predicted, list(triage_ids))
@@ -41,7 +41,7 @@ def oracle_coverage(probabilities: np.ndarray, labels: np.ndarray, target: float
 
 
 def compare(run: Path) -> dict:
-    from custom_trainer.risk_control import certify_routing
+    from benchmarks.risk_control import certify_routing
     from ticket_router.certification import certify, grid_counts
     from ticket_router.rule import RoutingRule
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import dataclasses
 import sys
 import typing
@@ -360,10 +361,32 @@ RENAMED_KEYS = {
 
 
 class _ErrorRaisingParser(HfArgumentParser):
-    """argparse exits on a bad value; a library caller (and a test) gets a ValueError naming the flag instead."""
+    """argparse exits on a bad value; a library caller (and a test) gets a ValueError naming the flag instead.
+
+    Help texts are plain prose ("95% intervals"), but argparse formats them with ``%``: a bare ``%`` made
+    `--help` crash. Every help text (ours and transformers') is escaped once the dataclasses' arguments are added."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        escape_help_percent(self)
+
+    def add_argument(self, *args, **kwargs):
+        action = super().add_argument(*args, **kwargs)
+        if action.help:
+            action.help = _BARE_PERCENT.sub("%%", action.help)
+        return action
 
     def error(self, message):
         raise ValueError(message)
+
+
+_BARE_PERCENT = re.compile(r"(?<!%)%(?![(%])")  # not "%%", not "%(default)s"
+
+
+def escape_help_percent(parser: argparse.ArgumentParser) -> None:
+    for action in parser._actions:
+        if action.help:
+            action.help = _BARE_PERCENT.sub("%%", action.help)
 
 
 def parse_args(argv: list[str] | None = None):

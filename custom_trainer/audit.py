@@ -254,6 +254,28 @@ def apply_actions(frame: pd.DataFrame, flagged: pd.DataFrame, drop_above: float 
     return frame, done
 
 
+def cleaned_copy(path, label_column: str, audited: pd.DataFrame, cleaned: pd.DataFrame, csv_delimiter=None,
+                 extra_fields: str = "error") -> pd.DataFrame:
+    """The export's own rows and columns, every value as read, except what the actions asked: the label of a
+    relabelled or merged row set to its new queue, dropped rows left out. ``audited``: `audit_file`'s frame (cleaned
+    labels by line); ``cleaned``: `apply_actions`' result. Rows the loader skipped (no text or no label) are kept as
+    they were, since no action was asked of them. Written without spreadsheet escaping: it is data to train on."""
+    from ticket_data.readers import read_records
+
+    records, lines, columns = read_records(path, csv_delimiter, extra_fields)
+    before = dict(zip(audited["line"].astype(int), audited["category"]))
+    after = dict(zip(cleaned["line"].astype(int), cleaned["category"]))
+    dropped = set(before) - set(after)
+    rows = []
+    for record, line in zip(records, lines):
+        if line in dropped:
+            continue
+        if line in after and after[line] != before[line]:
+            record = {**record, label_column: after[line]}
+        rows.append(record)
+    return pd.DataFrame.from_records(rows, columns=columns)
+
+
 def audit_file(path, text_columns: Sequence[str], label_column: str, policy=None, folds: int = FOLDS, seed: int = 0,
                progress: bool = True) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     """Read an export with the loader's rules and errors (ticket_data/loading.py: rows without text or label are

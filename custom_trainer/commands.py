@@ -9,6 +9,7 @@ package:
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from ticket_router.cli import add_model_arguments, open_router
@@ -86,6 +87,15 @@ def export_onnx_main(argv: list[str]) -> int:
     return 0
 
 
+def same_file(a, b) -> bool:
+    """Whether two paths name one file (links and relative paths included)."""
+    a, b = Path(a), Path(b)
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return a.resolve() == b.resolve()
+
+
 def audit_main(argv: list[str]) -> int:
     """Audit a labelled export before training: likely label errors (confident learning on out-of-fold
     probabilities), queues that overlap, near-duplicate tickets and what a certified routing rule could reach.
@@ -99,8 +109,9 @@ def audit_main(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--write_clean", default=None, metavar="FILE",
-                        help="write the audited tickets (subject, description, label, line) with the actions below "
-                        "applied (none by default) to this CSV, to train on")
+                        help="write a copy of the export, its own columns and values, with the actions below applied "
+                        "(none by default), to train on (.csv, .jsonl or .parquet); never --input itself (refused), "
+                        "an existing other file is replaced whole")
     parser.add_argument("--drop_above", type=float, default=None, metavar="SCORE",
                         help="with --write_clean: leave out flagged rows whose score is above SCORE (0 to 1)")
     parser.add_argument("--merge", nargs="*", default=[], metavar="A+B[=NAME]",
@@ -124,9 +135,12 @@ def audit_main(argv: list[str]) -> int:
     from ticket_router.atomic import write_text
     from ticket_router.tables import check_output, write_table
 
-    from .audit import apply_actions, audit_file, summarize_audit
+    from .audit import apply_actions, audit_file, cleaned_copy, summarize_audit
 
     clean_path = check_output(args.write_clean) if args.write_clean else None  # before minutes of work
+    if clean_path is not None and same_file(clean_path, args.input):
+        raise ValueError(f"--write_clean {args.write_clean} is --input: the cleaned copy never overwrites the export "
+                         "it was made from; give another file")
     relabelled = None
     if args.relabel:
         from ticket_router.tables import read_input
@@ -138,9 +152,9 @@ def audit_main(argv: list[str]) -> int:
                                         seed=args.seed, progress=not args.quiet)
     if clean_path is not None:
         cleaned, report["actions"] = apply_actions(frame, flagged, args.drop_above, args.merge, relabelled)
-        report["actions"]["written"] = {"path": str(clean_path), "tickets": int(len(cleaned))}
-        table = cleaned.rename(columns={"category": "label"})[["subject", "description", "label", "line"]]
-        write_table(table, clean_path)
+        table = cleaned_copy(args.input, args.label_column, frame, cleaned)
+        report["actions"]["written"] = {"path": str(clean_path), "rows": int(len(table))}
+        write_table(table, clean_path, escape=False)
     output_dir.mkdir(parents=True, exist_ok=True)
     write_text(output_dir / "audit.json", json.dumps(report, indent=2, default=str) + "\n")
     write_table(flagged.assign(label=""), output_dir / "label_issues.csv")

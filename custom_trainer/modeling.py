@@ -58,7 +58,7 @@ class TicketClassifierConfig(PretrainedConfig):
         self.pooling = pooling
         # Labels never auto-routed whatever the confidence (the merged bucket of rare queues is not a real queue).
         self.triage_labels = list(triage_labels or [])
-        # The certified routing rule (custom_trainer/calibration.RoutingRule): a score, a threshold per label (None:
+        # The certified routing rule (custom_trainer/confidence.RoutingRule): a score, a threshold per label (None:
         # never auto-routed), the guarantee it carries (target, delta, calibration size) and the validation profile
         # `ticket-classifier monitor` compares live tickets with. Without thresholds, auto_route_threshold applies.
         self.routing_score = routing_score

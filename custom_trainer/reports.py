@@ -125,7 +125,7 @@ def plot_routing_curve(confidence: np.ndarray, correct: np.ndarray, routing: dic
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .calibration import coverage_curve
+    from .confidence import coverage_curve
 
     coverage, accuracy = coverage_curve(confidence, correct)
     fig, ax = plt.subplots(figsize=(6, 4.5))

@@ -183,3 +183,34 @@ def test_the_configuration_reference_in_docs_is_current():
     assert committed == configuration_reference(), (
         "docs/configuration.md is stale: python -m custom_trainer.arguments > docs/configuration.md")
     assert "`head_probe_epochs`" in committed and "`class_weighting`" in committed
+
+
+def test_help_lists_every_key_and_does_not_crash_on_a_percent(capsys):
+    """A help text saying "95% intervals" made `python train.py --help` crash (argparse formats help with %)."""
+    import dataclasses
+
+    from custom_trainer.arguments import ARGUMENT_CLASSES, parse_args
+
+    with pytest.raises(SystemExit) as exited:
+        parse_args(["--help"])
+    assert exited.value.code == 0
+    text = capsys.readouterr().out
+    assert "95% intervals" in text.replace("\n", " ").replace("  ", " ") or "95%" in text
+    for cls in ARGUMENT_CLASSES:
+        for field in dataclasses.fields(cls):
+            if field.init and field.name in cls.__dict__.get("__annotations__", {}):
+                assert f"--{field.name}" in text, field.name
+
+
+@pytest.mark.process
+def test_every_command_answers_help():
+    import subprocess
+    import sys
+
+    from ticket_router.cli import build_parser
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+    for name in commands:
+        done = subprocess.run([sys.executable, "-m", "ticket_router.cli", name, "--help"], capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0 and "usage" in done.stdout.lower(), (name, done.stderr[-500:])

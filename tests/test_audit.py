@@ -135,9 +135,55 @@ def test_the_audit_command_writes_its_report_and_a_cleaned_copy(tmp_path, capsys
     report = json.loads((tmp_path / "audit" / "audit.json").read_text())
     assert report["rows"]["audited"] == 120 and report["actions"]["merged"][0]["tickets"] == 60
     clean = pd.read_csv(tmp_path / "clean.csv")
-    assert len(clean) == 120 and set(clean["label"]) == {"Email", "Network", "Printing"}
+    assert len(clean) == 120 and set(clean["category"]) == {"Email", "Network", "Printing"}
+    assert list(clean.columns) == list(frame.columns)  # the export's own columns
     issues = pd.read_csv(tmp_path / "audit" / "label_issues.csv")
     assert list(issues.columns[:4]) == ["line", "given", "suggested", "score"] and "label" in issues.columns
     assert "likely label errors" in capsys.readouterr().out
     assert main(["audit", "--input", str(tmp_path / "export.csv"), "--drop_above", "0.5"]) == 2  # needs --write_clean
     assert "give --write_clean" in capsys.readouterr().err
+
+
+def test_the_cleaned_copy_is_the_data_byte_for_byte_except_what_was_asked(tmp_path):
+    """Queues and texts a spreadsheet would take for formulas ("@Home Support", "-", "+49") come back as they were;
+    only the merged labels change, and only in the label column."""
+    import csv
+
+    from ticket_router.cli import main
+
+    frame = tickets(VOCABULARY, 30, seed=6).rename(columns={"category": "queue"})
+    frame["queue"] = frame["queue"].replace({"Access": "@Home Support"})
+    frame.loc[0, "description"] = "-starts with a dash " + frame.loc[0, "description"]
+    frame.loc[1, "subject"] = "+49 30 1234 calls " + frame.loc[1, "subject"]
+    frame.loc[2, "description"] = "=SUM(A1) looks like a formula " + frame.loc[2, "description"]
+    frame["ticket_id"] = [f"INC{i:05d}" for i in range(len(frame))]
+    frame.to_csv(tmp_path / "export.csv", index=False)
+    flags = ["audit", "--input", str(tmp_path / "export.csv"), "--output_dir", str(tmp_path / "audit"), "--quiet",
+             "--label_column", "queue"]
+    assert main([*flags, "--write_clean", str(tmp_path / "same.csv")]) == 0
+    with open(tmp_path / "export.csv", newline="") as a, open(tmp_path / "same.csv", newline="") as b:
+        assert list(csv.reader(a)) == list(csv.reader(b))  # nothing asked: every value as it was
+    assert main([*flags, "--write_clean", str(tmp_path / "merged.csv"), "--merge", "Email+Network=Comms"]) == 0
+    with open(tmp_path / "export.csv", newline="") as a, open(tmp_path / "merged.csv", newline="") as b:
+        before, after = list(csv.reader(a)), list(csv.reader(b))
+    assert len(before) == len(after)
+    queue = before[0].index("queue")
+    for old, new in zip(before[1:], after[1:]):
+        expected = "Comms" if old[queue] in ("Email", "Network") else old[queue]
+        assert new[queue] == expected
+        assert [v for i, v in enumerate(old) if i != queue] == [v for i, v in enumerate(new) if i != queue]
+    assert "@Home Support" in {row[queue] for row in after[1:]}
+
+
+def test_write_clean_never_overwrites_its_input(tmp_path, capsys):
+    from ticket_router.cli import main
+
+    tickets(VOCABULARY, 30, seed=7).to_csv(tmp_path / "export.csv", index=False)
+    original = (tmp_path / "export.csv").read_bytes()
+    (tmp_path / "link.csv").symlink_to(tmp_path / "export.csv")
+    for target in (tmp_path / "export.csv", tmp_path / "link.csv", tmp_path / "." / "export.csv"):
+        code = main(["audit", "--input", str(tmp_path / "export.csv"), "--output_dir", str(tmp_path / "audit"),
+                     "--quiet", "--write_clean", str(target), "--merge", "Email+Access"])
+        assert code == 2 and "is --input" in capsys.readouterr().err
+        assert (tmp_path / "export.csv").read_bytes() == original
+    assert not (tmp_path / "audit").exists()  # refused before any work

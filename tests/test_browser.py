@@ -75,6 +75,42 @@ def test_the_page_routes_one_ticket_with_its_set_words_and_similar_tickets(brows
     screenshot(browser, tmp_path, "triage_page.png")
 
 
+@pytest.fixture(scope="module")
+def keyed_page_server(tiny_onnx, tmp_path_factory):
+    """The service with keys (`serve --keys`): the page asks for a key first."""
+    from ticket_router.service.keys import create_key
+
+    keys = tmp_path_factory.mktemp("keys") / "keys.json"
+    _, token = create_key(keys, "desk")
+    port = free_port()
+    process, base = start([sys.executable, "-m", "ticket_router.cli", "serve", "--onnx", "--model", str(tiny_onnx),
+                           "--port", str(port), "--max_batch", "32", "--keys", str(keys)], port=port)
+    yield base, token
+    stop(process)
+
+
+def test_with_keys_the_page_signs_in_with_a_key_and_routes(browser, keyed_page_server, tmp_path):
+    base, token = keyed_page_server
+    browser.get(base + "/")
+    wait = WebDriverWait(browser, 60)
+    wait.until(expected_conditions.presence_of_element_located((By.ID, "login-form")))
+    assert not browser.find_elements(By.ID, "ticket-form")  # nothing to route before the key
+    browser.find_element(By.ID, "key").send_keys("tck_not_a_key")
+    browser.find_element(By.ID, "sign-in").click()
+    assert "not valid" in wait.until(expected_conditions.presence_of_element_located((By.ID, "error"))).text
+    browser.find_element(By.ID, "key").send_keys(token)
+    browser.find_element(By.ID, "sign-in").click()
+    wait.until(expected_conditions.presence_of_element_located((By.ID, "ticket-form")))
+    cookie = browser.get_cookie("tck_key")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["value"] == token
+    browser.find_element(By.ID, "subject").send_keys("VPN drops")
+    browser.find_element(By.ID, "description").send_keys("since the update it disconnects every hour")
+    browser.find_element(By.ID, "route-ticket").click()
+    decision = wait.until(expected_conditions.presence_of_element_located((By.ID, "decision"))).text
+    assert decision.startswith("Predicted ")
+    screenshot(browser, tmp_path, "triage_page_signed_in.png")
+
+
 def test_the_page_routes_an_uploaded_csv_and_downloads_it(browser, page_server, tmp_path):
     tickets = pd.DataFrame({"subject": ["VPN drops", "printer jam", "mailbox full"],
                             "description": ["every hour", "tray two", "cannot send"]})

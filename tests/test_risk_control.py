@@ -1,10 +1,10 @@
-"""The guarantee of custom_trainer/risk_control.py, checked on simulated scores whose error rates are known."""
+"""The guarantee of benchmarks/risk_control.py, checked on simulated scores whose error rates are known."""
 
 import numpy as np
 import pytest
 
-from custom_trainer.calibration import choose_threshold
-from custom_trainer.risk_control import (
+from custom_trainer.confidence import choose_threshold
+from benchmarks.risk_control import (
     CertifiedPolicy, binomial_p_values, certify_routing, routing_scores,
 )
 from ticket_router.rule import auto_routed

@@ -41,7 +41,7 @@ def test_a_sequence_stops_at_its_first_failure_and_never_looks_above_its_start()
 
 
 def test_the_rule_routes_a_real_share_and_holds_on_fresh_tickets():
-    from custom_trainer.calibration import fit_routing
+    from custom_trainer.confidence import fit_routing
 
     rng = np.random.default_rng(0)
     (val, val_y), (cal, cal_y), (test, test_y) = (simulate(rng, n) for n in (2000, 2000, 50_000))
@@ -69,7 +69,7 @@ def test_the_promise_holds_in_at_least_1_minus_delta_of_300_draws():
     validation alone) breaks it far more often: the simulation reaches the failures it guards against."""
     import torch
 
-    from custom_trainer.calibration import fit_routing
+    from custom_trainer.confidence import fit_routing
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # 300 small temperature fits: one thread is faster; restored for the tests after
@@ -131,7 +131,7 @@ def test_too_few_calibration_tickets_certify_nothing_and_say_how_many_are_needed
 
 
 def test_no_calibration_tickets_route_nothing():
-    from custom_trainer.calibration import fit_routing
+    from custom_trainer.confidence import fit_routing
 
     rng = np.random.default_rng(2)
     (val, val_y), (test, test_y) = simulate(rng, 500), simulate(rng, 500)

@@ -1,4 +1,4 @@
-"""The HTTP service (ticket_router/service.py) against a real uvicorn on loopback: answers, a 4xx for every kind of
+"""The HTTP service (ticket_router/service/) against a real uvicorn on loopback: answers, a 4xx for every kind of
 bad request, /health while a batch is scored, 503 on a full queue, and a graceful shutdown."""
 
 import json
@@ -198,13 +198,13 @@ def raw_request(base, head: bytes, body_chunks=(), timeout=10) -> bytes:
 
 def test_an_oversized_body_is_refused_from_its_headers_and_while_streaming(server):
     started = time.perf_counter()
-    answer = raw_request(server, b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    answer = raw_request(server, b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                                  b"Content-Length: 157286400\r\n\r\n")  # 150 MB announced, none sent
     assert answer.startswith(b"HTTP/1.1 413") and b"at most" in answer
     assert time.perf_counter() - started < 5  # answered without waiting for (or reading) the body
     chunk = b"a" * 65536
     chunks = [b"%x\r\n%s\r\n" % (len(chunk), chunk)] * 200 + [b"0\r\n\r\n"]  # 13 MB, no Content-Length
-    answer = raw_request(server, b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    answer = raw_request(server, b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                                  b"Transfer-Encoding: chunked\r\n\r\n", chunks)
     assert answer.startswith(b"HTTP/1.1 413") and b"body over" in answer
     assert call(server, "/health")[0] == 200

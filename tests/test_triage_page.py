@@ -1,7 +1,9 @@
-"""The triage page at `/` (ticket_router/page.py, ticket_router/service.py): a ticket's decision and why, its prediction
-set, similar tickets and words that decided; a CSV routed and downloaded; untrusted text escaped; limits applied."""
+"""The triage page at `/` (ticket_router/service/page.py, html.py, files.py): a ticket's decision and why, its
+prediction set, similar tickets and words that decided; a CSV routed and downloaded; untrusted text escaped; limits
+applied; every form post carries the browser's CSRF token."""
 
 import io
+import re
 
 import pandas as pd
 import pytest
@@ -20,6 +22,11 @@ def client(tiny_onnx):
         yield client
 
 
+def csrf(client) -> str:
+    """The CSRF token of the page's forms (the client keeps the matching cookie)."""
+    return re.search(r'name="csrf_token" value="([^"]+)"', client.get("/").text).group(1)
+
+
 def test_the_page_has_both_forms_and_no_external_asset(client):
     response = client.get("/")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
@@ -30,7 +37,7 @@ def test_the_page_has_both_forms_and_no_external_asset(client):
 
 def test_a_ticket_gets_its_decision_set_similar_tickets_and_words_with_its_text_escaped(client):
     subject, description = "Printer <script>alert(1)</script> jam", "paper stuck in tray two & nothing prints"
-    response = client.post("/", data={"subject": subject, "description": description})
+    response = client.post("/", data={"subject": subject, "description": description, "csrf_token": csrf(client)})
     assert response.status_code == 200
     html = response.text
     assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "&amp; nothing" in html
@@ -43,7 +50,8 @@ def test_the_decision_on_the_page_is_the_routers(client, tiny_onnx):
     from ticket_router.router import Router
 
     decision = Router(tiny_onnx, backend="onnx").route(["VPN drops"], ["every hour since the update"])[0]
-    html = client.post("/", data={"subject": "VPN drops", "description": "every hour since the update"}).text
+    html = client.post("/", data={"subject": "VPN drops", "description": "every hour since the update",
+                                  "csrf_token": csrf(client)}).text
     assert f"Predicted <b>{decision['label']}</b> ({decision['score']:.1%})" in html
     for member in decision["prediction_set"]:
         assert f"<td>{member['label']}</td><td>{member['score']:.1%}</td>" in html
@@ -55,7 +63,7 @@ def test_a_csv_is_routed_and_downloaded(client, tiny_onnx):
     tickets = pd.DataFrame({"subject": ["VPN drops", "=cmd|' /C calc'!A0", "printer jam"],
                             "description": ["every hour", "formula-looking text", ""]})
     response = client.post("/route-file", files={"file": ("my tickets.csv", tickets.to_csv(index=False), "text/csv")},
-                           data={"text_columns": "subject description"})
+                           data={"text_columns": "subject description", "csrf_token": csrf(client)})
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
     assert 'filename="my%20tickets_routed.csv"' in response.headers["content-disposition"]
     routed = pd.read_csv(io.StringIO(response.text))
@@ -66,10 +74,13 @@ def test_a_csv_is_routed_and_downloaded(client, tiny_onnx):
 
 
 def test_bad_input_gets_a_page_that_says_what_is_wrong(client):
-    assert "give a subject or a description" in client.post("/", data={"subject": " "}).text
-    assert client.post("/", data={"subject": "x" * 501}).status_code == 422
+    token = csrf(client)
+    assert "give a subject or a description" in client.post("/", data={"subject": " ", "csrf_token": token}).text
+    assert client.post("/", data={"subject": "x" * 501, "csrf_token": token}).status_code == 422
     too_many = pd.DataFrame({"subject": [f"ticket {i}" for i in range(17)], "description": [""] * 17})
-    response = client.post("/route-file", files={"file": ("t.csv", too_many.to_csv(index=False), "text/csv")})
+    response = client.post("/route-file", files={"file": ("t.csv", too_many.to_csv(index=False), "text/csv")},
+                           data={"csrf_token": token})
     assert response.status_code == 422 and "17 rows; the page routes at most 16" in response.text
-    wrong = client.post("/route-file", files={"file": ("t.csv", "title,body\na,b\n", "text/csv")})
+    wrong = client.post("/route-file", files={"file": ("t.csv", "title,body\na,b\n", "text/csv")},
+                        data={"csrf_token": token})
     assert wrong.status_code == 422 and "t.csv" in wrong.text and "subject" in wrong.text

@@ -2,7 +2,8 @@
 
     ticket-classifier predict  --model DIR --subject S --description D [--onnx]
     ticket-classifier predict  --model DIR --input tickets.csv --output routed.csv [--onnx]
-    ticket-classifier serve    --model DIR --host 127.0.0.1 --port 8000 [--onnx]
+    ticket-classifier serve    --model DIR --host 127.0.0.1 --port 8000 [--onnx] [--keys keys.json]
+    ticket-classifier keys create --keys keys.json --name desk [--scopes route feedback metrics]
     ticket-classifier monitor  --model DIR --input live.csv [--label_column queue]   (train extra)
     ticket-classifier calibrate --model DIR --input labelled.csv --label_column queue [--max_misrouting 0.05] [--onnx]
     ticket-classifier export-onnx --model DIR --quantize int8           (train extra; custom_trainer/commands.py)
@@ -85,7 +86,7 @@ def cmd_predict(args) -> int:
 
 
 def cmd_monitor(args) -> int:
-    """Exit 0 when live tickets look like validation, 1 when a check fires (see ticket_router/monitor.py)."""
+    """Exit 0 when live tickets look like the calibration tickets, 1 when a check fires (see ticket_router/monitor.py)."""
     try:
         from .monitor import MonitorThresholds, compare_to_profile, plot_monitor, summarize
     except ImportError as error:
@@ -102,7 +103,7 @@ def cmd_monitor(args) -> int:
     router = open_router(args, file=True)
     profile, guarantee = router.config.get("routing_profile"), router.config.get("routing_guarantee")
     if not profile or not guarantee:
-        raise ValueError(f"{args.model}: the export has no validation profile (trained before the monitor existed); "
+        raise ValueError(f"{args.model}: the export has no calibration profile (trained before the monitor existed); "
                          "retrain it to monitor it")
     routed = route_frame(router, frame, args.text_columns, args.batch_size, progress=not args.quiet)
     routed = routed[routed["error"].isna()]
@@ -122,7 +123,7 @@ def cmd_monitor(args) -> int:
 
 def cmd_calibrate(args) -> int:
     """Re-certify the routing rule on labelled tickets and write it as a new version of the export."""
-    from .calibrate import recalibrate, write_recalibrated
+    from .recertify import recalibrate, write_recalibrated
     from .guarantee_card import frontier_lines, guarantee_line
     from .tables import read_input
 
@@ -159,11 +160,17 @@ def cmd_calibrate(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from .service import serve
+    from .service.app import check_exposure
 
+    check_exposure(args.host, args.keys, args.insecure)  # before FastAPI is imported or the model loaded
+    try:
+        from .service.app import serve
+    except ImportError as error:
+        raise _needs("serve", error) from None
     serve(args.model, host=args.host, port=args.port, max_batch=args.max_batch, max_chars=args.max_chars,
           backend="onnx" if args.onnx else "torch", max_queue=args.max_queue, batch_wait_ms=args.batch_wait_ms,
-          docs=args.docs, workers=args.workers, score_batch=args.score_batch)
+          docs=args.docs, workers=args.workers, score_batch=args.score_batch, keys_file=args.keys,
+          allowed_hosts=args.allowed_hosts, insecure=args.insecure, with_metrics=not args.no_metrics)
     return 0
 
 
@@ -220,15 +227,15 @@ def build_parser() -> argparse.ArgumentParser:
                          "(occlusion, at most 65 forward passes)")
     predict.set_defaults(func=cmd_predict)
 
-    monitor = commands.add_parser("monitor", help="compare live tickets with the validation profile; exit 1 on drift")
+    monitor = commands.add_parser("monitor", help="compare live tickets with the tickets the rule was certified on; exit 1 on drift")
     add_model_arguments(monitor)
     monitor.add_argument("--input", required=True, help="live tickets (CSV, JSONL or Parquet)")
     monitor.add_argument("--label_column", default=None, help="the label people finally assigned, if known")
     monitor.add_argument("--output_dir", default="monitor", help="where monitor.json and monitor.png go")
     monitor.add_argument("--coverage_tolerance", type=float, default=0.10,
-                         help="how far (absolute) the auto-routed share may move from validation's")
+                         help="how far (absolute) the auto-routed share may move from the calibration tickets'")
     monitor.add_argument("--mix_tolerance", type=float, default=0.15,
-                         help="largest total-variation distance of the predicted-label mix from validation's")
+                         help="largest total-variation distance of the predicted-label mix from the calibration tickets'")
     monitor.add_argument("--significance", type=float, default=0.01, help="label-mix drift must be beyond noise at this level")
     monitor.set_defaults(func=cmd_monitor)
 
@@ -250,9 +257,11 @@ def build_parser() -> argparse.ArgumentParser:
     for name in training_commands():  # listed for --help; main() hands their arguments over unparsed
         commands.add_parser(name, add_help=False, help=TRAINING_COMMANDS_HELP.get(name, "(train extra)"))
 
-    serve = commands.add_parser("serve", help="HTTP service: POST /predict, GET /health, GET /info")
+    serve = commands.add_parser("serve", help="HTTP service: the triage page, POST /predict, /explain, /similar, "
+                                "GET /metrics, /health, /info")
     add_model_arguments(serve, batch=False)
-    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to bind; anything but loopback needs --keys (or --insecure)")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--max_batch", type=int, default=256, help="most tickets in one request, and in one scoring call")
     serve.add_argument("--max_chars", type=int, default=20_000, help="longest subject or description accepted")
@@ -264,9 +273,21 @@ def build_parser() -> argparse.ArgumentParser:
                        help="scoring calls at once, each on one core (default: one per core); fewer leaves cores free")
     serve.add_argument("--score_batch", type=int, default=None,
                        help="tickets per scoring call: a micro-batch is sorted by length and scored this many at a time "
-                       "(default 2, measured: ticket_router/service.py)")
+                       "(default 2, measured: ticket_router/service/app.py)")
     serve.add_argument("--docs", action="store_true", help="serve /docs and /openapi.json (off by default)")
+    serve.add_argument("--keys", default=None, metavar="FILE",
+                       help="every endpoint but /health needs a key of this file (ticket-classifier keys create)")
+    serve.add_argument("--allowed_hosts", nargs="+", default=None, metavar="HOST",
+                       help="Host headers answered, others get 400 (default: the bind address and localhost names; "
+                       "'*' answers any)")
+    serve.add_argument("--insecure", action="store_true",
+                       help="allow a non-loopback --host without --keys (anyone who reaches the port may route)")
+    serve.add_argument("--no_metrics", action="store_true", help="no /metrics (Prometheus) and no request counting")
     serve.set_defaults(func=cmd_serve)
+
+    from .service.keys import add_keys_command
+
+    add_keys_command(commands)
     return parser
 
 

@@ -17,17 +17,28 @@ TOP_WORDS = 5
 
 
 def occlusion_units(subject: str, description: str, max_passes: int = MAX_PASSES) -> list[dict]:
-    """The words of both fields, grouped into at most ``max_passes`` runs of neighbouring words of one field."""
-    words = [("subject", i, w) for i, w in enumerate(subject.split())]
-    words += [("description", i, w) for i, w in enumerate(description.split())]
-    size = max(1, math.ceil(len(words) / max_passes))
-    units = []
-    for field in ("subject", "description"):
-        mine = [w for w in words if w[0] == field]
-        for start in range(0, len(mine), size):
-            run = mine[start:start + size]
-            units.append({"field": field, "positions": [i for _, i, _ in run], "text": " ".join(w for _, _, w in run)})
-    return units
+    """The words of both fields, grouped into at most ``max_passes`` runs of neighbouring words.
+
+    A run stays within one field: each field's words are cut into runs of ``size`` words, the smallest size whose
+    runs, counted over both fields, fit the budget (a field's last run may be shorter, so the count is taken per
+    field, not over the ticket as a whole). A budget of one pass for two fields that both hold words is the one case
+    no field-local run fits: the whole ticket is then one run. ``positions`` maps each field to its word indices."""
+    if not (isinstance(max_passes, int) and max_passes >= 1):
+        raise ValueError(f"max_passes must be an integer >= 1, got {max_passes!r}")
+    fields = [(name, text.split()) for name, text in (("subject", subject), ("description", description))]
+    fields = [(name, words) for name, words in fields if words]
+    if not fields:
+        return []
+    if len(fields) > max_passes:
+        return [{"field": "+".join(name for name, _ in fields),
+                 "positions": {name: list(range(len(words))) for name, words in fields},
+                 "text": " ".join(" ".join(words) for _, words in fields)}]
+    size = max(1, math.ceil(sum(len(words) for _, words in fields) / max_passes))
+    while sum(math.ceil(len(words) / size) for _, words in fields) > max_passes:
+        size += 1  # ends at the longest field's length at the latest: one run per field
+    return [{"field": name, "positions": {name: list(range(start, min(start + size, len(words))))},
+             "text": " ".join(words[start:start + size])}
+            for name, words in fields for start in range(0, len(words), size)]
 
 
 def _without(text: str, positions: list[int]) -> str:
@@ -36,12 +47,12 @@ def _without(text: str, positions: list[int]) -> str:
 
 
 def occlusion_inputs(subject: str, description: str, max_passes: int = MAX_PASSES):
-    """The texts to score, the ticket first and then each variant with one unit removed, and the units."""
+    """The texts to score, the ticket first and then each variant with one unit removed (at most ``max_passes``
+    variants, so at most ``max_passes + 1`` texts), and the units."""
     subject, description = subject or "", description or ""
     units = occlusion_units(subject, description, max_passes)
-    subjects = [subject] + [_without(subject, u["positions"]) if u["field"] == "subject" else subject for u in units]
-    descriptions = [description] + [_without(description, u["positions"]) if u["field"] == "description"
-                                    else description for u in units]
+    subjects = [subject] + [_without(subject, u["positions"].get("subject", ())) for u in units]
+    descriptions = [description] + [_without(description, u["positions"].get("description", ())) for u in units]
     return subjects, descriptions, units
 
 
@@ -55,7 +66,7 @@ def explanation(probabilities: np.ndarray, units: list[dict], labels: list[str],
         "label": labels[predicted], "score": round(float(probabilities[0, predicted]), 6),
         "words": [{"text": units[i]["text"], "field": units[i]["field"], "effect": round(float(effects[i]), 6)}
                   for i in order],
-        "forward_passes": len(probabilities), "words_per_pass": max((len(u["positions"]) for u in units), default=0),
+        "forward_passes": len(probabilities), "words_per_pass": max((sum(map(len, u["positions"].values())) for u in units), default=0),
     }
 
 

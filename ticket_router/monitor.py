@@ -74,8 +74,8 @@ def clopper_pearson(successes: int, trials: int, confidence: float = 0.95) -> tu
 
 @dataclass
 class MonitorThresholds:
-    coverage_tolerance: float = 0.10  # auto-routed share may move this much (absolute) from validation's
-    mix_tolerance: float = 0.15  # total-variation distance of the predicted-label mix from validation's
+    coverage_tolerance: float = 0.10  # auto-routed share may move this much (absolute) from calibration's
+    mix_tolerance: float = 0.15  # total-variation distance of the predicted-label mix from calibration's
     significance: float = 0.01  # chi-square test of the label mix: drift only beyond noise
 
     def __post_init__(self):
@@ -88,7 +88,7 @@ class MonitorThresholds:
 def compare_to_profile(predicted: np.ndarray, scores: np.ndarray, routed: np.ndarray, profile: dict,
                        guarantee: dict, label_names: list[str], true_labels: list[str] | None = None,
                        thresholds: MonitorThresholds | None = None) -> dict:
-    """The monitor's checks on live tickets (model outputs from `RoutingRule.decide`), against the validation
+    """The monitor's checks on live tickets (model outputs from `RoutingRule.decide`), against the calibration
     profile; ``true_labels`` are the labels people finally assigned (any string: a queue the model does not know
     counts as misrouted when auto-routed)."""
     thresholds = thresholds or MonitorThresholds()
@@ -96,36 +96,36 @@ def compare_to_profile(predicted: np.ndarray, scores: np.ndarray, routed: np.nda
     n = len(predicted)
     if n == 0:
         raise ValueError("no tickets with text to monitor")
-    report: dict = {"tickets": n, "validation_tickets": profile["tickets"], "alerts": []}
+    report: dict = {"tickets": n, "calibration_tickets": profile["tickets"], "alerts": []}
 
-    # Share auto-routed: drift when the whole 95% interval lies outside validation's share +- the tolerance.
+    # Share auto-routed: drift when the whole 95% interval lies outside calibration's share +- the tolerance.
     auto = int(routed.sum())
     low, high = clopper_pearson(auto, n)
     expected = profile["coverage"]
     drift = high < expected - thresholds.coverage_tolerance or low > expected + thresholds.coverage_tolerance
-    report["coverage"] = {"live": auto / n, "interval": [low, high], "validation": expected,
+    report["coverage"] = {"live": auto / n, "interval": [low, high], "calibration": expected,
                           "tolerance": thresholds.coverage_tolerance, "drift": bool(drift)}
     if drift:
-        report["alerts"].append(f"auto-routed share {auto / n:.1%} [{low:.1%}, {high:.1%}] is outside validation's "
+        report["alerts"].append(f"auto-routed share {auto / n:.1%} [{low:.1%}, {high:.1%}] is outside calibration's "
                                 f"{expected:.1%} +- {thresholds.coverage_tolerance:.0%}")
 
     # Score histogram (for the plot) and the predicted-label mix.
     bins = len(profile["score_histogram"])
     live_histogram = np.histogram(scores, bins=bins, range=(0.0, 1.0))[0]
-    report["score_histogram"] = {"live": live_histogram.tolist(), "validation": profile["score_histogram"]}
+    report["score_histogram"] = {"live": live_histogram.tolist(), "calibration": profile["score_histogram"]}
     live_mix = np.bincount(predicted, minlength=len(label_names)) / n
-    val_mix = np.array([profile["predicted_mix"].get(name, 0.0) for name in label_names])
-    distance = 0.5 * float(np.abs(live_mix - val_mix).sum())
+    reference_mix = np.array([profile["predicted_mix"].get(name, 0.0) for name in label_names])
+    distance = 0.5 * float(np.abs(live_mix - reference_mix).sum())
     # Validation shares of 0 would make any live ticket infinitely surprising: smooth by half a ticket.
-    smoothed = (val_mix * profile["tickets"] + 0.5) / (profile["tickets"] + 0.5 * len(label_names))
+    smoothed = (reference_mix * profile["tickets"] + 0.5) / (profile["tickets"] + 0.5 * len(label_names))
     p_value = float(chisquare(live_mix * n, smoothed * n).pvalue)
     mix_drift = distance > thresholds.mix_tolerance and p_value < thresholds.significance
     report["label_mix"] = {"live": dict(zip(label_names, live_mix.tolist())),
-                           "validation": dict(zip(label_names, val_mix.tolist())),
+                           "calibration": dict(zip(label_names, reference_mix.tolist())),
                            "total_variation": distance, "chi_square_p": p_value,
                            "tolerance": thresholds.mix_tolerance, "drift": bool(mix_drift)}
     if mix_drift:
-        moved = sorted(zip(label_names, live_mix - val_mix), key=lambda kv: -abs(kv[1]))[:3]
+        moved = sorted(zip(label_names, live_mix - reference_mix), key=lambda kv: -abs(kv[1]))[:3]
         report["alerts"].append(
             f"predicted-label mix moved by {distance:.2f} (total variation; chi-square p {p_value:.1e}): "
             + ", ".join(f"{name} {delta:+.1%}" for name, delta in moved))
@@ -164,10 +164,10 @@ def compare_to_profile(predicted: np.ndarray, scores: np.ndarray, routed: np.nda
 def summarize(report: dict) -> str:
     coverage = report["coverage"]
     lines = [
-        f"{report['tickets']} live tickets against the {report['validation_tickets']} tickets the rule was certified on",
+        f"{report['tickets']} live tickets against the {report['calibration_tickets']} tickets the rule was certified on",
         f"auto-routed: {coverage['live']:.1%} [{coverage['interval'][0]:.1%}, {coverage['interval'][1]:.1%}] "
-        f"(validation {coverage['validation']:.1%}, tolerance +-{coverage['tolerance']:.0%})",
-        f"predicted-label mix: total variation {report['label_mix']['total_variation']:.3f} from validation "
+        f"(calibration {coverage['calibration']:.1%}, tolerance +-{coverage['tolerance']:.0%})",
+        f"predicted-label mix: total variation {report['label_mix']['total_variation']:.3f} from calibration "
         f"(chi-square p {report['label_mix']['chi_square_p']:.2g})",
     ]
     if "misrouting" in report:
@@ -196,17 +196,17 @@ def plot_monitor(report: dict, path) -> None:
     fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 4))
     histogram = report["score_histogram"]
     edges = np.linspace(0, 1, len(histogram["live"]) + 1)
-    for name, counts, color in (("calibration", histogram["validation"], "tab:gray"), ("live", histogram["live"], "tab:blue")):
+    for name, counts, color in (("calibration", histogram["calibration"], "tab:gray"), ("live", histogram["live"], "tab:blue")):
         counts = np.asarray(counts, dtype=float)
         axes[0].stairs(counts / max(counts.sum(), 1), edges, label=name, color=color)
     axes[0].set_xlabel("routing score")
     axes[0].set_ylabel("share of tickets")
-    axes[0].set_title(f"auto-routed: live {report['coverage']['live']:.0%}, calibration {report['coverage']['validation']:.0%}")
+    axes[0].set_title(f"auto-routed: live {report['coverage']['live']:.0%}, calibration {report['coverage']['calibration']:.0%}")
     axes[0].legend()
     mix = report["label_mix"]
     names = list(mix["live"])
     x = np.arange(len(names))
-    axes[1].bar(x - 0.2, [mix["validation"][n] for n in names], 0.4, label="calibration", color="tab:gray")
+    axes[1].bar(x - 0.2, [mix["calibration"][n] for n in names], 0.4, label="calibration", color="tab:gray")
     axes[1].bar(x + 0.2, [mix["live"][n] for n in names], 0.4, label="live", color="tab:blue")
     axes[1].set_xticks(x, names, rotation=45, ha="right", fontsize=7)
     axes[1].set_title(f"predicted labels (TV {mix['total_variation']:.2f})")

@@ -21,7 +21,7 @@ import numpy as np
 
 from .backends import BACKENDS, OnnxBackend, TorchBackend
 from .encoding import TicketEncoder
-from .manifest import read_json, verify_export
+from .manifest import read_json, sha256_of, verify_export
 from .contract import PREDICTION_SETS_KEY
 from .prediction_sets import prediction_sets, stored_quantile
 from .similar import INDEX_FILE, SimilarIndex
@@ -59,6 +59,8 @@ class Router:
         # from one version even if `calibrate` or a new training run switches the link meanwhile.
         self.model_dir = Path(model_dir).resolve()
         self.manifest = verify_export(self.model_dir)
+        # manifest.json hashes every file of the export: its own hash names this exact version (logs, /info, metrics).
+        self.fingerprint = sha256_of(self.model_dir / "manifest.json")[:16]
         self.config = read_json(self.model_dir / "config.json", "model config")
         self.labels = label_names(self.config)
         self.max_length = int(self.config.get("max_input_length") or 128)
@@ -74,8 +76,9 @@ class Router:
                         else TorchBackend(self.model_dir, threads, self.config))
 
     def predict_proba(self, subjects: Sequence, descriptions: Sequence, batch_size: int = 64,
-                      progress: bool = False, cleaned: bool = False) -> np.ndarray:
-        """Calibrated class probabilities, one row per ticket, in input order.
+                      progress: bool = False, cleaned: bool = False, vectors: bool = False):
+        """Calibrated class probabilities, one row per ticket, in input order; with ``vectors``, (probabilities,
+        sentence vectors) from the same forward passes (the service's similar-ticket search).
 
         Tickets are encoded a chunk at a time (`ENCODE_CHUNK`), so memory stays bounded on any file, and scored in
         batches of similar length (sorted within the chunk), each padded to its longest. ``cleaned``: the texts are
@@ -83,6 +86,7 @@ class Router:
         if len(subjects) != len(descriptions):
             raise ValueError(f"{len(subjects)} subjects but {len(descriptions)} descriptions")
         probabilities = np.zeros((len(subjects), len(self.labels)), dtype=np.float32)
+        sentence_vectors = None
         with ExitStack() as stack:
             pool = None
             if self.workers > 1 and len(subjects) > batch_size:
@@ -102,15 +106,25 @@ class Router:
                 batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
 
                 def score(rows):
-                    return self.backend.logits(self.encoder.pad([encoded[i] for i in rows]))
+                    padded = self.encoder.pad([encoded[i] for i in rows])
+                    return self.backend.logits_and_vectors(padded) if vectors else (self.backend.logits(padded), None)
 
                 # Both backends release the GIL while they compute; map keeps the batches' order (and cancels the
                 # batches not started if this loop stops on an error).
-                for rows, logits in zip(batches, pool.map(score, batches) if pool else map(score, batches)):
+                for rows, (logits, pooled) in zip(batches, pool.map(score, batches) if pool else map(score, batches)):
                     probabilities[chunk + rows] = softmax(logits)
+                    if pooled is not None:
+                        if sentence_vectors is None:
+                            sentence_vectors = np.zeros((len(subjects), pooled.shape[1]), dtype=np.float32)
+                        sentence_vectors[chunk + rows] = pooled
                     if bar is not None:
                         bar.update(len(rows))
-        return probabilities
+        return (probabilities, sentence_vectors) if vectors else probabilities
+
+    @property
+    def has_similar_index(self) -> bool:
+        """Whether the export has a similar-ticket index (without reading it)."""
+        return self._similar_index is not None or self._similar_path.is_file()
 
     @property
     def similar_index(self) -> SimilarIndex | None:
@@ -125,12 +139,14 @@ class Router:
         ``similar_index``), with their queues and cosine similarity."""
         if self.similar_index is None:
             raise ValueError(f"{self.model_dir}: no similar-ticket index; train with --similar_index true")
-        vectors = []
-        with self.backend.scoring():
-            for start in range(0, len(subjects), batch_size):
-                encoded = self.encoder.encode(subjects[start:start + batch_size], descriptions[start:start + batch_size])
-                vectors.append(self.backend.logits_and_vectors(self.encoder.pad(encoded))[1])
-        return self.similar_index.neighbours(np.concatenate(vectors), k, self.labels)
+        _, vectors = self.predict_proba(subjects, descriptions, batch_size, vectors=True)
+        return self.similar_from_vectors(vectors, k)
+
+    def similar_from_vectors(self, vectors: np.ndarray, k: int = 5) -> list[list[dict]]:
+        """`similar_tickets` for sentence vectors already computed (`predict_proba(..., vectors=True)`)."""
+        if self.similar_index is None:
+            raise ValueError(f"{self.model_dir}: no similar-ticket index; train with --similar_index true")
+        return self.similar_index.neighbours(vectors, k, self.labels)
 
     def route(self, subjects: Sequence, descriptions: Sequence, batch_size: int = 64) -> list[dict]:
         """For each ticket: the label, its probability, the routing score, the top 3, and auto or triage."""

@@ -1,7 +1,7 @@
 """The routing rule: calibrated probabilities in, (predicted label, routing score, auto-route or triage) out.
 
 The one place that decides auto-route or triage, for the CLI, the service, the monitor, the training reports and
-the benchmarks. Certified at the end of training (custom_trainer/calibration.py, ticket_router/certification.py) and
+the benchmarks. Certified at the end of training (custom_trainer/confidence.py, ticket_router/certification.py) and
 stored in the exported ``config.json``: ``routing_score``, ``auto_route_thresholds`` (one per label, or null for a
 label never auto-routed) and ``triage_labels`` (keys in ticket_router/contract.py). numpy only, so the slim install
 (no torch) routes with it.

@@ -59,19 +59,31 @@ def read_input(path: str | Path, columns, extra_fields: str = "error") -> pd.Dat
     return pd.DataFrame.from_records(records, columns=found)
 
 
-def route_frame(router, frame: pd.DataFrame, text_columns, batch_size: int = 64, progress: bool = False) -> pd.DataFrame:
-    """Every input row with predicted, score, routing_score, top3, route, error and, when the export has conformal
-    sets, prediction_set (the queues joined by "; ", most probable first)."""
+def frame_texts(frame: pd.DataFrame, text_columns):
+    """The cleaned subjects and descriptions of a frame's rows, and which rows hold any text."""
     from ticket_data.loading import ticket_texts
 
     subjects, descriptions = ticket_texts(frame, text_columns)
-    has_text = ((subjects != "") | (descriptions != "")).to_numpy()
-    out = frame.copy()
-    for column in ("predicted", "score", "routing_score", "top3", "route", "error"):
-        out[column] = None
+    return subjects, descriptions, ((subjects != "") | (descriptions != "")).to_numpy()
+
+
+def route_frame(router, frame: pd.DataFrame, text_columns, batch_size: int = 64, progress: bool = False) -> pd.DataFrame:
+    """Every input row with predicted, score, routing_score, top3, route, error and, when the export has conformal
+    sets, prediction_set (the queues joined by "; ", most probable first)."""
+    subjects, descriptions, has_text = frame_texts(frame, text_columns)
+    probabilities = None
     if has_text.any():
         probabilities = router.predict_proba(subjects[has_text].tolist(), descriptions[has_text].tolist(),
                                              batch_size=batch_size, progress=progress, cleaned=True)
+    return routed_frame(router, frame, has_text, probabilities)
+
+
+def routed_frame(router, frame: pd.DataFrame, has_text: np.ndarray, probabilities: np.ndarray | None) -> pd.DataFrame:
+    """`route_frame`'s output from the probabilities of the rows that hold text (None when none does)."""
+    out = frame.copy()
+    for column in ("predicted", "score", "routing_score", "top3", "route", "error"):
+        out[column] = None
+    if probabilities is not None and len(probabilities):
         labels = router.labels
         predicted, routing_scores, routed = router.rule.decide(probabilities)
         out.loc[has_text, "predicted"] = [labels[i] for i in predicted]
@@ -89,13 +101,15 @@ def route_frame(router, frame: pd.DataFrame, text_columns, batch_size: int = 64,
     return out
 
 
-def write_table(frame: pd.DataFrame, path: str | Path) -> None:
-    """Write ``frame`` to ``path`` (type from the suffix) atomically: never half a file."""
+def write_table(frame: pd.DataFrame, path: str | Path, escape: bool = True) -> None:
+    """Write ``frame`` to ``path`` (type from the suffix) atomically: never half a file. ``escape``: CSV cells that
+    look like formulas get a leading ' (routed files, opened in spreadsheets); off for data written to train on,
+    which must keep its values as they were."""
     path = check_output(path)
     suffix = path.suffix.lower()
     with atomic_path(path) as partial:
-        if suffix == ".csv":  # opened in spreadsheets: text that looks like a formula is escaped
-            escape_formulas(frame).to_csv(partial, index=False)
+        if suffix == ".csv":
+            (escape_formulas(frame) if escape else frame).to_csv(partial, index=False)
         elif suffix in (".jsonl", ".json"):
             frame.to_json(partial, orient="records", lines=True, force_ascii=False)
         else:

@@ -1,9 +1,10 @@
-"""The triage page the service serves at `/`: plain server-rendered HTML, no script and no external asset (it runs
-offline), every piece of ticket text escaped (it is untrusted).
+"""The triage page's HTML: plain server-rendered pages, no script and no external asset (it runs offline), every
+piece of ticket text escaped (it is untrusted).
 
 A person pastes a subject and a description and sees the decision (auto-routed or triage, and why), the prediction
 set with its calibrated probabilities, the similar training tickets and the words that decided, highlighted in the
-ticket; or uploads a CSV and downloads it routed. ticket_router/service.py wires the forms to the router.
+ticket; or uploads a CSV and downloads it routed. With keys, a login form asks for the key first. Every form carries
+the CSRF token (ticket_router/service/guards.py). ticket_router/service/page.py wires the forms to the router.
 """
 
 from __future__ import annotations
@@ -30,14 +31,19 @@ def document(title: str, body: str) -> str:
             f"<body>{body}</body></html>")
 
 
-def forms(subject: str = "", description: str = "", text_columns: str = "subject description") -> str:
-    """The ticket form and the CSV upload form."""
+def csrf_field(csrf: str) -> str:
+    return f"<input type=\"hidden\" name=\"csrf_token\" value=\"{escape(csrf)}\">"
+
+
+def forms(csrf: str, subject: str = "", description: str = "", text_columns: str = "subject description") -> str:
+    """The ticket form and the CSV upload form, each with the CSRF token."""
     return (
-        "<form method=\"post\" action=\"/\" id=\"ticket-form\"><h2>One ticket</h2>"
+        "<form method=\"post\" action=\"/\" id=\"ticket-form\"><h2>One ticket</h2>" + csrf_field(csrf) +
         f"<label for=\"subject\">Subject</label><input type=\"text\" id=\"subject\" name=\"subject\" value=\"{escape(subject)}\">"
         f"<label for=\"description\">Description</label><textarea id=\"description\" name=\"description\">{escape(description)}</textarea>"
         "<button type=\"submit\" id=\"route-ticket\">Route</button></form>"
         "<form method=\"post\" action=\"/route-file\" enctype=\"multipart/form-data\" id=\"file-form\"><h2>A CSV of tickets</h2>"
+        + csrf_field(csrf) +
         "<label for=\"file\">CSV file</label><input type=\"file\" id=\"file\" name=\"file\" accept=\".csv,text/csv\">"
         f"<label for=\"text_columns\">Text columns (space-separated)</label><input type=\"text\" id=\"text_columns\" "
         f"name=\"text_columns\" value=\"{escape(text_columns)}\">"
@@ -45,12 +51,30 @@ def forms(subject: str = "", description: str = "", text_columns: str = "subject
     )
 
 
-def home(labels: list[str], rule: str, error: str = "", subject: str = "", description: str = "") -> str:
+def home(labels: list[str], rule: str, csrf: str, error: str = "", subject: str = "", description: str = "") -> str:
     notice = f"<p class=\"error\" id=\"error\">{escape(error)}</p>" if error else ""
     return document("Ticket triage", (
         "<h1>Ticket triage</h1>"
         f"<p class=\"muted\">{len(labels)} queues; routing rule: {escape(rule)}.</p>{notice}"
-        + forms(subject, description)))
+        + forms(csrf, subject, description)))
+
+
+def login(csrf: str, error: str = "") -> str:
+    """The form that asks for an API key (`ticket-classifier keys create`); the service keeps it in an HttpOnly,
+    SameSite=Strict cookie."""
+    notice = f"<p class=\"error\" id=\"error\">{escape(error)}</p>" if error else ""
+    return document("Ticket triage: sign in", (
+        "<h1>Ticket triage</h1>"
+        f"<p>This service needs an API key with the <b>route</b> scope.</p>{notice}"
+        "<form method=\"post\" action=\"/login\" id=\"login-form\">" + csrf_field(csrf) +
+        "<label for=\"key\">API key</label><input type=\"password\" id=\"key\" name=\"key\" autocomplete=\"off\">"
+        "<button type=\"submit\" id=\"sign-in\">Sign in</button></form>"))
+
+
+def problem(title: str, message: str) -> str:
+    """A page that says what was refused and why."""
+    return document(title, f"<h1>{escape(title)}</h1><p class=\"error\" id=\"error\">{escape(message)}</p>"
+                           "<p><a href=\"/\">Back to the triage page</a></p>")
 
 
 def why(decision: dict, threshold: float | None, triage: bool) -> str:
@@ -69,7 +93,7 @@ def highlighted(text: str, field: str, words: list[dict]) -> str:
     """The text with the words that decided marked, more opaque for a larger effect (escaped)."""
     strength = {}
     for word in words:
-        if word["field"] == field and word["effect"] > 0:
+        if field in word["field"].split("+") and word["effect"] > 0:
             for token in word["text"].split():
                 strength[token] = max(strength.get(token, 0.0), word["effect"])
     top = max(strength.values(), default=0.0)
@@ -85,7 +109,7 @@ def highlighted(text: str, field: str, words: list[dict]) -> str:
 
 
 def result(subject: str, description: str, decision: dict, reason: str, explanation: dict,
-           similar: list[dict] | None, set_alpha, rule: str) -> str:
+           similar: list[dict] | None, set_alpha, rule: str, csrf: str) -> str:
     """The page for one routed ticket."""
     route = decision["route"]
     members = decision.get("prediction_set") or decision["top3"]
@@ -113,5 +137,5 @@ def result(subject: str, description: str, decision: dict, reason: str, explanat
         f"<ul id=\"words\">{words}</ul><p class=\"muted\">Drop in the probability of {escape(decision['label'])} "
         f"without each word ({explanation['forward_passes']} forward passes).</p>"
         f"<h2>Similar training tickets</h2>{neighbours}"
-        f"<p class=\"muted\">Routing rule: {escape(rule)}.</p>" + forms(subject, description))
+        f"<p class=\"muted\">Routing rule: {escape(rule)}.</p>" + forms(csrf, subject, description))
     return document(f"Triage: {decision['label']}", body)

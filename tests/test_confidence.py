@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from custom_trainer.calibration import (
+from custom_trainer.confidence import (
     choose_threshold,
     coverage_curve,
     expected_calibration_error,
@@ -74,7 +74,7 @@ def test_coverage_curve():
 
 
 def test_triage_labels_are_never_auto_routed():
-    from custom_trainer.calibration import fit_routing
+    from custom_trainer.confidence import fit_routing
 
     confidence = np.array([0.99, 0.99, 0.2, 0.99])
     predicted = np.array([0, 3, 0, 1])
@@ -95,7 +95,7 @@ def test_triage_labels_are_never_auto_routed():
 
 
 def test_fit_routing_certifies_on_calibration_and_reports_the_guarantee_and_the_previous_rule():
-    from custom_trainer.calibration import RoutingRule, fit_routing
+    from custom_trainer.confidence import RoutingRule, fit_routing
 
     rng = np.random.default_rng(1)
 
