@@ -40,11 +40,13 @@ from custom_trainer.wide import fit_wide, wide_logits
 from ticket_data import build_dataset, ticket_tokenizer, tokenize_dataset
 from ticket_data.builder import GROUPED_BY
 from ticket_data.loading import load_tickets_with_report, summarize_report
+from ticket_data.preprocessing import clean_text
 from ticket_data.tokenization import encode_tickets
 from ticket_router.atomic import atomic_path, write_text
 from ticket_router.certification import check_queue_targets, parse_queue_targets
-from ticket_router.contract import format_interval
+from ticket_router.contract import SEEN_TICKETS_FILE, format_interval
 from ticket_router.prediction_sets import calibrate_sets, prediction_sets, set_stats, stored_quantile
+from ticket_router.seen_tickets import write as write_seen_tickets
 from ticket_router.similar import INDEX_FILE, write_index
 from ticket_router.tables import write_table
 from ticket_router.guarantee_card import frontier_lines, guarantee_line
@@ -374,6 +376,12 @@ def write_outputs(trainer: TicketTrainer, tokenizer, tokenized_train, scores: di
             scored[f"{split}_probabilities"] = softmax(scores[split]["logits"] / temperature)
             scored[f"{split}_labels"] = scores[split]["labels"]
     extra = {}  # files the export carries beside the model
+    # The tickets that trained the model or chose anything (train, validation): they may never certify it or judge it
+    # (`calibrate`, the decision log, `promote`), so the export keeps their text hashes.
+    chose = [data.raw[split] for split in ("train", "validation") if split in data.raw]
+    extra[SEEN_TICKETS_FILE] = lambda path: write_seen_tickets(
+        path, [clean_text(s) for part in chose for s in part["subject"]],
+        [clean_text(d) for part in chose for d in part["description"]])
     if model_args.similar_index:  # the training tickets' sentence vectors, from the final model in fp32
         vectors, labels = sentence_vectors(trainer.model, tokenized_train, DataCollatorWithPadding(tokenizer))
         texts = ticket_strings(data.raw["train"]) if model_args.similar_texts else None

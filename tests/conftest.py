@@ -124,3 +124,30 @@ def routable_run(tiny_bert, tmp_path_factory):
               "--combine_for", "none"]
     metrics = main(*parse_args(flags)[:3])
     return folder / "run", metrics, folder / "tickets.csv"
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A PostgreSQL server for the session (tests/postgres_server.py); skips, saying why, where none can be had."""
+    pytest.importorskip("sqlalchemy", reason="the log extra (SQLAlchemy, alembic) is not installed")
+    pytest.importorskip("psycopg", reason="the postgresql extra (psycopg) is not installed")
+    from postgres_server import Unavailable, start
+
+    try:
+        url, stop = start()
+    except Unavailable as problem:
+        pytest.skip(f"no PostgreSQL server for the decision-log tests: {problem}")
+    yield url
+    stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def log_url(request, tmp_path):
+    """A new, empty decision log: a SQLite file, and a database on a real PostgreSQL server."""
+    pytest.importorskip("sqlalchemy", reason="the log extra (SQLAlchemy, alembic) is not installed")
+    if request.param == "sqlite":
+        return str(tmp_path / "decisions.db")
+    from postgres_server import fresh_database
+
+    server = request.getfixturevalue("postgres_url")
+    return fresh_database(server, f"log_{abs(hash(request.node.nodeid)) % 10**9}")

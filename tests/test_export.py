@@ -37,7 +37,8 @@ def test_export_writes_a_verifiable_manifest(parts, tmp_path):
 
 
 def versions(folder):
-    return sorted(p.name for p in (folder / ".model-versions").iterdir())
+    """The versions beside the link (its lock and leases are dot-files)."""
+    return sorted(p.name for p in (folder / ".model-versions").iterdir() if not p.name.startswith("."))
 
 
 def test_failure_mid_export_keeps_the_previous_model(parts, tmp_path, monkeypatch):

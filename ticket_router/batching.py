@@ -9,6 +9,9 @@ A request may also ask for the tickets' sentence vectors (similar-ticket search,
 such a request is scored with ``score(subjects, descriptions, vectors=True)``, which returns (probabilities,
 vectors), and that request gets both; the others in the batch get their probabilities alone. One forward pass gives
 both, so every path that scores a ticket, search included, goes through this one queue and its backpressure.
+
+``score`` may also return an object with a ``rows(slice)`` method (the service's `Scored`, which carries the model
+version that scored the batch along with its rows): each request then gets ``result.rows(its slice)``.
 """
 
 from __future__ import annotations
@@ -104,10 +107,9 @@ class MicroBatcher:
             with_vectors = any(job.vectors for job in jobs)
             started = time.perf_counter()
             try:
-                if with_vectors:
-                    probabilities, vectors = self.score(subjects, descriptions, vectors=True)
-                else:
-                    probabilities, vectors = self.score(subjects, descriptions), None
+                result = self.score(subjects, descriptions, vectors=True) if with_vectors else self.score(
+                    subjects, descriptions)
+                probabilities, vectors = result if (with_vectors and not hasattr(result, "rows")) else (result, None)
                 self.batches += 1
             except BaseException as error:  # noqa: BLE001  (each waiting request gets the error, the thread lives)
                 for job in jobs:
@@ -117,7 +119,10 @@ class MicroBatcher:
             start = 0
             for job in jobs:
                 rows = slice(start, start + len(job.subjects))
-                job.future.set_result((probabilities[rows], vectors[rows]) if job.vectors else probabilities[rows])
+                if hasattr(probabilities, "rows"):
+                    job.future.set_result(probabilities.rows(rows))
+                else:
+                    job.future.set_result((probabilities[rows], vectors[rows]) if job.vectors else probabilities[rows])
                 start += len(job.subjects)
             if self.on_batch is not None:
                 try:

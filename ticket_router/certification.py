@@ -32,6 +32,7 @@ numpy only: the slim install (no torch, no scipy) re-certifies an export with `t
 
 from __future__ import annotations
 
+
 import math
 from collections.abc import Mapping, Sequence
 
@@ -119,16 +120,33 @@ def run_sequence(routed: np.ndarray, errors: np.ndarray, alpha: float, level: fl
     return lowest
 
 
+_CRITICAL: dict = {}  # (alpha, level) -> the table for n = 0..len-1, grown as larger n are asked for
+_CRITICAL_KEYS = 64
+
+
 def critical_errors(routed_max: int, alpha: float, level: float) -> np.ndarray:
     """For n = 0..routed_max routed tickets, the most errors that still reject H: R > alpha at ``level`` (-1: none do,
-    as for n = 0). ``errors <= critical[n]`` is the same test as ``p_value(errors, n, alpha) <= level``."""
-    critical = np.full(routed_max + 1, -1, dtype=np.int64)
-    for n in range(1, routed_max + 1):
-        k = int(critical[n - 1]) + 1  # never more than one above the critical value for n - 1
-        while k >= 0 and p_value(k, n, alpha) > level:
-            k -= 1
-        critical[n] = k
-    return critical
+    as for n = 0). ``errors <= critical[n]`` is the same test as ``p_value(errors, n, alpha) <= level``. Kept per
+    (alpha, level) and extended when a larger n is asked for (a read-only view): pre-registration asks for the same
+    table for every family, score, frontier row and look."""
+    key = (float(alpha), float(level))
+    table = _CRITICAL.get(key)
+    if table is None or len(table) <= routed_max:
+        done = 0 if table is None else len(table)
+        grown = np.full(max(routed_max + 1, 2 * done), -1, dtype=np.int64)
+        if table is not None:
+            grown[:done] = table
+        for n in range(max(done, 1), len(grown)):
+            k = int(grown[n - 1]) + 1  # never more than one above the critical value for n - 1
+            while k >= 0 and p_value(k, n, alpha) > level:
+                k -= 1
+            grown[n] = k
+        if len(_CRITICAL) >= _CRITICAL_KEYS and key not in _CRITICAL:
+            _CRITICAL.pop(next(iter(_CRITICAL)))
+        _CRITICAL[key] = table = grown
+    view = table[:routed_max + 1]
+    view.flags.writeable = False
+    return view
 
 
 # Whether certification runs each family's sequence for both scores (Bonferroni over them) rather than one score
@@ -254,8 +272,13 @@ def check_queue_targets(queue_targets: Mapping[str, float], max_misrouting: floa
 
 def certify(calibration_probabilities: np.ndarray, calibration_labels: np.ndarray, validation_counts: dict,
             label_names: Sequence[str], max_misrouting: float, delta: float = 0.05, triage_ids: Sequence[int] = (),
-            queue_targets: Mapping[str, float] | None = None, hedge_scores: bool = HEDGE_SCORES) -> dict:
+            queue_targets: Mapping[str, float] | None = None, hedge_scores: bool = HEDGE_SCORES,
+            score: str | None = None, registered_size: int | None = None) -> dict:
     """Certify on calibrated calibration probabilities, with sequences pre-registered on ``validation_counts``.
+
+    ``score``: the routing score, fixed by the caller (several groups of tickets certified apart must share one
+    rule's score); ``registered_size``: the number of tickets the start points are pre-registered for (default: these
+    tickets'). Both must be chosen without looking at the tickets' labels.
 
     ``hedge_scores``: run every family's sequence for both scores (each at delta / (families x 2)) and keep the score
     that certifies more calibration tickets (all sequences hold at once with probability >= 1 - delta, so the choice
@@ -278,37 +301,47 @@ def certify(calibration_probabilities: np.ndarray, calibration_labels: np.ndarra
         raise ValueError("validation counts were made on another threshold grid; re-export the model")
     triage = {int(i) for i in triage_ids}
     check_queue_targets(queue_targets, max_misrouting, [label_names[i] for i in triage])
-    own = [label_names.index(name) for name in queue_targets]
-    default = [i for i in range(len(label_names)) if i not in triage and i not in own]
-    families = ([("default", default, max_misrouting)] if default else []) + [
-        (label_names[i], [i], queue_targets[label_names[i]]) for i in own]
+    families = families_of(label_names, max_misrouting, triage, queue_targets)
     n = len(labels)
     calibration_counts = grid_counts(probabilities, labels)
     # The number of sequences is fixed before the calibration tickets are looked at: each gets an equal share of delta.
-    if hedge_scores:
+    if hedge_scores and score is None:
         scores, level = ROUTING_SCORES, delta / max(len(families) * len(ROUTING_SCORES), 1)
     else:
         level = delta / max(len(families), 1)
         # One score for the whole rule (RoutingRule has one): the one the default family (or the first) pre-registers.
-        scores = (preregister(validation_counts, families[0][1], families[0][2], level, n)["score"] if families
-                  else "probability",)
+        scores = (score,) if score is not None else (preregister_score(validation_counts, families, level, n),)
     best = None
-    for score in scores:
-        result = _certify_families(score, families, level, validation_counts, calibration_counts, label_names, triage,
-                                   probabilities, labels)
+    for candidate in scores:
+        result = _certify_families(candidate, families, level, validation_counts, calibration_counts, label_names,
+                                   triage, probabilities, labels, registered_size)
         if best is None or result["auto_routed"] > best["auto_routed"]:
             best = result
     return {**best, "level_per_sequence": level, "sequences": len(families) * len(scores), "calibration_size": int(n)}
 
 
+def families_of(label_names, max_misrouting: float, triage_ids=(), queue_targets=None) -> list[tuple]:
+    """(name, member label ids, target) of each family: the default one, then each queue with its own target."""
+    label_names, queue_targets, triage = list(label_names), dict(queue_targets or {}), {int(i) for i in triage_ids}
+    own = [label_names.index(name) for name in queue_targets]
+    default = [i for i in range(len(label_names)) if i not in triage and i not in own]
+    return ([("default", default, max_misrouting)] if default else []) + [
+        (label_names[i], [i], queue_targets[label_names[i]]) for i in own]
+
+
+def preregister_score(validation_counts: dict, families, level: float, n: int) -> str:
+    """The one routing score of a rule: the one the default family (or the first) pre-registers for n tickets."""
+    return preregister(validation_counts, families[0][1], families[0][2], level, n)["score"] if families else "probability"
+
+
 def _certify_families(score, families, level, validation_counts, calibration_counts, label_names, triage,
-                      probabilities, labels) -> dict:
+                      probabilities, labels, registered_size: int | None = None) -> dict:
     """Each family's pre-registered sequence on ``score``, run on the calibration counts; the rule they make."""
     n = len(labels)
     thresholds: dict[str, float | None] = {name: None for name in label_names}
     report_families = []
     for name, members, target in families:
-        plan = preregister(validation_counts, members, target, level, n, score)
+        plan = preregister(validation_counts, members, target, level, registered_size or n, score)
         routed, errors = _family_counts(calibration_counts, score, members)
         lowest = run_sequence(routed, errors, target, level, plan["start_index"])
         threshold = None if lowest is None else float(THRESHOLD_GRID[lowest])
@@ -378,7 +411,8 @@ INDEPENDENCE = ("The bound assumes the calibration tickets are independent draws
 
 def certified_routing(val_probabilities, val_labels, cal_probabilities, cal_labels, label_names, max_misrouting: float,
                       delta: float, triage_ids=(), queue_targets=None, certified_on: str = "",
-                      validation_counts: dict | None = None) -> tuple[RoutingRule, dict]:
+                      validation_counts: dict | None = None, score: str | None = None,
+                      with_frontier: bool = True) -> tuple[RoutingRule, dict]:
     """The certified rule and its guarantee (with the frontier), from calibrated probabilities; the sequences are
     pre-registered on the validation tickets (or on ``validation_counts`` an export stored). No calibration tickets:
     a rule that routes nothing, and a guarantee that says so."""
@@ -394,7 +428,7 @@ def certified_routing(val_probabilities, val_labels, cal_probabilities, cal_labe
                          "nothing is auto-routed until `ticket-classifier calibrate` certifies a rule")
         return rule, guarantee
     result = certify(cal_probabilities, cal_labels, validation_counts, label_names, max_misrouting, delta, triage_ids,
-                     queue_targets)
+                     queue_targets, score=score)
     rule = RoutingRule(tuple(result["thresholds"][name] for name in label_names), result["score"],
                        tuple(sorted(int(i) for i in triage_ids)))
     guarantee.update(
@@ -403,6 +437,6 @@ def certified_routing(val_probabilities, val_labels, cal_probabilities, cal_labe
         calibration={"coverage": result["coverage"], "misrouting": result["misrouting"],
                      "auto_routed": result["auto_routed"]},
         frontier=frontier(cal_probabilities, cal_labels, validation_counts, label_names, delta, triage_ids,
-                          queue_targets),
+                          queue_targets) if with_frontier else [],
     )
     return rule, guarantee

@@ -74,3 +74,30 @@ def format_interval(bounds, percent: bool = False) -> str:
     if percent:
         return f"[{bounds[0] * 100:.1f}%, {bounds[1] * 100:.1f}%]"
     return f"[{bounds[0]:.4f}, {bounds[1]:.4f}]"
+
+
+# The tickets an export trained on or that chose anything (train and validation splits), as 64-bit prefixes of
+# `ticket_text_sha256`, sorted (numpy uint64, `SEEN_TICKETS_FILE` in the export, listed in its manifest): a ticket
+# whose hash is there may not certify a rule or judge a model (ticket_router/recertify.py, the decision log).
+SEEN_TICKETS_FILE = "seen_tickets.npy"
+
+
+def ticket_text_key(subject: str, description: str) -> str:
+    """What makes two tickets the same ticket: their cleaned texts (ticket_data.preprocessing.clean_text), joined
+    by a newline and case-folded; the key certification de-duplicates on."""
+    return f"{subject}\n{description}".casefold()
+
+
+def ticket_text_sha256(subject: str, description: str) -> str:
+    """SHA-256 (hex) of `ticket_text_key` of cleaned texts: how the decision log and the export's seen tickets name a
+    ticket without keeping its text."""
+    import hashlib
+
+    return hashlib.sha256(ticket_text_key(subject, description).encode("utf-8")).hexdigest()
+
+
+def hash_prefix64(hex_digest: str) -> int:
+    """The first 64 bits of a hex digest, as stored in `SEEN_TICKETS_FILE`."""
+    return int(hex_digest[:16], 16)
+
+TICKET_ID_LENGTH = 200  # longest desk ticket id accepted (INC0012345, DESK-123, a UUID: far below)

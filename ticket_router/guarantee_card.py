@@ -40,6 +40,14 @@ def frontier_lines(guarantee: dict) -> list[str]:
     return lines
 
 
+def menu_line(rows: list[dict], held_back: int) -> str:
+    """The menu read on the held-back part (`calibrate --menu_share`): what each target would auto-route."""
+    if not rows:
+        return f"menu: no held-back ticket to read it on ({held_back} held back)"
+    return (f"menu on {held_back} held-back tickets, which certify nothing (pick a target here, then certify with the "
+            "same --menu_share): " + ", ".join(f"{row['max_misrouting']:.0%}: {row['coverage']:.1%}" for row in rows))
+
+
 def _needed(row: dict) -> str:
     needed = row.get("calibration_tickets_needed")
     return f"~{needed:,}" if not row["coverage"] and needed else ""

@@ -62,6 +62,18 @@ def promise_check(wrong: np.ndarray, routed: np.ndarray, predicted: np.ndarray, 
     return result
 
 
+def broken_families(check: dict, routed: str = "auto-routed") -> list[str]:
+    """An alert for each family of `promise_check` whose promise is shown broken."""
+    alerts = []
+    for name, family in check["families"].items():
+        if family["broken"]:
+            what = f"{routed} tickets" if name == "default" else f"tickets {routed} to {name}"
+            alerts.append(f"{family['misrouted']}/{family['auto_routed']} {what} misrouted ({family['rate']:.1%}; "
+                          f"one-sided {check['confidence_per_family']:.1%}: >= {family['lower_95']:.1%}): above the "
+                          f"promised {family['target']:.1%} beyond noise")
+    return alerts
+
+
 def clopper_pearson(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float]:
     """Exact binomial interval for a proportion (0, 1 when there are no trials)."""
     if trials == 0:
@@ -145,13 +157,7 @@ def compare_to_profile(predicted: np.ndarray, scores: np.ndarray, routed: np.nda
         new = sorted(set(true_labels[given]) - known)
         report["new_queues"] = {label: {"tickets": int((true_labels == label).sum()),
                                         "auto_routed": int(((true_labels == label) & routed).sum())} for label in new}
-        for name, family in check["families"].items():
-            if family["broken"]:
-                what = "auto-routed tickets" if name == "default" else f"tickets auto-routed to {name}"
-                report["alerts"].append(
-                    f"{family['misrouted']}/{family['auto_routed']} {what} misrouted ({family['rate']:.1%}; "
-                    f"one-sided {check['confidence_per_family']:.1%}: >= {family['lower_95']:.1%}): above the promised "
-                    f"{family['target']:.1%} beyond noise")
+        report["alerts"] += broken_families(check)
         if new:
             report["alerts"].append(
                 "queue(s) the model does not know: " + ", ".join(

@@ -11,6 +11,7 @@ its config.json, the tokenizer from its tokenizer.json, the logits from the chos
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -61,6 +62,10 @@ class Router:
         self.manifest = verify_export(self.model_dir)
         # manifest.json hashes every file of the export: its own hash names this exact version (logs, /info, metrics).
         self.fingerprint = sha256_of(self.model_dir / "manifest.json")[:16]
+        # The weights alone (a re-certified version keeps them): the hashes the manifest lists for its weight files.
+        weights = sorted(f"{name}:{digest}" for name, digest in (self.manifest.get("files") or {}).items()
+                         if name.endswith((".safetensors", ".bin")))
+        self.weights_fingerprint = hashlib.sha256("\n".join(weights).encode()).hexdigest()[:16]
         self.config = read_json(self.model_dir / "config.json", "model config")
         self.labels = label_names(self.config)
         self.max_length = int(self.config.get("max_input_length") or 128)

@@ -10,6 +10,8 @@ from fastapi import HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from ..contract import TICKET_ID_LENGTH
+
 SMALL_BODY = 64 * 1024  # bytes decoded on the event loop (well under a millisecond); larger bodies go to a thread
 JSON_TYPES = ("application/json",)
 
@@ -27,6 +29,8 @@ def ticket_models(max_batch: int, max_chars: int):
         model_config = ConfigDict(extra="forbid", strict=True)
         subject: str = Field(default="", max_length=max_chars)
         description: str = Field(default="", max_length=max_chars)
+        # The desk's ticket id (INC0012345), echoed in the answer and kept in the decision log; made up when absent.
+        id: str | None = Field(default=None, min_length=1, max_length=TICKET_ID_LENGTH, pattern=r"\S")
 
     class Batch(BaseModel):
         model_config = ConfigDict(extra="forbid", strict=True)

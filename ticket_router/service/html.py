@@ -39,6 +39,8 @@ def forms(csrf: str, subject: str = "", description: str = "", text_columns: str
     """The ticket form and the CSV upload form, each with the CSRF token."""
     return (
         "<form method=\"post\" action=\"/\" id=\"ticket-form\"><h2>One ticket</h2>" + csrf_field(csrf) +
+        "<label for=\"ticket_id\">Ticket id (optional, e.g. INC0012345)</label>"
+        "<input type=\"text\" id=\"ticket_id\" name=\"ticket_id\" maxlength=\"200\">"
         f"<label for=\"subject\">Subject</label><input type=\"text\" id=\"subject\" name=\"subject\" value=\"{escape(subject)}\">"
         f"<label for=\"description\">Description</label><textarea id=\"description\" name=\"description\">{escape(description)}</textarea>"
         "<button type=\"submit\" id=\"route-ticket\">Route</button></form>"
@@ -108,6 +110,17 @@ def highlighted(text: str, field: str, words: list[dict]) -> str:
     return " ".join(pieces)
 
 
+def audit_result(subject: str, description: str, ticket_id: str, csrf: str) -> str:
+    """The page for a ticket of the audit sample: to a person, without the model's suggestion."""
+    body = (
+        "<h1>Ticket triage</h1>"
+        f"<p id=\"decision\"><span class=\"triage\" id=\"route\">to triage</span>: ticket {escape(ticket_id)} is in "
+        "the audit sample. Choose its queue yourself: the model's suggestion is not shown, so that your choice can "
+        "tell whether the model would have been right.</p>"
+        f"<p id=\"highlighted\"><b>{escape(subject)}</b><br>{escape(description)}</p>" + forms(csrf))
+    return document("Triage: audit sample", body)
+
+
 def result(subject: str, description: str, decision: dict, reason: str, explanation: dict,
            similar: list[dict] | None, set_alpha, rule: str, csrf: str) -> str:
     """The page for one routed ticket."""
@@ -127,6 +140,7 @@ def result(subject: str, description: str, decision: dict, reason: str, explanat
             f"<td>{escape(n.get('text', ''))}</td></tr>" for n in similar) + "</table>"
     body = (
         "<h1>Ticket triage</h1>"
+        f"<p class=\"muted\" id=\"ticket-id\">Ticket {escape(decision['id'])}</p>"
         f"<p id=\"decision\">Predicted <b>{escape(decision['label'])}</b> ({decision['score']:.1%}): "
         f"<span class=\"{route}\" id=\"route\">{'auto-routed' if route == 'auto' else 'to triage'}</span>, because "
         f"{escape(reason)}</p>"

@@ -13,6 +13,8 @@ What an operations team gets (all names start ``ticket_classifier_``):
 | ``tickets_routed_total`` | counter | route, queue | tickets routed, auto or triage, by predicted queue |
 | ``errors_total`` | counter | kind | ``server`` (5xx), ``busy`` (503 on a full queue) |
 | ``model_info`` | info | version, fingerprint, backend, quantization, queues | the export the service routes with |
+| ``audit_tickets_total`` | counter | | auto-routable tickets the audit sample sent to a person |
+| ``decision_log_pending`` ... | gauges | | the decision log's writer: pending, written, dropped, failed_writes |
 
 ``endpoint`` is the path for the service's own paths and "other" for anything else, so a scanner probing random
 paths cannot grow the label set. One registry per app (not the process-wide default): two services in one process
@@ -54,6 +56,8 @@ class ServiceMetrics:
         self.errors = Counter(prefix + "errors", "Answers that failed: server (5xx), busy (503, a full queue)",
                               ["kind"], registry=registry)
         self.model = Info(prefix + "model", "The export the service routes with", registry=registry)
+        self.audited = Counter(prefix + "audit_tickets", "Auto-routable tickets the audit sample sent to a person",
+                               registry=registry)
         # Labelled children by label values: `labels()` validates and locks on every call; a dict lookup does not.
         self._children: dict = {}
 
@@ -77,9 +81,25 @@ class ServiceMetrics:
         self.batch_tickets.observe(tickets)
         self.batch_seconds.observe(seconds)
 
-    def count_routed(self, decisions) -> None:
-        for decision in decisions:
-            self._child(self.routed, decision["route"], decision["label"]).inc()
+    def count_routed(self, answers, decisions=None) -> None:
+        """Tickets routed: the route each was sent (an audit ticket: triage), by the queue the model predicted."""
+        for answer, decision in zip(answers, decisions or answers):
+            self._child(self.routed, answer["route"], decision["label"]).inc()
+            if answer.get("audit"):
+                self.audited.inc()
+
+    def watch_log(self, writer) -> None:
+        """The decision log's writer: rows waiting, written, dropped and failed writes, read at each scrape."""
+        from prometheus_client import Gauge
+
+        for name, what, read in (
+                ("pending", "Decisions waiting to be written to the decision log", lambda: writer.pending),
+                ("written", "Decisions written to the decision log", lambda: writer.written),
+                ("dropped", "Decisions dropped: the log's buffer was full (the database slow or down)",
+                 lambda: writer.dropped),
+                ("failed_writes", "Writes to the decision log that failed and were retried",
+                 lambda: writer.failed_writes)):
+            Gauge(f"ticket_classifier_decision_log_{name}", what, registry=self.registry).set_function(read)
 
     def observe_request(self, path: str, method: str, status: int, seconds: float) -> None:
         endpoint = path if path in ENDPOINTS else "other"

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
+from ..contract import TICKET_ID_LENGTH
 from ..explain import explanation
 from . import html
 from .context import ServiceContext, context
@@ -71,22 +72,28 @@ async def triage_page(request: Request, service: ServiceContext = Depends(contex
 async def triage_ticket(request: Request, service: ServiceContext = Depends(context)):
     form = await checked_form(request, service)
     subject, description = str(form.get("subject") or ""), str(form.get("description") or "")
+    ticket_id = str(form.get("ticket_id") or "").strip() or None
     max_chars = service.max_chars
     error = ("give a subject or a description" if not (subject.strip() or description.strip()) else
              f"a field holds more than {max_chars} characters" if max(len(subject), len(description)) > max_chars
+             else f"a ticket id holds at most {TICKET_ID_LENGTH} characters" if len(ticket_id or "") > TICKET_ID_LENGTH
              else "")
     if error:
         return home(request, service, error, subject[:max_chars], description[:max_chars], status_code=422)
-    router = service.router
-    with_index = router.has_similar_index
-    probabilities, vectors, units = await service.score_with_variants(subject, description, vectors=with_index)
-    decision = service.decisions(probabilities[:1])[0]
-    predicted = router.labels.index(decision["label"])
+    with_index = service.router.has_similar_index
+    scored, units = await service.score_with_variants(subject, description, vectors=with_index)
+    router = scored.router  # the version that scored this ticket decides it and explains it
+    answer = service.decide(scored.rows(slice(0, 1)), [subject], [description], [ticket_id], "page")[0]
+    if answer.get("audit"):
+        # A person decides this one without the model's answer (a suggestion anchors the answer).
+        return page(request, lambda token: html.audit_result(subject, description, answer["id"], token))
+    predicted = router.labels.index(answer["label"])
     threshold = router.rule.label_thresholds[predicted]
-    reason = html.why(decision, threshold, predicted in router.rule.triage_ids)
-    similar = (await run_in_threadpool(router.similar_from_vectors, vectors, 5))[0] if with_index else None
-    words = explanation(probabilities, units, router.labels)
-    return page(request, lambda token: html.result(subject, description, decision, reason, words, similar,
+    reason = html.why(answer, threshold, predicted in router.rule.triage_ids)
+    similar = ((await run_in_threadpool(router.similar_from_vectors, scored.vectors, 5))[0]
+               if with_index and scored.vectors is not None else None)
+    words = explanation(scored.probabilities, units, router.labels)
+    return page(request, lambda token: html.result(subject, description, answer, reason, words, similar,
                                                    router.set_alpha, router.rule.describe(), token))
 
 

@@ -56,9 +56,10 @@ async def predict(request: Request, service: ServiceContext = Depends(context)):
     empty = [i for i, t in enumerate(tickets) if not (t.subject.strip() or t.description.strip())]
     if empty:
         raise HTTPException(422, detail=f"ticket(s) {empty[:10]} have no text: give a subject or a description")
-    probabilities = await service.score([t.subject for t in tickets], [t.description for t in tickets])
-    decisions = service.decisions(probabilities)
-    return {"predictions": decisions} if is_batch else decisions[0]
+    subjects, descriptions = [t.subject for t in tickets], [t.description for t in tickets]
+    scored = await service.score(subjects, descriptions)
+    answers = service.decide(scored, subjects, descriptions, [t.id for t in tickets], "predict")
+    return {"predictions": answers} if is_batch else answers[0]
 
 
 @router.post("/explain")
@@ -67,8 +68,8 @@ async def explain(request: Request, service: ServiceContext = Depends(context)):
     ``max_batch - 1`` (and at most 64) variants scored as one job of the /predict queue (ticket_router/explain.py)."""
     body = await read_body(request, service.one_ticket_body)
     ticket, _ = await off_the_loop(parse_one_ticket, body, service)
-    probabilities, _, units = await service.score_with_variants(ticket.subject, ticket.description)
-    return explanation(probabilities, units, service.router.labels)
+    scored, units = await service.score_with_variants(ticket.subject, ticket.description)
+    return explanation(scored.probabilities, units, scored.router.labels)
 
 
 @router.post("/similar")
@@ -80,6 +81,6 @@ async def similar(request: Request, service: ServiceContext = Depends(context)):
     ticket, k = await off_the_loop(parse_one_ticket, body, service, True)
     if not service.router.has_similar_index:
         raise HTTPException(404, detail="this export has no similar-ticket index (trained without similar_index)")
-    _, vectors = await service.score([ticket.subject], [ticket.description], vectors=True)
-    found = await run_in_threadpool(service.router.similar_from_vectors, vectors, k)
+    scored = await service.score([ticket.subject], [ticket.description], vectors=True)
+    found = await run_in_threadpool(scored.router.similar_from_vectors, scored.vectors, k)
     return {"similar": found[0]}
