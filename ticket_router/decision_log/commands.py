@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
+# numpy and the rest are imported inside each command: `ticket-classifier --help` builds these parsers and must answer
+# at once.
 
 
 def cmd_feedback(args) -> int:
@@ -51,6 +52,8 @@ def cmd_export_labelled(args) -> int:
 def comparison_tickets(log, routers, compare_share: float):
     """The person-decided tickets with text that none of ``routers`` trained on, each text once, split by text hash:
     (frame, cleaned subjects, cleaned descriptions, compare mask, certify mask, counts left out)."""
+    import numpy as np
+
     from ticket_data.preprocessing import clean_label, clean_text
 
     from ..contract import hash_prefix64, ticket_text_sha256
@@ -78,6 +81,8 @@ def comparison_tickets(log, routers, compare_share: float):
 
 def certified_coverage(router, probabilities, truth, max_misrouting, delta) -> float:
     """The share a rule certified on these tickets (as `calibrate` would) auto-routes of them."""
+    import numpy as np
+
     from ..recertify import certify_groups, settings
 
     index = {name: i for i, name in enumerate(router.labels)}
@@ -90,6 +95,8 @@ def certified_coverage(router, probabilities, truth, max_misrouting, delta) -> f
 
 def cmd_promote(args) -> int:
     """Exit 0 when the candidate was promoted (or would be, with --dry_run), 1 when it was not."""
+    import numpy as np
+
     from ..atomic import current_version
     from ..recertify import recertify_from_log, write_recalibrated
     from ..router import Router, available_cores
