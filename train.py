@@ -31,6 +31,7 @@ from custom_trainer.combine import choose_combination, export_weights, log_prior
 from custom_trainer.encoders import resolve_encoder
 from custom_trainer.evaluation import bootstrap_intervals
 from custom_trainer.export import export_model, model_card
+from custom_trainer.fields import field_specs, fields_summary, finish_fields, split_scores
 from custom_trainer.metrics import classification_metrics, make_compute_metrics
 from custom_trainer.probe import probe_head, sentence_vectors
 from custom_trainer.reports import strip_prefix, write_reports
@@ -39,7 +40,7 @@ from custom_trainer.trainer import EvaluationClock, TicketTrainer, epoch_history
 from custom_trainer.wide import fit_wide, wide_logits
 from ticket_data import build_dataset, ticket_tokenizer, tokenize_dataset
 from ticket_data.builder import GROUPED_BY
-from ticket_data.loading import load_tickets_with_report, summarize_report
+from ticket_data.loading import extra_field_labels, load_tickets_with_report, summarize_report
 from ticket_data.preprocessing import clean_text
 from ticket_data.tokenization import encode_tickets
 from ticket_router.atomic import atomic_path, write_text
@@ -68,6 +69,7 @@ def load_data(data_args: DataArguments, seed: int) -> tuple[datasets.DatasetDict
             seed=seed,
             policy=data_args.data_policy,
             calibration_size=data_args.calibration_size,
+            extra_label_columns=data_args.extra_label_columns,
         )
     options = {} if data_args.corpus_size is None else {"per_category": data_args.corpus_size}
     raw = build_dataset(data_args.dataset, cache_dir=data_args.dataset_cache_dir,
@@ -172,6 +174,7 @@ class PreparedData:
     triage_labels: list[str]  # never auto-routed: the merged bucket of rare queues and never_auto_route
     queue_targets: dict
     source: str
+    fields: dict  # extra label fields: {name: labels} (empty: one field)
 
 
 def prepare_data(data_args: DataArguments, model_args: ModelArguments, seed: int) -> PreparedData:
@@ -191,7 +194,10 @@ def prepare_data(data_args: DataArguments, model_args: ModelArguments, seed: int
     check_queue_targets(queue_targets, model_args.max_misrouting, triage_labels)
     source = data_args.train_file or f"the `{data_args.dataset}` synthetic corpus"
     logger.info("data: %s; splits %s; %d labels", source, {k: len(v) for k, v in raw.items()}, len(label_names))
-    return PreparedData(raw, report, label_names, triage_labels, queue_targets, source)
+    fields = extra_field_labels(report)
+    for name, labels in fields.items():
+        logger.info("extra field %s: %d labels %s", name, len(labels), labels)
+    return PreparedData(raw, report, label_names, triage_labels, queue_targets, source, fields)
 
 
 def audit_export(data_args: DataArguments, args: TicketTrainingArguments) -> dict | None:
@@ -250,6 +256,8 @@ def build_model(encoder_path: str, data: PreparedData, data_args: DataArguments,
         pooling=model_args.pooling,
         triage_labels=data.triage_labels,
         wide_buckets=model_args.wide_buckets if model_args.combine_for != "none" else 0,
+        extra_fields=field_specs(data.fields, data.raw["train"]["extra_labels"] if data.fields else [], power,
+                                 model_args.field_loss_weights) if data.fields else None,
     )
     if model_args.freeze_word_embeddings:
         model.encoder.get_input_embeddings().weight.requires_grad_(False)
@@ -276,7 +284,7 @@ def train_model(model, weights, tokenizer, tokenized, data: PreparedData, model_
         eval_dataset=tokenized["validation"],
         data_collator=collator,
         processing_class=tokenizer,
-        compute_metrics=make_compute_metrics(data.label_names),
+        compute_metrics=make_compute_metrics(data.label_names, data.fields),
         callbacks=[EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience), *callbacks],
     )
     trainer.train(resume_from_checkpoint=resume_from)
@@ -284,10 +292,12 @@ def train_model(model, weights, tokenizer, tokenized, data: PreparedData, model_
     return trainer, probe
 
 
-def score_splits(trainer: TicketTrainer, tokenized) -> dict:
+def score_splits(trainer: TicketTrainer, tokenized, fields: dict | None = None) -> dict:
     """Metrics, logits and labels of every held-out split, gathered over all processes by the Trainer. The
-    calibration tickets are scored once the model is final: they choose nothing, they only certify."""
+    calibration tickets are scored once the model is final: they choose nothing, they only certify. With extra
+    fields each split also holds ``fields`` (custom_trainer/fields.py); the metrics are the routed field's."""
     validation = strip_prefix(trainer.evaluate(tokenized["validation"]), "eval")
+    validation = {k: v for k, v in validation.items() if not any(k.startswith(f"{name}_") for name in fields or {})}
     validation_output = trainer.predict(tokenized["validation"], metric_key_prefix="validation")
     test_output = trainer.predict(tokenized["test"], metric_key_prefix="test")
     scores = {
@@ -299,7 +309,17 @@ def score_splits(trainer: TicketTrainer, tokenized) -> dict:
     if "calibration" in tokenized:
         output = trainer.predict(tokenized["calibration"], metric_key_prefix="calibration")
         scores["calibration"] = {"logits": output.predictions, "labels": output.label_ids}
+    if fields:
+        split_scores(scores, fields)
+        scores["test"]["metrics"] = {k: v for k, v in scores["test"]["metrics"].items()
+                                     if not any(k.startswith(f"{name}_") for name in fields)}
     return scores
+
+
+def routed_labels(labels) -> np.ndarray:
+    """The routed field's label ids (with extra fields, the first of each row's ids)."""
+    labels = np.asarray(labels)
+    return labels[:, 0] if labels.ndim == 2 else labels
 
 
 def combine_parts(trainer: TicketTrainer, tokenized, scores: dict, data: PreparedData, model_args: ModelArguments,
@@ -312,9 +332,9 @@ def combine_parts(trainer: TicketTrainer, tokenized, scores: dict, data: Prepare
     model, validation, test = trainer.model, scores["validation"], scores["test"]
     fitted, wide = None, None
     if model_args.wide_buckets:
-        fitted = fit_wide(model, tokenized["train"]["input_ids"], tokenized["train"]["labels"], seed)
+        fitted = fit_wide(model, tokenized["train"]["input_ids"], routed_labels(tokenized["train"]["labels"]), seed)
         wide = {split: wide_logits(model, tokenized[split]["input_ids"]) for split in scores}
-    prior = log_prior(tokenized["train"]["labels"], len(data.label_names))
+    prior = log_prior(routed_labels(tokenized["train"]["labels"]), len(data.label_names))
     choice = choose_combination(validation["logits"], None if wide is None else wide["validation"],
                                 validation["labels"], prior, model_args.combine_for, baseline["validation"])
     scale, shift = export_weights(choice["wide_weight"], choice["prior_strength"], prior)
@@ -385,7 +405,8 @@ def write_outputs(trainer: TicketTrainer, tokenizer, tokenized_train, scores: di
     if model_args.similar_index:  # the training tickets' sentence vectors, from the final model in fp32
         vectors, labels = sentence_vectors(trainer.model, tokenized_train, DataCollatorWithPadding(tokenizer))
         texts = ticket_strings(data.raw["train"]) if model_args.similar_texts else None
-        extra[INDEX_FILE] = lambda path: write_index(path, vectors.numpy(), labels.numpy(), np.arange(len(labels)), texts)
+        labels = routed_labels(labels.numpy())
+        extra[INDEX_FILE] = lambda path: write_index(path, vectors.numpy(), labels, np.arange(len(labels)), texts)
         metrics["similar_index"] = {"tickets": int(len(labels)), "dimensions": int(vectors.shape[1]),
                                     "dtype": "float16", "texts": texts is not None, "file": INDEX_FILE}
     (output_dir / "reports").mkdir(parents=True, exist_ok=True)
@@ -420,6 +441,7 @@ def print_summary(metrics: dict, output_dir: Path, seconds: float) -> None:
         f"baseline ({baseline['name']}): validation macro-F1 {baseline['validation']['macro_f1']:.4f} | test "
         f"macro-F1 {baseline['test']['macro_f1']:.4f} accuracy {baseline['test']['accuracy']:.4f}\n"
         f"{combination_summary(metrics['combination'])}"
+        f"{fields_summary(metrics['fields']) if metrics.get('fields') else ''}"
         f"{routing_summary(routing)}\n"
         f"{prediction_set_summary(metrics['prediction_sets'])}"
         f"ECE {routing['test']['ece_before']:.3f} -> {routing['test']['ece_after']:.3f}\n"
@@ -443,9 +465,13 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
     model, weights = build_model(encoder_path, data, data_args, model_args)
     trainer, probe = train_model(model, weights, tokenizer, tokenized, data, model_args, args, [clock, *callbacks])
 
-    scores = score_splits(trainer, tokenized)
+    scores = score_splits(trainer, tokenized, data.fields)
     combination = combine_parts(trainer, tokenized, scores, data, model_args, baseline, args.seed)
     routing, rule = certify_routing(trainer.model.config, scores, data, data_args, model_args)
+    fields = None
+    if data.fields:  # the extra fields: baseline, wide part, combination, temperature, sets, figures
+        fields = finish_fields(trainer.model, tokenized, scores, data.raw, data.fields, model_args.combine_for,
+                               model_args.set_alpha, args.bootstrap_resamples, args.seed)
     test_probabilities = softmax(scores["test"]["logits"] / routing["temperature"])
     test_predicted, _, routed = rule.decide(test_probabilities)
     sets = trainer.model.config.prediction_sets
@@ -463,6 +489,7 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
         "combination": combination,  # the wide part's weight and the prior correction, chosen on validation
         "baseline": baseline,
         "head_probe": probe,
+        "fields": fields,  # extra label fields, each against its own baseline (None: one field)
         "data": {"source": data.source, "fingerprint": data_fingerprint(data.raw),
                  "sizes": {k: len(v) for k, v in data.raw.items()},
                  "labels_merged": data.report.get("labels", {}).get("merged", {}), "triage_labels": data.triage_labels,

@@ -43,7 +43,14 @@ class DataArguments:
         default_factory=lambda: ["subject", "description"],
         metadata={"help": "Text columns of train_file/test_file: subject and description, or a single text column."},
     )
-    label_column: str = field(default="category", metadata={"help": "Label column of train_file/test_file."})
+    label_column: str = field(default="category", metadata={"help": "Label column of train_file/test_file: the "
+                              "field that routes (the routing rule, its certification and the prediction sets)."})
+    extra_label_columns: list[str] = field(
+        default_factory=list,
+        metadata={"help": "More fields the same model predicts from the same encoder pass, one head each (e.g. "
+                          "priority type): their own class weights, baseline, wide part, calibrated confidence, top-3 "
+                          "and prediction sets; a row with a blank value in one still trains the others."},
+    )
     validation_size: float = field(default=0.1, metadata={"help": "Share of train_file carved out for validation."})
     test_size: float = field(default=0.1, metadata={"help": "Share of train_file carved out for test (no test_file)."})
     calibration_size: float = field(
@@ -103,6 +110,10 @@ class DataArguments:
             raise ValueError(f"calibration_size must be a fraction in [0, 1), got {self.calibration_size}")
         if self.corpus_size is not None and self.corpus_size < 10:
             raise ValueError(f"corpus_size must be >= 10 tickets per category, got {self.corpus_size}")
+        if self.extra_label_columns and self.train_file is None:
+            raise ValueError("extra_label_columns needs train_file (the synthetic corpora have one field)")
+        if self.label_column in self.extra_label_columns:
+            raise ValueError(f"extra_label_columns: {self.label_column!r} is already label_column")
         self.data_policy  # validates min_examples_per_label, rare_labels, rare_label_name
 
     @property
@@ -161,6 +172,11 @@ class ModelArguments:
         default=2**18,
         metadata={"help": "Hash buckets for token bigrams of the wide part (a logistic regression over token uni- and "
                   "bigrams inside the model, fitted after fine-tuning); 0 = no wide part."},
+    )
+    field_loss_weights: list[float] = field(
+        default_factory=list,
+        metadata={"help": "With extra_label_columns: the weight of each extra field's focal loss in the sum (the "
+                          "routed field's is 1), in their order; default 1 each."},
     )
     combine_for: str = field(
         default="both",
@@ -227,6 +243,9 @@ class ModelArguments:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if not 0 <= self.classifier_dropout < 1:
             raise ValueError(f"classifier_dropout must be in [0, 1), got {self.classifier_dropout}")
+        bad = [w for w in self.field_loss_weights if not (isinstance(w, (int, float)) and w >= 0)]
+        if bad:
+            raise ValueError(f"field_loss_weights must be numbers >= 0, got {bad}")
 
 
 @dataclass

@@ -23,6 +23,9 @@ def evaluate_main(argv: list[str]) -> int:
     add_model_arguments(parser)
     parser.add_argument("--input", required=True)
     parser.add_argument("--label_column", default="category")
+    parser.add_argument("--field_columns", nargs="*", default=None, metavar="FIELD=COLUMN",
+                        help="with extra fields: each field's label column (default: the field's own name, where the "
+                        "file has such a column)")
     parser.add_argument("--n_resamples", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
     args = parser.parse_args(argv)
 
@@ -68,7 +71,38 @@ def evaluate_main(argv: list[str]) -> int:
     print(f"routing ({router.rule.describe()}): {stats['coverage']:.1%} "
           f"{format_interval(intervals['coverage'], percent=True)} auto-routed, {stats['misrouting']:.2%} "
           f"{format_interval(intervals['misrouting'], percent=True)} of them misrouted")
+    columns = dict(entry.split("=", 1) for entry in args.field_columns or [])
+    for field in router.fields:
+        column = columns.get(field["name"], field["name"])
+        if column not in routed.columns:
+            print(f"field {field['name']}: no column {column!r} in {args.input} (give --field_columns "
+                  f"{field['name']}=COLUMN)")
+            continue
+        print(field_report(routed, field, column, args.n_resamples))
     return 0
+
+
+def field_report(routed, field: dict, column: str, n_resamples: int) -> str:
+    """An extra field's classification report and intervals on the rows that have a value for it."""
+    import pandas as pd
+
+    from ticket_data.preprocessing import clean_label
+
+    from .evaluation import bootstrap_intervals
+    from .metrics import classification_metrics, report_text
+
+    names = field["labels"]
+    index = {label: i for i, label in enumerate(names)}
+    truth = routed[column].map(lambda v: "" if pd.isna(v) else clean_label(v))
+    known = truth.isin(index).to_numpy()
+    labels = truth[known].map(index).to_numpy()
+    predicted = routed.loc[known, f"predicted_{field['name']}"].map(index).to_numpy()
+    metrics = classification_metrics(labels, predicted, names)
+    intervals = bootstrap_intervals(labels, predicted, len(names), n_resamples=n_resamples)
+    return (f"\nfield {field['name']} (column {column!r}; {int(known.sum())} rows with a known value, "
+            f"{int((~known).sum())} blank or unknown):\n{report_text(labels, predicted, names)}"
+            f"accuracy {metrics['accuracy']:.4f} {format_interval(intervals['accuracy'])}  macro-F1 "
+            f"{metrics['macro_f1']:.4f} {format_interval(intervals['macro_f1'])}")
 
 
 def export_onnx_main(argv: list[str]) -> int:

@@ -113,6 +113,29 @@ def prediction_sets_card(sets: dict | None) -> str:
             f"{test['max_size']}.\n")
 
 
+def fields_card(fields: dict | None) -> str:
+    """The card's section on the extra fields: each against its own baseline, with its test interval."""
+    if not fields:
+        return ""
+    rows = []
+    for name, field in fields.items():
+        test, base = field.get("test"), field["baseline"].get("test")
+        if not test:
+            continue
+        interval = field.get("intervals", {}).get("test", {}).get("macro_f1")
+        span = f" {format_interval(interval)}" if interval else ""
+        baseline = f"{base['accuracy']:.4f} | {base['macro_f1']:.4f}" if base else "- | -"
+        rows.append(f"| {name} | {len(field['labels'])} | {test['accuracy']:.4f} | {test['macro_f1']:.4f}{span} | "
+                    f"{baseline} | {field['blank'].get('test', 0)} |")
+    return ("## Other fields\n\nThe same encoder pass also predicts these fields, one head each, each with its own "
+            "class weights, wide part, temperature and prediction sets (the routing rule is the routed field's "
+            "alone). Test figures on the rows with a value for the field, beside TF-IDF + logistic regression "
+            "fitted on the same rows:\n\n| field | labels | accuracy | macro-F1 [95%] | baseline accuracy | baseline "
+            "macro-F1 | blank in test |\n| --- | --- | --- | --- | --- | --- | --- |\n" + "\n".join(rows) + "\n\n"
+            "Routed files get `predicted_<field>`, `score_<field>`, `top3_<field>` and `prediction_set_<field>`; "
+            "`Router.route` and the service give a `fields` object per ticket.\n\n")
+
+
 def model_card(data_source: str, model_args, args, metrics: dict) -> str:
     """The export's README.md: recipe, figures beside the baseline's, per-label F1, routing and its guarantee, use."""
     test, validation, baseline = metrics["test"], metrics["validation"], metrics["baseline"]
@@ -169,7 +192,7 @@ Baseline: {baseline['name']} (scikit-learn) fitted on the same training split.{b
               metrics["routing"]["rule"]["thresholds"], metrics["routing"]["temperature"], metrics["routing"]["test"])}
 
 {prediction_sets_card(metrics.get("prediction_sets"))}
-{similar_card(metrics.get("similar_index"))}## Use
+{fields_card(metrics.get("fields"))}{similar_card(metrics.get("similar_index"))}## Use
 
 ```python
 from transformers import pipeline

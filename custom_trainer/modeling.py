@@ -9,6 +9,7 @@ wide part's hash and forward, score names) come from it: ticket_router/contract.
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -43,6 +44,7 @@ class TicketClassifierConfig(PretrainedConfig):
         prediction_sets: dict | None = None,
         wide_buckets: int = 0,
         wide_scale: float = 0.0,
+        extra_fields: list[dict] | None = None,
         **kwargs,
     ):
         if isinstance(encoder_config, PretrainedConfig):
@@ -71,6 +73,10 @@ class TicketClassifierConfig(PretrainedConfig):
         # wide_scale, add to the head's. 0 buckets: no wide part; wide_scale 0: present but not used (training).
         self.wide_buckets = wide_buckets
         self.wide_scale = wide_scale
+        # More fields predicted from the same sentence vector, one head each (train.py extra_label_columns): for each,
+        # {"name", "labels", "class_weights", "loss_weight", "calibration_temperature", "wide_scale",
+        # "prediction_sets"}; the routed field (``id2label``, the rule, the sets above) stays the first.
+        self.extra_fields = [dict(field) for field in (extra_fields or [])]
         super().__init__(**kwargs)
         self._validate()
 
@@ -112,6 +118,18 @@ class TicketClassifierConfig(PretrainedConfig):
         unknown = sorted(set(self.triage_labels) - set(self.id2label.values()))
         if unknown:
             raise ValueError(f"triage_labels {unknown} are not among the labels {list(self.id2label.values())}")
+        names = [field.get("name") for field in self.extra_fields]
+        if len(set(names)) != len(names) or not all(isinstance(n, str) and n for n in names):
+            raise ValueError(f"extra_fields need distinct, non-empty names, got {names}")
+        for field in self.extra_fields:
+            if not (isinstance(field.get("labels"), list) and len(field["labels"]) >= 2):
+                raise ValueError(f"extra field {field['name']!r} needs a list of at least 2 labels")
+            weights = field.get("class_weights")
+            if weights is not None and len(weights) != len(field["labels"]):
+                raise ValueError(f"extra field {field['name']!r}: {len(weights)} class weights for "
+                                 f"{len(field['labels'])} labels")
+            if not field.get("calibration_temperature", 1.0) > 0:
+                raise ValueError(f"extra field {field['name']!r}: calibration_temperature must be > 0")
 
     @property
     def triage_ids(self) -> list[int]:
@@ -120,6 +138,27 @@ class TicketClassifierConfig(PretrainedConfig):
     def build_encoder_config(self) -> PretrainedConfig:
         settings = dict(self.encoder_config)
         return AutoConfig.for_model(settings.pop("model_type"), **settings)
+
+
+@dataclass
+class TicketClassifierOutput(SequenceClassifierOutput):
+    """The routed field's ``logits`` (what `pipeline` reads) and, with extra fields, their calibrated logits side
+    by side in ``field_logits`` (batch, sum of the fields' label counts; config.extra_fields' order: split it with
+    `split_field_logits`). One tensor, not a tuple: `pipeline` slices every output tensor per ticket."""
+
+    field_logits: torch.Tensor | None = None
+
+
+def split_field_logits(field_logits, sizes: list[int]) -> list:
+    """Each extra field's logits from `TicketClassifierOutput.field_logits` (a tensor or an array)."""
+    bounds = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
+    return [field_logits[..., bounds[i]:bounds[i + 1]] for i in range(len(sizes))]
+
+
+def make_head(hidden: int, head_hidden: int, labels: int, dropout: float) -> nn.Sequential:
+    """Dropout, Linear(hidden, head_hidden), GELU, Dropout, Linear(head_hidden, labels): the seed's head."""
+    return nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, head_hidden), nn.GELU(), nn.Dropout(dropout),
+                         nn.Linear(head_hidden, labels))
 
 
 class WideTable(nn.Module):
@@ -149,13 +188,7 @@ class TicketClassifier(PreTrainedModel):
         encoder_config = config.build_encoder_config()
         self.encoder = AutoModel.from_config(encoder_config)
         hidden = encoder_config.hidden_size if hasattr(encoder_config, "hidden_size") else encoder_config.dim
-        self.head = nn.Sequential(
-            nn.Dropout(config.classifier_dropout),
-            nn.Linear(hidden, config.head_hidden_size),
-            nn.GELU(),
-            nn.Dropout(config.classifier_dropout),
-            nn.Linear(config.head_hidden_size, config.num_labels),
-        )
+        self.head = make_head(hidden, config.head_hidden_size, config.num_labels, config.classifier_dropout)
         self.wide = None
         if config.wide_buckets:
             features = encoder_config.vocab_size + config.wide_buckets
@@ -164,6 +197,19 @@ class TicketClassifier(PreTrainedModel):
             self.wide = WideTable(features, config.num_labels)
             self.wide_bias = nn.Parameter(torch.zeros(config.num_labels), requires_grad=False)
             self.register_buffer("wide_idf", torch.ones(features))
+        # Extra fields. Built with the random generator forked: nn.Linear draws its default weights when it is made,
+        # before post_init re-draws every weight in order, so without the fork a model with extra fields would give
+        # the routed head other random numbers than a one-field model does (tests/test_fields.py).
+        with torch.random.fork_rng(devices=[]):
+            self.head_fields = nn.ModuleList([
+                make_head(hidden, config.head_hidden_size, len(field["labels"]), config.classifier_dropout)
+                for field in config.extra_fields])
+        self.wide_fields = nn.ModuleList()
+        self.wide_fields_bias = nn.ParameterList()
+        if config.wide_buckets:
+            for field in config.extra_fields:
+                self.wide_fields.append(WideTable(features, len(field["labels"])))
+                self.wide_fields_bias.append(nn.Parameter(torch.zeros(len(field["labels"])), requires_grad=False))
         # Decorated forwards hide their arguments from __code__; the signature keeps them.
         self._encoder_takes_token_types = "token_type_ids" in inspect.signature(self.encoder.forward).parameters
         self._init_std = getattr(encoder_config, "initializer_range", 0.02)
@@ -242,6 +288,26 @@ class TicketClassifier(PreTrainedModel):
             logits = logits + self.config.wide_scale * self.wide_logits(input_ids, attention_mask)
         return logits / self.config.calibration_temperature
 
+    def wide_fields_logits(self, index: int, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Extra field ``index``'s wide part alone (same features as the routed field's)."""
+        return wide_logits(input_ids, attention_mask, self.config.encoder_config["vocab_size"],
+                           self.config.wide_buckets, self.wide_fields[index].weight, self.wide_fields_bias[index],
+                           self.wide_idf)
+
+    def field_logits_from(self, pooled: torch.Tensor, input_ids: torch.Tensor,
+                          attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+        """Each extra field's calibrated logits: its head, its wide part, its temperature."""
+        outputs = []
+        for index, (head, field) in enumerate(zip(self.head_fields, self.config.extra_fields)):
+            logits = head(pooled)
+            scale = field.get("wide_scale") or 0.0
+            if scale and len(self.wide_fields):
+                if attention_mask is None:
+                    attention_mask = torch.ones_like(input_ids)
+                logits = logits + scale * self.wide_fields_logits(index, input_ids, attention_mask)
+            outputs.append(logits / field.get("calibration_temperature", 1.0))
+        return tuple(outputs)
+
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -249,12 +315,22 @@ class TicketClassifier(PreTrainedModel):
         token_type_ids: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         **kwargs,
-    ) -> SequenceClassifierOutput:
+    ) -> TicketClassifierOutput:
         pooled = self.sentence_vectors(input_ids, attention_mask, token_type_ids)
         logits = self.logits_from(pooled, input_ids, attention_mask)
+        fields = self.field_logits_from(pooled, input_ids, attention_mask) if len(self.head_fields) else None
         loss = None
         if labels is not None:  # the project's one loss computation; the Trainer passes num_items_in_batch
             alpha = None if self.config.class_weights is None else torch.tensor(self.config.class_weights)
-            loss = focal_loss(logits, labels, alpha=alpha, gamma=self.config.focal_gamma,
-                              num_items_in_batch=kwargs.get("num_items_in_batch"))
-        return SequenceClassifierOutput(loss=loss, logits=logits)
+            if labels.dim() == 1:
+                loss = focal_loss(logits, labels, alpha=alpha, gamma=self.config.focal_gamma,
+                                  num_items_in_batch=kwargs.get("num_items_in_batch"))
+            else:  # one column per field, the routed one first; each field averaged over its labelled rows
+                loss = focal_loss(logits, labels[:, 0], alpha=alpha, gamma=self.config.focal_gamma)
+                for index, field in enumerate(self.config.extra_fields):
+                    weights = field.get("class_weights")
+                    loss = loss + field.get("loss_weight", 1.0) * focal_loss(
+                        fields[index], labels[:, index + 1], gamma=self.config.focal_gamma,
+                        alpha=None if weights is None else torch.tensor(weights))
+        return TicketClassifierOutput(loss=loss, logits=logits,
+                                      field_logits=torch.cat(fields, dim=-1) if fields else None)

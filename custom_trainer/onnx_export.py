@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ticket_router.atomic import atomic_path
 from ticket_router.backends import VECTOR_OUTPUT, write_onnx_manifest
+from ticket_router.contract import FIELD_OUTPUT
 from ticket_router.manifest import ONNX_FOLDER
 
 from .export import load_exported_model
@@ -47,6 +48,9 @@ def export_onnx(model_dir: str | Path, output: str | Path | None = None, quantiz
     axes = {name: {0: "batch", 1: "tokens"} for name in names}
     axes["logits"] = {0: "batch"}
     axes[VECTOR_OUTPUT] = {0: "batch"}
+    fields = [FIELD_OUTPUT.format(i) for i in range(len(model.config.extra_fields))]  # one output per extra field
+    for name in fields:
+        axes[name] = {0: "batch"}
 
     class LogitsAndVectors(torch.nn.Module):
         """The calibrated logits and the sentence vectors (similar-ticket search), from one encoder pass."""
@@ -58,13 +62,17 @@ def export_onnx(model_dir: str | Path, output: str | Path | None = None, quantiz
         def forward(self, *inputs):
             named = dict(zip(names, inputs))
             pooled = self.model.sentence_vectors(**named)
-            return self.model.logits_from(pooled, named["input_ids"], named.get("attention_mask")), pooled
+            logits = self.model.logits_from(pooled, named["input_ids"], named.get("attention_mask"))
+            extra = self.model.field_logits_from(pooled, named["input_ids"], named.get("attention_mask")) \
+                if fields else ()
+            return (logits, pooled, *extra)
 
     fp32 = output / "model.onnx"
     with atomic_path(fp32) as partial:
         # The TorchScript-based exporter needs no extra packages and handles these encoders with dynamic shapes.
         torch.onnx.export(LogitsAndVectors(), tuple(sample[n] for n in names), str(partial), input_names=names,
-                          output_names=["logits", VECTOR_OUTPUT], dynamic_axes=axes, opset_version=17, dynamo=False)
+                          output_names=["logits", VECTOR_OUTPUT, *fields], dynamic_axes=axes, opset_version=17,
+                          dynamo=False)
     final, quantization = fp32, None
     if quantize == "int8":
         from onnxruntime.quantization import QuantType, quantize_dynamic

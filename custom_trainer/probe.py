@@ -60,9 +60,11 @@ def fit_head(
     class_weights: torch.Tensor | None = None,
     gamma: float = 0.0,
     seed: int = 0,
+    head=None,
 ) -> dict:
-    """Train ``model.head`` on fixed vectors with the model's loss (AdamW, weight decay 0.01, linear decay)."""
-    head = model.head
+    """Train ``head`` (default ``model.head``) on fixed vectors with the model's loss (AdamW, weight decay 0.01,
+    linear decay); labels of -100 (a blank extra field) are skipped."""
+    head = model.head if head is None else head
     head.train()
     generator = torch.Generator().manual_seed(seed)
     steps_per_epoch = max(1, (len(vectors) + batch_size - 1) // batch_size)
@@ -82,7 +84,8 @@ def fit_head(
                 break
     head.eval()
     with torch.no_grad():
-        accuracy = float((head(vectors).argmax(-1) == labels).float().mean())
+        known = labels >= 0
+        accuracy = float((head(vectors[known]).argmax(-1) == labels[known]).float().mean()) if known.any() else 0.0
     return {"steps": total, "train_accuracy": accuracy}
 
 
@@ -94,7 +97,13 @@ def probe_head(model, dataset, collator, epochs: float, learning_rate: float = 1
     was_training = model.training
     vectors, labels = sentence_vectors(model, dataset, collator, bf16=bf16)
     encoded = time.perf_counter() - started
-    result = fit_head(model, vectors, labels, epochs, learning_rate, class_weights=class_weights, gamma=gamma, seed=seed)
+    routed = labels if labels.dim() == 1 else labels[:, 0]
+    result = fit_head(model, vectors, routed, epochs, learning_rate, class_weights=class_weights, gamma=gamma, seed=seed)
+    for index, (head, field) in enumerate(zip(getattr(model, "head_fields", []), model.config.extra_fields)):
+        weights = field.get("class_weights")
+        fitted = fit_head(model, vectors, labels[:, index + 1], epochs, learning_rate, gamma=gamma, seed=seed,
+                          class_weights=None if weights is None else torch.tensor(weights), head=head)
+        result[f"{field['name']}_train_accuracy"] = fitted["train_accuracy"]
     model.train(was_training)
     result.update({"vectors_seconds": round(encoded, 1), "seconds": round(time.perf_counter() - started, 1)})
     logger.info("head probe: head trained on %d frozen sentence vectors (%s)", len(vectors), result)

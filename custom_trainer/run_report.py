@@ -97,6 +97,35 @@ def _data_section(report: dict) -> str:
     return "".join(parts)
 
 
+def fields_section(fields: dict | None) -> str:
+    """Each extra field against its own baseline, and its confusion matrix on test (rows: true, columns: predicted)."""
+    if not fields:
+        return ""
+    parts = ["<h2>Other fields</h2><p>Predicted from the same encoder pass, one head each; figures on the rows with a "
+             "value for the field.</p>"]
+    for name, field in fields.items():
+        test, validation, base = field.get("test"), field.get("validation"), field["baseline"]
+        if not test or not validation:
+            continue
+        interval = field.get("intervals", {}).get("test", {})
+        rows = [["model", f"{validation['accuracy']:.4f}", f"{validation['macro_f1']:.4f}", f"{test['accuracy']:.4f}",
+                 f"{test['macro_f1']:.4f}"]]
+        if "validation" in base and "test" in base:
+            rows.append([escape(base["name"]), f"{base['validation']['accuracy']:.4f}",
+                         f"{base['validation']['macro_f1']:.4f}", f"{base['test']['accuracy']:.4f}",
+                         f"{base['test']['macro_f1']:.4f}"])
+        parts.append(f"<h3 id=\"field-{escape(name)}\">{escape(name)}</h3>" + _table(
+            ["", "validation accuracy", "validation macro-F1", "test accuracy", "test macro-F1"], rows))
+        if interval:
+            parts.append(f"<p>Test, 95% intervals: accuracy {format_interval(interval['accuracy'])}, macro-F1 "
+                         f"{format_interval(interval['macro_f1'])}; blank in test: {field['blank'].get('test', 0)}.</p>")
+        if field.get("confusion"):
+            labels = [escape(label) for label in field["labels"]]
+            parts.append(_table(["true \\ predicted", *labels],
+                                [[label, *row] for label, row in zip(labels, field["confusion"])]))
+    return "".join(parts)
+
+
 def write_run_report(reports_dir: str | Path, metrics: dict, label_names: list[str], labels: np.ndarray,
                      probabilities: np.ndarray, routed: np.ndarray, data_report: dict) -> Path:
     """Write reports/reliability.png and reports/index.html (after reports.write_reports drew the other figures)."""
@@ -155,7 +184,7 @@ def write_run_report(reports_dir: str | Path, metrics: dict, label_names: list[s
         "<h2>Prediction sets</h2>" + sets_html +
         f"<h2>Calibration</h2><p>Expected calibration error on test {routing['test']['ece_before']:.3f} before "
         f"temperature scaling, {routing['test']['ece_after']:.3f} after (T = {routing['temperature']:.3f}).</p>"
-        + _image(reports_dir / "reliability.png", "reliability diagram") +
+        + _image(reports_dir / "reliability.png", "reliability diagram") + fields_section(metrics.get("fields")) +
         "<h2>Training</h2>" + _image(reports_dir / "training_curves.png", "training curves") + audit_html +
         f"<h2>When the model is below the baseline</h2><p>{escape(ADVICE)}</p>"
     )

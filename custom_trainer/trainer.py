@@ -72,7 +72,8 @@ class TicketTrainer(Trainer):
         head_lr = getattr(self.args, "head_learning_rate", None)
         if head_lr is None or getattr(optimizer, "_head_groups", False):
             return optimizer
-        head = {id(p) for p in self.model.head.parameters()}
+        heads = [self.model.head, *getattr(self.model, "head_fields", [])]  # every field's head is freshly made
+        head = {id(p) for module in heads for p in module.parameters()}
         groups = []
         for group in optimizer.param_groups:
             settings = {key: value for key, value in group.items() if key != "params"}

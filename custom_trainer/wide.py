@@ -54,14 +54,15 @@ def wide_matrix(counts: sp.csr_matrix, idf: np.ndarray) -> sp.csr_matrix:
 
 
 def fit_regression(train_ids: list[list[int]], train_labels, vocab_size: int, buckets: int, num_labels: int,
-                   seed: int = 0, C: float = 10.0) -> dict:
+                   seed: int = 0, C: float = 10.0, idf: np.ndarray | None = None) -> dict:
     """The wide part's logistic regression on tokenised training tickets, as arrays: ``weight`` (labels x
-    features), ``bias``, ``idf``, and what the fit did (``info``)."""
+    features), ``bias``, ``idf``, and what the fit did (``info``). ``idf``: the weights of an earlier fit to share
+    (an extra field's wide part reads the routed field's features); default: from these tickets."""
     from sklearn.linear_model import LogisticRegression
 
     started = time.perf_counter()
     counts = feature_counts(train_ids, vocab_size, buckets)
-    idf = inverse_document_frequency(counts)
+    idf = inverse_document_frequency(counts) if idf is None else idf
     features = wide_matrix(counts, idf)
     labels = np.asarray(train_labels)
     # Only the features some training ticket has: an all-zero column's L2-regularised weight is 0 anyway, and most

@@ -34,6 +34,7 @@ RARE_LABEL_POLICIES = ("merge", "drop", "error")
 DEFAULT_RARE_LABEL_NAME = "Other (rare queues)"
 _SHOW = 5  # offending line numbers an error message lists
 _REPORT_LINES = 100  # line numbers the data report keeps per reason
+FIELD_PREFIX = "field:"  # frame columns of the extra label fields (queue, priority, type: one model predicts each)
 
 
 @dataclass(frozen=True)
@@ -73,12 +74,17 @@ def load_tickets_with_report(
     seed: int = 42,
     policy: DataPolicy | None = None,
     calibration_size: float = 0.0,
+    extra_label_columns: Sequence[str] = (),
 ) -> tuple[datasets.DatasetDict, dict]:
     """Load labelled tickets; carve the missing splits out of ``train``, stratified by label; report what was done.
 
     With one text column the ticket text goes to ``subject`` and ``description`` is empty; with more, the first
     is the subject and the rest, joined, the description. Labels are the data's own, in sorted order, plus the
     merged rare-label bucket when there is one (``report["labels"]["merged_into"]``).
+
+    ``extra_label_columns``: more fields one model predicts beside ``label_column`` (priority, type): each becomes
+    an ``extra_labels`` entry (a label id, -1 where the row's value is blank), with its labels and what was done
+    with blank, rare and unseen values in ``report["fields"]`` (`extra_field_labels`).
     """
     import datasets  # here, not at the top: the router's slim install reads files through this module
     from sklearn.model_selection import train_test_split
@@ -95,11 +101,15 @@ def load_tickets_with_report(
     if not 0 <= calibration_size < 1:
         raise ValueError(f"calibration_size must be a fraction in [0, 1), got {calibration_size!r}")
     carve = {"validation": validation_size} if test is not None else {"test": test_size, "validation": validation_size}
+    extra_label_columns = list(dict.fromkeys(extra_label_columns or ()))
+    clash = sorted(set(extra_label_columns) & ({label_column} | set(text_columns)))
+    if clash:
+        raise ValueError(f"extra_label_columns {clash} are also the label or a text column; name other columns")
 
-    train_frame, train_report = read_labelled(train, text_columns, label_column, policy)
+    train_frame, train_report = read_labelled(train, text_columns, label_column, policy, extra_label_columns)
     test_frame = test_report = None
     if test is not None:
-        test_frame, test_report = read_labelled(test, text_columns, label_column, policy)
+        test_frame, test_report = read_labelled(test, text_columns, label_column, policy, extra_label_columns)
 
     # Rare labels are judged on the training file: it is what the model learns from.
     counts = train_frame["category"].value_counts()
@@ -175,18 +185,22 @@ def load_tickets_with_report(
         duplicates["test_file_rows_also_in_train"] = int(test_frame["key"].isin(train_keys).sum())
 
     label_names = sorted(train_frame["category"].unique())
-    features = datasets.Features(
-        {
-            "subject": datasets.Value("string"),
-            "description": datasets.Value("string"),
-            "label": datasets.ClassLabel(names=label_names),
-        }
-    )
+    features = {
+        "subject": datasets.Value("string"),
+        "description": datasets.Value("string"),
+        "label": datasets.ClassLabel(names=label_names),
+    }
+    columns = ["subject", "description", "label"]
+    fields_report = {}
+    if extra_label_columns:
+        fields_report = extra_field_ids(frames, extra_label_columns, policy)
+        features["extra_labels"] = datasets.Sequence(datasets.Value("int64"))
+        columns.append("extra_labels")
     data = datasets.DatasetDict(
         {
             split: datasets.Dataset.from_pandas(
-                frames[split].rename(columns={"category": "label"})[["subject", "description", "label"]],
-                features=features,
+                frames[split].rename(columns={"category": "label"})[columns],
+                features=datasets.Features(features),
                 preserve_index=False,
             )
             for split in ("train", "validation", "test", "calibration") if split in frames
@@ -203,15 +217,69 @@ def load_tickets_with_report(
         assert report["accounted"] == report["rows_read"], report  # every row read is kept, skipped or removed
     report = {"files": files, "labels": labels_report, "duplicates": duplicates, "splits": sizes,
               "policy": {k: getattr(policy, k) for k in DataPolicy.__dataclass_fields__}}
+    if fields_report:
+        report["fields"] = fields_report
     return data, report
 
 
-def read_labelled(path, text_columns, label_column, policy: DataPolicy) -> tuple[pd.DataFrame, dict]:
-    """One labelled file as a frame (subject, description, category, key, line) and its part of the report.
+def extra_field_ids(frames: dict, fields: Sequence[str], policy: DataPolicy) -> dict:
+    """Each extra field's values as label ids, in place (``extra_labels``: one id per field, -1 where blank), and
+    what was done: the field's labels (sorted, learned from train), blank rows per split, rare values (fewer than
+    ``min_examples_per_label`` training rows: merged into the rare-label bucket when it is big enough, else
+    blanked; 'error' refuses them) and values of other splits that train never had (blanked, counted)."""
+    report = {}
+    ids = {split: [] for split in frames}
+    for field in fields:
+        column = FIELD_PREFIX + field
+        counts = frames["train"][column][frames["train"][column] != ""].value_counts()
+        rare = counts[counts < policy.min_examples_per_label]
+        if len(rare) and policy.rare_labels == "error":
+            listed = ", ".join(f"{label!r} ({count})" for label, count in rare.sort_index().items())
+            raise ValueError(f"extra label column {field!r}: value(s) {listed} have fewer than min_examples_per_label="
+                             f"{policy.min_examples_per_label} training rows (rare_labels is 'error')")
+        bucket = clean_label(policy.rare_label_name)
+        merge = policy.rare_labels == "merge" and len(rare) and rare.sum() >= policy.min_examples_per_label \
+            and bucket not in counts.index
+        mapping = {label: (bucket if merge else "") if label in rare.index else label for label in counts.index}
+        names = sorted(set(mapping.values()) - {""})
+        if len(names) < 2:
+            raise ValueError(f"extra label column {field!r}: {len(names)} value(s) with at least "
+                             f"{policy.min_examples_per_label} training rows; a field needs 2 or more to learn")
+        index = {name: i for i, name in enumerate(names)}
+        entry = {"labels": names, "blank": {}, "unseen": {},
+                 "rare": {"merged_into": bucket if merge else None,
+                          "values": {str(k): int(v) for k, v in rare.sort_index().items()}}}
+        for split, frame in frames.items():
+            values = frame[column]
+            blank = values == ""
+            unseen = ~blank & ~values.isin(list(mapping))
+            entry["blank"][split] = int(blank.sum())
+            if unseen.any():
+                entry["unseen"][split] = {str(k): int(v) for k, v in values[unseen].value_counts().sort_index().items()}
+            mapped = values.map(lambda v: mapping.get(v, "") if v else "")
+            ids[split].append([index.get(v, -1) for v in mapped])
+        entry["blank_or_dropped"] = {split: int(sum(1 for i in ids[split][-1] if i < 0)) for split in frames}
+        report[field] = entry
+    for split, frame in frames.items():
+        frames[split] = frame.assign(extra_labels=[list(row) for row in zip(*ids[split])])
+    return report
 
-    Rows without text or label are skipped and reported by line, or refused with ``policy.strict_data``.
+
+def extra_field_labels(report: dict) -> dict[str, list[str]]:
+    """{field: its labels} from a data report (empty without extra fields)."""
+    return {name: entry["labels"] for name, entry in (report.get("fields") or {}).items()}
+
+
+def read_labelled(path, text_columns, label_column, policy: DataPolicy,
+                  extra_label_columns: Sequence[str] = ()) -> tuple[pd.DataFrame, dict]:
+    """One labelled file as a frame (subject, description, category, key, line, field:NAME) and its part of the
+    report.
+
+    Rows without text or label are skipped and reported by line, or refused with ``policy.strict_data``. A blank
+    value in an extra label field skips nothing: the row still trains the other fields.
     """
-    frame = read_ticket_file(path, text_columns, label_column, policy.csv_delimiter, policy.extra_fields)
+    frame = read_ticket_file(path, text_columns, label_column, policy.csv_delimiter, policy.extra_fields,
+                             extra_label_columns)
     no_text = (frame["subject"] == "") & (frame["description"] == "")
     no_label = (frame["category"] == "") & ~no_text  # a row with neither counts once, as having no text
     skipped = {}
@@ -296,13 +364,14 @@ def _map_test_labels(test_frame, known, labels_report, test, train, label_column
 
 def read_ticket_file(
     path: str | Path, text_columns: Sequence[str], label_column: str | None, csv_delimiter: str | None = None,
-    extra_fields: str = "error",
+    extra_fields: str = "error", extra_label_columns: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Read one file: a frame with ``subject``, ``description`` (cleaned), ``line`` and, with a label column,
-    ``category`` ("" where the row has none). Rows without text have an empty subject and description."""
+    ``category`` ("" where the row has none), and ``field:NAME`` for each of ``extra_label_columns`` ("" where
+    blank). Rows without text have an empty subject and description."""
     path = Path(path)
     records, line_numbers, columns = read_records(path, csv_delimiter, extra_fields)
-    wanted = list(text_columns) + ([label_column] if label_column is not None else [])
+    wanted = list(text_columns) + ([label_column] if label_column is not None else []) + list(extra_label_columns)
     missing = [column for column in wanted if column not in columns]
     if missing:
         raise ValueError(f"{path}: missing column(s) {missing}; expected {wanted}, found {list(columns)}")
@@ -312,6 +381,8 @@ def read_ticket_file(
     result = pd.DataFrame({"subject": subject, "description": description, "line": line_numbers})
     if label_column is not None:
         result["category"] = frame[label_column].map(clean_label)
+    for name in extra_label_columns:
+        result[FIELD_PREFIX + name] = frame[name].map(clean_label)
     return result
 
 
@@ -369,6 +440,12 @@ def summarize_report(report: dict) -> str:
                          + ", ".join(f"{k} ({v})" for k, v in part["labels_not_learned"].items()))
     dup = report["duplicates"]
     lines.append("duplicates: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in dup.items()))
+    for name, field in (report.get("fields") or {}).items():
+        rare = field["rare"]["values"]
+        lines.append(f"field {name}: {len(field['labels'])} labels; rows without a value (they train the other fields): "
+                     + ", ".join(f"{split} {count}" for split, count in field["blank_or_dropped"].items())
+                     + (f"; rare values {'merged into ' + repr(field['rare']['merged_into']) if field['rare']['merged_into'] else 'blanked'}: "
+                        + ", ".join(f"{k} ({v})" for k, v in rare.items()) if rare else ""))
     if "token_lengths" in report:
         t = report["token_lengths"]
         lines.append(f"tokens per ticket: p50 {t['p50']}, p90 {t['p90']}, p99 {t['p99']}, max {t['max']}; "

@@ -81,7 +81,11 @@ def tokenize_dataset(dataset, tokenizer, max_length: int = 128, num_proc: int | 
         encoded = dict(encode_tickets(tokenizer, batch["subject"], batch["description"], max_length))
         encoded["length"] = [len(ids) for ids in encoded["input_ids"]]
         if "label" in batch:
-            encoded["labels"] = batch["label"]
+            # With extra label fields, one row of ids per ticket: the routed field first, then each extra field
+            # (-100 where blank, so the loss skips it).
+            encoded["labels"] = (batch["label"] if "extra_labels" not in batch else
+                                 [[label, *(i if i >= 0 else -100 for i in extra)]
+                                  for label, extra in zip(batch["label"], batch["extra_labels"])])
         return encoded
 
     import datasets

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .contract import MODEL_CLASSES_GROUP
+from .contract import EXTRA_FIELDS_KEY, FIELD_OUTPUT, MODEL_CLASSES_GROUP
 from .manifest import ONNX_FOLDER, read_json, sha256_of
 
 BACKENDS = ("torch", "onnx")
@@ -47,13 +47,16 @@ class TorchBackend:
             config = read_json(self.model_dir / "config.json", "model config")
         self.fallback_reason = unsupported_reason(self.model_dir, config)
         if self.fallback_reason is None:
-            self._forward = TicketClassifierForward(self.model_dir, config).logits_and_vectors
+            self._forward = TicketClassifierForward(self.model_dir, config).outputs
         else:
             model = self.model
 
             def forward(**inputs):
                 pooled = model.sentence_vectors(**inputs)
-                return model.logits_from(pooled, inputs["input_ids"], inputs.get("attention_mask")), pooled
+                logits = model.logits_from(pooled, inputs["input_ids"], inputs.get("attention_mask"))
+                fields = (model.field_logits_from(pooled, inputs["input_ids"], inputs.get("attention_mask"))
+                          if getattr(model, "head_fields", None) else ())
+                return logits, pooled, fields
 
             self._forward = forward
         self.input_names = ("input_ids", "attention_mask", "token_type_ids")
@@ -84,17 +87,21 @@ class TorchBackend:
         finally:
             self._torch.set_num_threads(before)
 
-    def logits(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+    def outputs(self, batch: dict[str, np.ndarray], vectors: bool = False):
+        """Logits, the sentence vectors (similar-ticket search; None unless asked for) and each extra field's
+        logits, from one forward pass."""
         with self._torch.inference_mode():
             inputs = {name: self._torch.from_numpy(batch[name]) for name in self.input_names}
-            return self._forward(**inputs)[0].float().numpy()
+            logits, pooled, fields = self._forward(**inputs)
+            return (logits.float().numpy(), pooled.float().numpy() if vectors else None,
+                    [field.float().numpy() for field in fields])
+
+    def logits(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        return self.outputs(batch)[0]
 
     def logits_and_vectors(self, batch: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Logits and sentence vectors (similar-ticket search) from one forward pass."""
-        with self._torch.inference_mode():
-            inputs = {name: self._torch.from_numpy(batch[name]) for name in self.input_names}
-            logits, vectors = self._forward(**inputs)
-            return logits.float().numpy(), vectors.float().numpy()
+        return self.outputs(batch, vectors=True)[:2]
 
 
 def register_model_classes() -> None:
@@ -142,6 +149,8 @@ class OnnxBackend:
         self.session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
         self.input_names = tuple(i.name for i in self.session.get_inputs())
         self.quantize = manifest.get("quantize")
+        config = read_json(model_dir / "config.json", "model config")
+        self.field_count = len(config.get(EXTRA_FIELDS_KEY) or [])
         self.quantization = manifest.get("quantization")  # how an int8 graph was made (None: fp32, or older exports)
 
     @contextmanager
@@ -149,16 +158,27 @@ class OnnxBackend:
         """Nothing to set: the session was made with its thread count."""
         yield
 
+    def outputs(self, batch: dict[str, np.ndarray], vectors: bool = False):
+        """Logits, the sentence vectors (None unless asked for) and each extra field's logits, from one run of the
+        graph; graphs exported before vectors (or before extra fields) have none."""
+        available = {output.name for output in self.session.get_outputs()}
+        if vectors and VECTOR_OUTPUT not in available:
+            raise ValueError("this ONNX export has no sentence vectors (exported before similar-ticket search); "
+                             "run `ticket-classifier export-onnx` again")
+        fields = [FIELD_OUTPUT.format(i) for i in range(self.field_count)]
+        if any(name not in available for name in fields):
+            raise ValueError("this ONNX export has no outputs for the model's extra fields (exported before them); "
+                             "run `ticket-classifier export-onnx` again")
+        names = ["logits", *([VECTOR_OUTPUT] if vectors else []), *fields]
+        results = self.session.run(names, {name: batch[name] for name in self.input_names})
+        return results[0], results[1] if vectors else None, list(results[2 if vectors else 1:])
+
     def logits(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         return self.session.run(["logits"], {name: batch[name] for name in self.input_names})[0]
 
     def logits_and_vectors(self, batch: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Logits and sentence vectors from one run of the graph; graphs exported before vectors have none."""
-        if VECTOR_OUTPUT not in {output.name for output in self.session.get_outputs()}:
-            raise ValueError("this ONNX export has no sentence vectors (exported before similar-ticket search); "
-                             "run `ticket-classifier export-onnx` again")
-        logits, vectors = self.session.run(["logits", VECTOR_OUTPUT], {name: batch[name] for name in self.input_names})
-        return logits, vectors
+        return self.outputs(batch, vectors=True)[:2]
 
 
 def write_onnx_manifest(onnx_dir: Path, graph: Path, quantize: str | None, model_dir: Path,

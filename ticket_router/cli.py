@@ -49,8 +49,9 @@ def cmd_predict(args) -> int:
             raise ValueError("predict: no text: the subject and description are empty")
         log = open_log(args)
         router = open_router(args)
-        probabilities = router.predict_proba([args.subject or ""], [args.description or ""])
-        decision = router.decisions(probabilities)[0]
+        scores = router.score([args.subject or ""], [args.description or ""])
+        probabilities = scores.probabilities
+        decision = router.decisions(probabilities, scores.fields)[0]
         if log is not None:
             ticket_id = log_decisions(log, router, probabilities, [decision], [args.subject or ""],
                                       [args.description or ""], [args.id], args)[0]
@@ -62,6 +63,11 @@ def cmd_predict(args) -> int:
             level = f"{1 - router.set_alpha:.0%} " if isinstance(router.set_alpha, (int, float)) else ""
             print(f"likely queues ({level}prediction set): "
                   + ", ".join(f"{member['label']} ({member['score']:.1%})" for member in decision["prediction_set"]))
+        for name, field in decision.get("fields", {}).items():
+            likely = (f"; likely: {', '.join(m['label'] for m in field['prediction_set'])}"
+                      if "prediction_set" in field else "")
+            print(f"{name}: {field['label']} ({field['score']:.1%}); top 3: "
+                  + ", ".join(f"{t['label']} {t['score']:.1%}" for t in field["top3"]) + likely)
         if args.similar:
             for rank, neighbour in enumerate(router.similar_tickets([args.subject or ""], [args.description or ""],
                                                                     args.similar)[0], start=1):
@@ -91,15 +97,17 @@ def cmd_predict(args) -> int:
         from .tables import frame_texts, routed_frame
 
         subjects, descriptions, has_text = frame_texts(frame, args.text_columns)
-        probabilities = None
+        probabilities, fields = None, None
         if has_text.any():
-            probabilities = router.predict_proba(subjects[has_text].tolist(), descriptions[has_text].tolist(),
-                                                 batch_size=args.batch_size, progress=not args.quiet, cleaned=True)
-        routed = routed_frame(router, frame, has_text, probabilities)
+            scores = router.score(subjects[has_text].tolist(), descriptions[has_text].tolist(),
+                                  batch_size=args.batch_size, progress=not args.quiet, cleaned=True)
+            probabilities, fields = scores.probabilities, scores.fields
+        routed = routed_frame(router, frame, has_text, probabilities, fields)
         given = ([None if v is None or str(v).strip() == "" or v != v else str(v).strip()
                   for v in frame.loc[has_text, args.id_column]] if args.id_column else [None] * int(has_text.sum()))
-        ids = log_decisions(log, router, probabilities, router.decisions(probabilities) if probabilities is not None
-                            else [], subjects[has_text].tolist(), descriptions[has_text].tolist(), given, args)
+        ids = log_decisions(log, router, probabilities, router.decisions(probabilities, fields)
+                            if probabilities is not None else [], subjects[has_text].tolist(),
+                            descriptions[has_text].tolist(), given, args)
         routed.insert(0, "ticket_id", None)
         routed.loc[has_text, "ticket_id"] = ids
     write_table(routed, output)
@@ -128,6 +136,23 @@ def log_decisions(log, router, probabilities, decisions, subjects, descriptions,
         log.write(decision_rows(router, probabilities, decisions, subjects, descriptions, ids, [False] * len(ids),
                                 "cli", store_text=not args.log_hashes_only), [version_record(router)])
     return ids
+
+
+def field_monitor(routed, fields: list[dict]) -> dict:
+    """Each extra field on live tickets: the mix of predicted values and, where the file has the field's column
+    (named like the field), the share predicted right among the rows with a value."""
+    report = {}
+    for field in fields:
+        name = field["name"]
+        predicted = routed[f"predicted_{name}"]
+        entry = {"predicted_mix": {label: float((predicted == label).mean()) for label in field["labels"]}}
+        if name in routed.columns:
+            known = routed[name].notna() & (routed[name].astype(str).str.strip() != "")
+            if known.any():
+                entry["accuracy"] = float((predicted[known] == routed.loc[known, name].astype(str).str.strip()).mean())
+                entry["labelled"] = int(known.sum())
+        report[name] = entry
+    return report
 
 
 def cmd_monitor(args) -> int:
@@ -175,6 +200,8 @@ def cmd_monitor(args) -> int:
         (routed["route"] == "auto").to_numpy(), profile, guarantee, router.labels,
         routed[args.label_column].tolist() if args.label_column else None, thresholds)
     report["input"] = str(args.input)
+    if router.fields:
+        report["fields"] = field_monitor(routed, router.fields)
     output_dir.mkdir(parents=True, exist_ok=True)
     write_text(output_dir / "monitor.json", json.dumps(report, indent=2) + "\n")
     plot_monitor(report, output_dir / "monitor.png")

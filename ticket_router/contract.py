@@ -25,6 +25,12 @@ GUARANTEE_KEY, PROFILE_KEY = "routing_guarantee", "routing_profile"  # what was 
 # Conformal prediction sets (ticket_router/prediction_sets.py): method, alpha, quantile, calibration size; null or
 # missing: the export gives no sets.
 PREDICTION_SETS_KEY = "prediction_sets"
+# More fields the model predicts beside the routed one (queue, priority, type): a list of {"name", "labels",
+# "calibration_temperature", "wide_scale", "prediction_sets", ...}, one head each (state-dict names FIELD_HEADS.<i>.);
+# the ONNX graph's outputs FIELD_OUTPUT.format(i). Missing or empty: one field.
+EXTRA_FIELDS_KEY = "extra_fields"
+FIELD_HEADS = "head_fields"
+FIELD_OUTPUT = "field_logits_{}"
 
 # What the training side registers (pyproject.toml, entry points): the `ticket-classifier` commands that need the
 # training libraries (each a `main(argv) -> int`), and the model classes transformers needs to load an export

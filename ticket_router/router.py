@@ -16,6 +16,7 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,10 +24,24 @@ import numpy as np
 from .backends import BACKENDS, OnnxBackend, TorchBackend
 from .encoding import TicketEncoder
 from .manifest import read_json, sha256_of, verify_export
-from .contract import PREDICTION_SETS_KEY
+from .contract import EXTRA_FIELDS_KEY, PREDICTION_SETS_KEY
 from .prediction_sets import prediction_sets, stored_quantile
 from .similar import INDEX_FILE, SimilarIndex
 from .rule import RoutingRule, label_names, softmax, top_k
+
+@dataclass
+class Scores:
+    """What one pass over some tickets gives: the routed field's probabilities, the sentence vectors (when asked
+    for) and each extra field's probabilities ({name: array})."""
+
+    probabilities: np.ndarray
+    vectors: np.ndarray | None = None
+    fields: dict = field(default_factory=dict)
+
+    def rows(self, part) -> "Scores":
+        return Scores(self.probabilities[part], None if self.vectors is None else self.vectors[part],
+                      {name: values[part] for name, values in self.fields.items()})
+
 
 ENCODE_CHUNK = 4096  # tickets encoded at once: sorting by length works within a chunk, memory stays bounded
 
@@ -77,13 +92,27 @@ class Router:
         self._similar_path = self.model_dir / INDEX_FILE  # hashed in the manifest, checked above
         self._similar_index = None  # loaded when first searched: no start-up cost for routing alone
         self.encoder = TicketEncoder(self.model_dir, self.max_length)
+        # Extra fields (queue, priority, type from one pass): name, labels, and the conformal sets' quantile.
+        self.fields = [{"name": field["name"], "labels": list(field["labels"]),
+                        "set_quantile": None if not field.get(PREDICTION_SETS_KEY) else stored_quantile(
+                            field[PREDICTION_SETS_KEY]),
+                        "set_alpha": (field.get(PREDICTION_SETS_KEY) or {}).get("alpha")}
+                       for field in self.config.get(EXTRA_FIELDS_KEY) or []]
         self.backend = (OnnxBackend(self.model_dir, onnx_dir, threads) if backend == "onnx"
                         else TorchBackend(self.model_dir, threads, self.config))
 
     def predict_proba(self, subjects: Sequence, descriptions: Sequence, batch_size: int = 64,
                       progress: bool = False, cleaned: bool = False, vectors: bool = False):
-        """Calibrated class probabilities, one row per ticket, in input order; with ``vectors``, (probabilities,
-        sentence vectors) from the same forward passes (the service's similar-ticket search).
+        """Calibrated class probabilities of the routed field, one row per ticket, in input order; with
+        ``vectors``, (probabilities, sentence vectors) from the same forward passes (similar-ticket search).
+        `score` gives the extra fields' probabilities too."""
+        scores = self.score(subjects, descriptions, batch_size, progress, cleaned, vectors)
+        return (scores.probabilities, scores.vectors) if vectors else scores.probabilities
+
+    def score(self, subjects: Sequence, descriptions: Sequence, batch_size: int = 64, progress: bool = False,
+              cleaned: bool = False, vectors: bool = False) -> "Scores":
+        """Every field's calibrated probabilities (and the sentence vectors when ``vectors``), from one encoder pass
+        per batch.
 
         Tickets are encoded a chunk at a time (`ENCODE_CHUNK`), so memory stays bounded on any file, and scored in
         batches of similar length (sorted within the chunk), each padded to its longest. ``cleaned``: the texts are
@@ -91,6 +120,8 @@ class Router:
         if len(subjects) != len(descriptions):
             raise ValueError(f"{len(subjects)} subjects but {len(descriptions)} descriptions")
         probabilities = np.zeros((len(subjects), len(self.labels)), dtype=np.float32)
+        field_probabilities = {field["name"]: np.zeros((len(subjects), len(field["labels"])), dtype=np.float32)
+                               for field in self.fields}
         sentence_vectors = None
         with ExitStack() as stack:
             pool = None
@@ -112,19 +143,24 @@ class Router:
 
                 def score(rows):
                     padded = self.encoder.pad([encoded[i] for i in rows])
-                    return self.backend.logits_and_vectors(padded) if vectors else (self.backend.logits(padded), None)
+                    if not (vectors or self.fields):
+                        return self.backend.logits(padded), None, ()
+                    return self.backend.outputs(padded, vectors)
 
                 # Both backends release the GIL while they compute; map keeps the batches' order (and cancels the
                 # batches not started if this loop stops on an error).
-                for rows, (logits, pooled) in zip(batches, pool.map(score, batches) if pool else map(score, batches)):
+                for rows, (logits, pooled, fields) in zip(batches, pool.map(score, batches) if pool else
+                                                          map(score, batches)):
                     probabilities[chunk + rows] = softmax(logits)
+                    for field, field_logits in zip(self.fields, fields):
+                        field_probabilities[field["name"]][chunk + rows] = softmax(field_logits)
                     if pooled is not None:
                         if sentence_vectors is None:
                             sentence_vectors = np.zeros((len(subjects), pooled.shape[1]), dtype=np.float32)
                         sentence_vectors[chunk + rows] = pooled
                     if bar is not None:
                         bar.update(len(rows))
-        return (probabilities, sentence_vectors) if vectors else probabilities
+        return Scores(probabilities, sentence_vectors, field_probabilities)
 
     @property
     def has_similar_index(self) -> bool:
@@ -154,8 +190,10 @@ class Router:
         return self.similar_index.neighbours(vectors, k, self.labels)
 
     def route(self, subjects: Sequence, descriptions: Sequence, batch_size: int = 64) -> list[dict]:
-        """For each ticket: the label, its probability, the routing score, the top 3, and auto or triage."""
-        return self.decisions(self.predict_proba(subjects, descriptions, batch_size))
+        """For each ticket: the label, its probability, the routing score, the top 3, auto or triage, and the extra
+        fields."""
+        scores = self.score(subjects, descriptions, batch_size)
+        return self.decisions(scores.probabilities, scores.fields)
 
     def prediction_sets(self, probabilities: np.ndarray) -> list[list[tuple[str, float]]] | None:
         """Each ticket's conformal prediction set (the queues that hold the right one with probability >= 1 -
@@ -166,7 +204,30 @@ class Router:
         return [[(self.labels[i], float(row[i])) for i in np.argsort(-row, kind="stable") if chosen[i]]
                 for row, chosen in zip(probabilities, members)]
 
-    def decisions(self, probabilities: np.ndarray) -> list[dict]:
+    def field_decisions(self, field_probabilities: dict) -> list[dict]:
+        """Each ticket's extra fields: {name: {"label", "score", "top3", "prediction_set"}} (the set when the
+        field has one)."""
+        per_field = []
+        for field in self.fields:
+            probabilities = field_probabilities[field["name"]]
+            tops = top_k(probabilities, field["labels"])
+            members = (prediction_sets(probabilities, field["set_quantile"]) if field["set_quantile"] is not None
+                       else None)
+            rows = []
+            for i, top in enumerate(tops):
+                entry = {"label": top[0][0], "score": round(top[0][1], 6),
+                         "top3": [{"label": label, "score": round(p, 6)} for label, p in top]}
+                if members is not None:
+                    entry["prediction_set"] = [{"label": field["labels"][j], "score": round(float(probabilities[i, j]), 6)}
+                                               for j in np.argsort(-probabilities[i], kind="stable") if members[i, j]]
+                rows.append(entry)
+            per_field.append(rows)
+        return [{field["name"]: rows[i] for field, rows in zip(self.fields, per_field)}
+                for i in range(len(per_field[0]) if per_field else 0)]
+
+    def decisions(self, probabilities: np.ndarray, field_probabilities: dict | None = None) -> list[dict]:
+        """The routed field's decision per ticket (label, score, routing score, top 3, route, prediction set) and,
+        given the extra fields' probabilities, ``fields``: each one's label, score, top 3 and prediction set."""
         _, scores, routed = self.rule.decide(probabilities)
         sets = self.prediction_sets(probabilities)
         decisions = [
@@ -178,4 +239,7 @@ class Router:
         if sets is not None:
             for decision, members in zip(decisions, sets):
                 decision["prediction_set"] = [{"label": label, "score": round(p, 6)} for label, p in members]
+        if self.fields and field_probabilities:
+            for decision, fields in zip(decisions, self.field_decisions(field_probabilities)):
+                decision["fields"] = fields
         return decisions

@@ -71,18 +71,24 @@ def route_frame(router, frame: pd.DataFrame, text_columns, batch_size: int = 64,
     """Every input row with predicted, score, routing_score, top3, route, error and, when the export has conformal
     sets, prediction_set (the queues joined by "; ", most probable first)."""
     subjects, descriptions, has_text = frame_texts(frame, text_columns)
-    probabilities = None
+    scores = None
     if has_text.any():
-        probabilities = router.predict_proba(subjects[has_text].tolist(), descriptions[has_text].tolist(),
-                                             batch_size=batch_size, progress=progress, cleaned=True)
-    return routed_frame(router, frame, has_text, probabilities)
+        scores = router.score(subjects[has_text].tolist(), descriptions[has_text].tolist(), batch_size=batch_size,
+                              progress=progress, cleaned=True)
+    return routed_frame(router, frame, has_text, None if scores is None else scores.probabilities,
+                        None if scores is None else scores.fields)
 
 
-def routed_frame(router, frame: pd.DataFrame, has_text: np.ndarray, probabilities: np.ndarray | None) -> pd.DataFrame:
-    """`route_frame`'s output from the probabilities of the rows that hold text (None when none does)."""
+def routed_frame(router, frame: pd.DataFrame, has_text: np.ndarray, probabilities: np.ndarray | None,
+                 field_probabilities: dict | None = None) -> pd.DataFrame:
+    """`route_frame`'s output from the probabilities of the rows that hold text (None when none does); with extra
+    fields also ``predicted_<field>``, ``score_<field>`` and ``prediction_set_<field>`` for each."""
     out = frame.copy()
     for column in ("predicted", "score", "routing_score", "top3", "route", "error"):
         out[column] = None
+    for field in getattr(router, "fields", []):
+        for column in ("predicted", "score", "top3", "prediction_set"):
+            out[f"{column}_{field['name']}"] = None
     if probabilities is not None and len(probabilities):
         labels = router.labels
         predicted, routing_scores, routed = router.rule.decide(probabilities)
@@ -96,6 +102,17 @@ def routed_frame(router, frame: pd.DataFrame, has_text: np.ndarray, probabilitie
         if sets is not None:
             out["prediction_set"] = None
             out.loc[has_text, "prediction_set"] = ["; ".join(label for label, _ in members) for members in sets]
+        if field_probabilities:
+            per_ticket = router.field_decisions(field_probabilities)
+            for field in router.fields:
+                name = field["name"]
+                rows = [ticket[name] for ticket in per_ticket]
+                out.loc[has_text, f"predicted_{name}"] = [row["label"] for row in rows]
+                out.loc[has_text, f"score_{name}"] = [row["score"] for row in rows]
+                out.loc[has_text, f"top3_{name}"] = [json.dumps([[t["label"], t["score"]] for t in row["top3"]])
+                                                     for row in rows]
+                out.loc[has_text, f"prediction_set_{name}"] = ["; ".join(m["label"] for m in row["prediction_set"])
+                                                               if "prediction_set" in row else None for row in rows]
     out.loc[~has_text, "route"] = "triage"
     out.loc[~has_text, "error"] = NO_TEXT
     return out

@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from .contract import (HEAD_HIDDEN_LINEAR, HEAD_OUTPUT_LINEAR, MODEL_TYPE, POOLING_KEY, TEMPERATURE_KEY,
-                       WIDE_BUCKETS_KEY, WIDE_SCALE_KEY, hashed_bigrams)
+from .contract import (EXTRA_FIELDS_KEY, FIELD_HEADS, HEAD_HIDDEN_LINEAR, HEAD_OUTPUT_LINEAR, MODEL_TYPE, POOLING_KEY,
+                       TEMPERATURE_KEY, WIDE_BUCKETS_KEY, WIDE_SCALE_KEY, hashed_bigrams)
 
 WEIGHTS = "model.safetensors"
 ACTIVATIONS = {
@@ -140,6 +140,19 @@ class TicketClassifierForward:
             self.wide = {"weight": weights["wide.weight"], "bias": weights["wide_bias"], "idf": weights["wide_idf"],
                          "vocab_size": encoder["vocab_size"], "buckets": config[WIDE_BUCKETS_KEY]}
             self.wide_scale = float(config[WIDE_SCALE_KEY])
+        # Extra fields (contract.EXTRA_FIELDS_KEY): a head each on the same sentence vector, a wide part and a
+        # temperature of their own.
+        self.fields = []
+        for index, field in enumerate(config.get(EXTRA_FIELDS_KEY) or []):
+            prefix_ = f"{FIELD_HEADS}.{index}."
+            wide = None
+            if config.get(WIDE_BUCKETS_KEY) and field.get("wide_scale"):
+                wide = {"weight": weights[f"wide_fields.{index}.weight"], "bias": weights[f"wide_fields_bias.{index}"],
+                        "idf": weights["wide_idf"], "vocab_size": encoder["vocab_size"],
+                        "buckets": config[WIDE_BUCKETS_KEY]}
+            self.fields.append({"hidden": _linear(weights, prefix_ + "1"), "out": _linear(weights, prefix_ + "4"),
+                                "wide": wide, "wide_scale": float(field.get("wide_scale") or 0.0),
+                                "temperature": float(field.get("calibration_temperature", 1.0))})
 
     def _norm(self, x: torch.Tensor, parameters: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         return F.layer_norm(x, (self.hidden,), parameters[0], parameters[1], self.eps)
@@ -163,16 +176,29 @@ class TicketClassifierForward:
             x = self._norm(F.linear(inner, *layer["ffn_out"]) + x, layer["output_norm"])
         return x
 
-    def logits_and_vectors(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                           token_type_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Calibrated logits and the sentence vectors the head read, from one encoder pass."""
+    def outputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                token_type_ids: torch.Tensor | None = None):
+        """Calibrated logits, the sentence vectors the head read, and each extra field's calibrated logits, from one
+        encoder pass."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         pooled = pool(self._encode(input_ids, attention_mask, token_type_ids), attention_mask, self.pooling)
         logits = F.linear(F.gelu(F.linear(pooled, *self.head_hidden)), *self.head_out)
         if self.wide is not None:
             logits = logits + self.wide_scale * wide_logits(input_ids, attention_mask, **self.wide)
-        return logits / self.temperature, pooled
+        fields = []
+        for field in self.fields:
+            field_logits = F.linear(F.gelu(F.linear(pooled, *field["hidden"])), *field["out"])
+            if field["wide"] is not None:
+                field_logits = field_logits + field["wide_scale"] * wide_logits(input_ids, attention_mask,
+                                                                                **field["wide"])
+            fields.append(field_logits / field["temperature"])
+        return logits / self.temperature, pooled, tuple(fields)
+
+    def logits_and_vectors(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                           token_type_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Calibrated logits and the sentence vectors the head read, from one encoder pass."""
+        return self.outputs(input_ids, attention_mask, token_type_ids)[:2]
 
     def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                  token_type_ids: torch.Tensor | None = None) -> torch.Tensor:

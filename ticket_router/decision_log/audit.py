@@ -17,6 +17,7 @@ import hashlib
 
 # What an audit ticket's answer carries instead of the model's suggestion.
 HIDDEN = {"label": None, "score": None, "routing_score": None, "top3": [], "prediction_set": []}
+HIDDEN_FIELDS = {}  # the extra fields' suggestions are hidden too: a person decides the ticket unprompted
 
 
 class AuditSample:
@@ -49,5 +50,7 @@ def answers(decisions: list[dict], ticket_ids: list[str], audits: list[bool], sa
             answer["audit"] = audited
         if audited:
             answer.update(HIDDEN, route="triage")
+            if "fields" in answer:
+                answer["fields"] = dict(HIDDEN_FIELDS)
         sent.append(answer)
     return sent

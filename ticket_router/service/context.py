@@ -29,14 +29,17 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class Scored:
-    """Rows scored by one version: its router, the probabilities and (when asked for) the sentence vectors."""
+    """Rows scored by one version: its router, the probabilities, (when asked for) the sentence vectors, and the
+    extra fields' probabilities ({name: array})."""
 
     router: object
     probabilities: np.ndarray
     vectors: np.ndarray | None = None
+    fields: dict = field(default_factory=dict)
 
     def rows(self, part: slice) -> "Scored":
-        return Scored(self.router, self.probabilities[part], None if self.vectors is None else self.vectors[part])
+        return Scored(self.router, self.probabilities[part], None if self.vectors is None else self.vectors[part],
+                      {name: values[part] for name, values in self.fields.items()})
 
 
 @dataclass
@@ -69,8 +72,11 @@ class ServiceContext:
 
         def score(subjects, descriptions, vectors=False):
             router = self.router  # the version in use now scores this whole batch
-            result = router.predict_proba(subjects, descriptions, batch_size=score_batch, vectors=vectors)
-            return Scored(router, *result) if vectors else Scored(router, result)
+            if not hasattr(router, "score"):  # a stand-in router with predict_proba alone (tests)
+                result = router.predict_proba(subjects, descriptions, batch_size=score_batch, vectors=vectors)
+                return Scored(router, *result) if vectors else Scored(router, result)
+            scores = router.score(subjects, descriptions, batch_size=score_batch, vectors=vectors)
+            return Scored(router, scores.probabilities, scores.vectors, scores.fields)
 
         self.batcher = MicroBatcher(score, max_batch=self.max_batch, max_wait=self.batch_wait_ms / 1000,
                                     max_queue=self.max_queue or 4 * self.max_batch,
@@ -103,7 +109,8 @@ class ServiceContext:
         from ..decision_log.records import new_ticket_id
 
         router = scored.router
-        decisions = router.decisions(scored.probabilities)
+        decisions = router.decisions(scored.probabilities, scored.fields) if scored.fields else router.decisions(
+            scored.probabilities)
         ids = [ticket_id or new_ticket_id() for ticket_id in ticket_ids]
         audits = audit_sample.draw(decisions, ids, self.audit)
         answers = audit_sample.answers(decisions, ids, audits, self.audit)

@@ -52,10 +52,10 @@ def ticket_ids(frame, has_text) -> list:
             for value in frame.loc[has_text, "id"]]
 
 
-def routed_csv(router, frame, has_text, probabilities, answers: list[dict]) -> str:
+def routed_csv(router, frame, has_text, probabilities, answers: list[dict], fields: dict | None = None) -> str:
     """The routed CSV (formula-looking cells escaped): every row with its routing and its ticket id; an audit
     ticket's row goes to triage with the model's suggestion left blank."""
-    routed = routed_frame(router, frame, has_text, probabilities)
+    routed = routed_frame(router, frame, has_text, probabilities, fields)
     if "id" not in routed.columns:
         routed.insert(0, "id", None)
     rows = routed.index[has_text]
@@ -85,14 +85,14 @@ async def route_file(request: Request, service: ServiceContext = Depends(context
             read_upload, await upload.read(), filename, columns, service.max_batch, service.max_chars)
     except ValueError as problem:
         return home(request, service, str(problem), status_code=422)
-    router, probabilities, answers = service.router, None, []
+    router, probabilities, answers, fields = service.router, None, [], None
     if has_text.any():
         texts = subjects[has_text].tolist(), descriptions[has_text].tolist()
         ids = ticket_ids(frame, has_text)
         scored = await service.score(*texts)
-        router, probabilities = scored.router, scored.probabilities
+        router, probabilities, fields = scored.router, scored.probabilities, scored.fields
         answers = service.decide(scored, *texts, ids, "file")
-    text = await run_in_threadpool(routed_csv, router, frame, has_text, probabilities, answers)
+    text = await run_in_threadpool(routed_csv, router, frame, has_text, probabilities, answers, fields)
     name = Path(getattr(upload, "filename", None) or "tickets.csv").stem
     return Response(text, media_type="text/csv",
                     headers={"Content-Disposition": f"attachment; filename=\"{quote(name)}_routed.csv\""})

@@ -121,6 +121,18 @@ def audit_result(subject: str, description: str, ticket_id: str, csrf: str) -> s
     return document("Triage: audit sample", body)
 
 
+def fields_table(fields: dict | None) -> str:
+    """The other fields the model predicts (priority, type): each one's answer, score and likely values."""
+    if not fields:
+        return ""
+    rows = "".join(
+        f"<tr><td>{escape(name)}</td><td><b>{escape(field['label'])}</b></td><td>{field['score']:.1%}</td><td>"
+        + escape(", ".join(member["label"] for member in field.get("prediction_set", field["top3"]))) + "</td></tr>"
+        for name, field in fields.items())
+    return ("<h2>Other fields</h2><table id=\"fields\"><tr><th>field</th><th>predicted</th><th>probability</th>"
+            f"<th>likely values</th></tr>{rows}</table>")
+
+
 def result(subject: str, description: str, decision: dict, reason: str, explanation: dict,
            similar: list[dict] | None, set_alpha, rule: str, csrf: str) -> str:
     """The page for one routed ticket."""
@@ -144,7 +156,7 @@ def result(subject: str, description: str, decision: dict, reason: str, explanat
         f"<p id=\"decision\">Predicted <b>{escape(decision['label'])}</b> ({decision['score']:.1%}): "
         f"<span class=\"{route}\" id=\"route\">{'auto-routed' if route == 'auto' else 'to triage'}</span>, because "
         f"{escape(reason)}</p>"
-        f"<h2>{heading}</h2><table id=\"prediction-set\">{rows}</table>"
+        f"<h2>{heading}</h2><table id=\"prediction-set\">{rows}</table>" + fields_table(decision.get("fields")) +
         "<h2>The words that decided</h2>"
         f"<p id=\"highlighted\"><b>{highlighted(subject, 'subject', explanation['words'])}</b><br>"
         f"{highlighted(description, 'description', explanation['words'])}</p>"
