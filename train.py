@@ -27,7 +27,7 @@ from custom_trainer.arguments import DataArguments, ModelArguments, TicketTraini
 from custom_trainer.audit import audit_file, summarize_audit
 from custom_trainer.baseline import ADVICE, baseline_metrics, compare_to_baseline, ticket_strings
 from custom_trainer.confidence import RoutingRule, fit_routing, softmax
-from custom_trainer.combine import choose_combination, export_weights, log_prior
+from custom_trainer.combine import choose, export_weights, log_prior
 from custom_trainer.encoders import resolve_encoder
 from custom_trainer.evaluation import bootstrap_intervals
 from custom_trainer.export import export_model, model_card
@@ -253,6 +253,7 @@ def build_model(encoder_path: str, data: PreparedData, data_args: DataArguments,
         focal_gamma=model_args.focal_gamma,
         class_weights=None if weights is None else weights.tolist(),
         max_input_length=data_args.max_length,
+        chunk_length=data_args.chunk_length,
         pooling=model_args.pooling,
         triage_labels=data.triage_labels,
         wide_buckets=model_args.wide_buckets if model_args.combine_for != "none" else 0,
@@ -265,12 +266,30 @@ def build_model(encoder_path: str, data: PreparedData, data_args: DataArguments,
     return model, weights
 
 
+# Below this many validation tickets the epoch is not chosen on validation (no early stopping, no best checkpoint):
+# on a few dozen tickets the best epoch is noise, and the last epoch of the one-cycle schedule is the plain choice.
+MIN_VALIDATION_TO_CHOOSE = 200
+
+
+def choose_checkpoint(args: TicketTrainingArguments, validation_tickets: int) -> dict:
+    """Whether validation chooses the epoch (early stopping, best checkpoint); set on ``args``. Said in metrics."""
+    chosen = args.load_best_model_at_end and validation_tickets >= MIN_VALIDATION_TO_CHOOSE
+    if args.load_best_model_at_end and not chosen:
+        args.load_best_model_at_end = False
+        logger.info("validation holds %d tickets (fewer than %d): every epoch is trained and the last one kept, "
+                    "instead of choosing one on validation", validation_tickets, MIN_VALIDATION_TO_CHOOSE)
+    return {"chosen_on_validation": bool(chosen), "validation_tickets": int(validation_tickets),
+            "rule": f"best validation macro-F1 with early stopping from {MIN_VALIDATION_TO_CHOOSE} validation tickets; "
+                    "below that, the last epoch"}
+
+
 def train_model(model, weights, tokenizer, tokenized, data: PreparedData, model_args: ModelArguments,
                 args: TicketTrainingArguments, callbacks) -> tuple[TicketTrainer, dict | None]:
     """Probe the head on frozen vectors, then fine-tune with early stopping on validation macro-F1; the model is
     scored in fp32 from then on (the exported model's arithmetic)."""
     collator = DataCollatorWithPadding(tokenizer)
     resume_from = resume_checkpoint(args)
+    checkpoint = choose_checkpoint(args, len(tokenized["validation"]))
     probe = None
     if args.head_probe_epochs > 0 and resume_from is None:  # a resumed run loads its trained head instead
         probe = probe_head(model, tokenized["train"], collator, args.head_probe_epochs,
@@ -285,10 +304,15 @@ def train_model(model, weights, tokenizer, tokenized, data: PreparedData, model_
         data_collator=collator,
         processing_class=tokenizer,
         compute_metrics=make_compute_metrics(data.label_names, data.fields),
-        callbacks=[EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience), *callbacks],
+        callbacks=[*([EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience)]
+                     if checkpoint["chosen_on_validation"] else []), *callbacks],
     )
     trainer.train(resume_from_checkpoint=resume_from)
     trainer.use_full_precision()
+    if probe is not None:
+        probe["checkpoint"] = checkpoint
+    else:
+        probe = {"checkpoint": checkpoint}
     return trainer, probe
 
 
@@ -335,14 +359,19 @@ def combine_parts(trainer: TicketTrainer, tokenized, scores: dict, data: Prepare
         fitted = fit_wide(model, tokenized["train"]["input_ids"], routed_labels(tokenized["train"]["labels"]), seed)
         wide = {split: wide_logits(model, tokenized[split]["input_ids"]) for split in scores}
     prior = log_prior(routed_labels(tokenized["train"]["labels"]), len(data.label_names))
-    choice = choose_combination(validation["logits"], None if wide is None else wide["validation"],
-                                validation["labels"], prior, model_args.combine_for, baseline["validation"])
+    choice = choose(validation["logits"], None if wide is None else wide["validation"], validation["labels"], prior,
+                    model_args.combine_for, baseline["validation"], model_args.combine_selection, seed)
     scale, shift = export_weights(choice["wide_weight"], choice["prior_strength"], prior)
     model.config.wide_scale = scale if wide is not None else 0.0
     with torch.no_grad():  # the prior correction is a shift of the head's output bias: every backend computes it
         model.head[-1].bias.add_(torch.as_tensor(shift, dtype=model.head[-1].bias.dtype))
     choice.update({"wide_scale": model.config.wide_scale, "bias_shift": shift.tolist(), "wide": fitted,
                    "head_only": {"validation": pick(validation["metrics"]), "test": pick(test["metrics"])}})
+    for split, part in scores.items():  # what the choice was made from, kept for reports/combination_inputs.npz
+        part["head_logits"] = part["logits"]
+        if wide is not None:
+            part["wide_logits"] = wide[split]
+    scores["validation"]["prior"] = prior
     for split, part in scores.items():
         part["logits"] = part["logits"] + shift + (scale * wide[split] if wide is not None else 0.0)
         if "metrics" in part:
@@ -412,6 +441,11 @@ def write_outputs(trainer: TicketTrainer, tokenizer, tokenized_train, scores: di
     (output_dir / "reports").mkdir(parents=True, exist_ok=True)
     with atomic_path(output_dir / "reports" / "scores.npz") as staging, open(staging, "wb") as handle:
         np.savez_compressed(handle, **scored)
+    inputs = {f"{split}_{key}": np.asarray(part[key]) for split, part in scores.items()
+              for key in ("head_logits", "wide_logits", "labels", "prior") if key in part}
+    if inputs:  # the combination's inputs: selection rules can be replayed on them (benchmarks/bench_selection.py)
+        with atomic_path(output_dir / "reports" / "combination_inputs.npz") as staging, open(staging, "wb") as handle:
+            np.savez_compressed(handle, **inputs)
     write_reports(output_dir / "reports", metrics, data.label_names, data.raw["test"].to_pandas(),
                   scores["test"]["logits"] / temperature, epoch_history(trainer.state.log_history), rule)
     test_probabilities = scored["test_probabilities"]
@@ -471,7 +505,7 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
     fields = None
     if data.fields:  # the extra fields: baseline, wide part, combination, temperature, sets, figures
         fields = finish_fields(trainer.model, tokenized, scores, data.raw, data.fields, model_args.combine_for,
-                               model_args.set_alpha, args.bootstrap_resamples, args.seed)
+                               model_args.set_alpha, args.bootstrap_resamples, args.seed, model_args.combine_selection)
     test_probabilities = softmax(scores["test"]["logits"] / routing["temperature"])
     test_predicted, _, routed = rule.decide(test_probabilities)
     sets = trainer.model.config.prediction_sets

@@ -65,6 +65,12 @@ class DataArguments:
                           "to compare training seeds on the same splits."},
     )
     max_length: int = field(default=128, metadata={"help": "Tokens per ticket; longer tickets are truncated."})
+    chunk_length: int = field(
+        default=0,
+        metadata={"help": "Read long tickets in windows: the encoder reads max_length tokens (e.g. 512) as windows of "
+                          "chunk_length tokens (e.g. 128), each encoded alone, pooled together; the wide part reads all "
+                          "max_length tokens. 0: one window of max_length tokens."},
+    )
     # Real exports: a long tail of queues, blank rows, export quirks (ticket_data/loading.py).
     min_examples_per_label: int = field(
         default=10, metadata={"help": "Labels of train_file with fewer rows than this are rare (see rare_labels)."}
@@ -100,6 +106,9 @@ class DataArguments:
     def __post_init__(self):
         if self.max_length < 8:
             raise ValueError(f"max_length must be >= 8 tokens, got {self.max_length}")
+        if self.chunk_length and not 8 <= self.chunk_length < self.max_length:
+            raise ValueError(f"chunk_length must be 0 or between 8 and max_length - 1 ({self.max_length - 1}), got "
+                             f"{self.chunk_length}")
         for name in ("train_file", "test_file"):
             path = getattr(self, name)
             if path is not None and not Path(path).is_file():
@@ -186,6 +195,14 @@ class ModelArguments:
                           "head as trained, no wide part: the seed's recipe)."},
     )
 
+    combine_selection: str = field(
+        default="evidence",
+        metadata={"help": "How validation chooses the combination: 'evidence' (a small grid, kept only when choosing "
+                          "that way helps on validation tickets held out of resampled choices; otherwise the head "
+                          "alone: custom_trainer/combine.py) or 'grid' (the best of 11 x 9 settings on validation, "
+                          "issue 26's rule, which overfits small validation splits)."},
+    )
+
     max_misrouting: float = field(
         default=0.03,
         metadata={"help": "Target share of misrouted tickets among auto-routed ones; sets the stored threshold."},
@@ -235,6 +252,8 @@ class ModelArguments:
             raise ValueError(f"wide_buckets must be >= 0, got {self.wide_buckets}")
         if self.combine_for not in COMBINE_TARGETS:
             raise ValueError(f"combine_for must be one of {COMBINE_TARGETS}, got {self.combine_for!r}")
+        if self.combine_selection not in ("evidence", "grid"):
+            raise ValueError(f"combine_selection must be 'evidence' or 'grid', got {self.combine_selection!r}")
         if self.frozen_layers < 0:
             raise ValueError(f"frozen_layers must be >= 0, got {self.frozen_layers}")
         if self.class_weighting not in CLASS_WEIGHTINGS:

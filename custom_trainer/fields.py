@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from .baseline import BASELINE_NAME, fit_baseline, ticket_strings
-from .combine import choose_combination, export_weights, log_prior
+from .combine import choose, export_weights, log_prior
 from .confidence import fit_temperature
 from .evaluation import bootstrap_intervals
 from .metrics import classification_metrics, split_fields
@@ -108,7 +108,7 @@ def fit_wide_fields(model, index: int, train_ids, train_labels, seed: int) -> tu
 
 
 def finish_fields(model, tokenized, scores: dict, raw, field_labels: dict[str, list[str]], combine_for: str,
-                  set_alpha: float, n_resamples: int, seed: int) -> dict:
+                  set_alpha: float, n_resamples: int, seed: int, selection: str = "evidence") -> dict:
     """Everything an extra field needs after training (module docstring), written into ``model.config``
     (``extra_fields``) and its weights; returns ``metrics["fields"]``."""
     from ticket_router.prediction_sets import calibrate_sets, prediction_sets, set_stats, stored_quantile
@@ -134,8 +134,8 @@ def finish_fields(model, tokenized, scores: dict, raw, field_labels: dict[str, l
                 wide = {split: wide_of(tokenized[split]["input_ids"]) for split in parts}
                 result["wide"] = info
             prior = log_prior(train_labels[train_labels >= 0], len(names))
-            choice = choose_combination(validation["logits"][mask], None if wide is None else wide["validation"][mask],
-                                        validation["labels"][mask], prior, combine_for, baseline.get("validation"))
+            choice = choose(validation["logits"][mask], None if wide is None else wide["validation"][mask],
+                            validation["labels"][mask], prior, combine_for, baseline.get("validation"), selection, seed)
             scale, shift = export_weights(choice["wide_weight"], choice["prior_strength"], prior)
             spec["wide_scale"] = float(scale) if wide is not None else 0.0
             with torch.no_grad():

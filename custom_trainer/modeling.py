@@ -17,7 +17,7 @@ from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedMode
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from ticket_router.contract import MODEL_TYPE, POOLINGS, ROUTING_SCORES
-from ticket_router.torch_model import pool, wide_logits
+from ticket_router.torch_model import pool, pool_windows, wide_logits
 
 from .losses import focal_loss
 
@@ -45,6 +45,7 @@ class TicketClassifierConfig(PretrainedConfig):
         wide_buckets: int = 0,
         wide_scale: float = 0.0,
         extra_fields: list[dict] | None = None,
+        chunk_length: int = 0,
         **kwargs,
     ):
         if isinstance(encoder_config, PretrainedConfig):
@@ -77,6 +78,8 @@ class TicketClassifierConfig(PretrainedConfig):
         # {"name", "labels", "class_weights", "loss_weight", "calibration_temperature", "wide_scale",
         # "prediction_sets"}; the routed field (``id2label``, the rule, the sets above) stays the first.
         self.extra_fields = [dict(field) for field in (extra_fields or [])]
+        # Long tickets: read in windows of chunk_length tokens, pooled together (contract.CHUNK_KEY); 0: one window.
+        self.chunk_length = chunk_length
         super().__init__(**kwargs)
         self._validate()
 
@@ -270,13 +273,23 @@ class TicketClassifier(PreTrainedModel):
                            self.config.wide_buckets, self.wide.weight, self.wide_bias, self.wide_idf)
 
     def sentence_vectors(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                         token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
-        """The pooled encoder output the head reads (also what similar-ticket search compares)."""
+                         token_type_ids: torch.Tensor | None = None, windows: bool = False) -> torch.Tensor:
+        """The pooled encoder output the head reads (also what similar-ticket search compares). With
+        ``chunk_length``, a ticket longer than it is read in windows; ``windows=True`` reads every ticket so (the
+        same vectors for a short one: the ONNX export traces this path, whatever its sample's length)."""
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        chunk = self.config.chunk_length
+        if chunk and (windows or input_ids.shape[1] > chunk):  # a long ticket: windows of chunk tokens, pooled
+            return pool_windows(self._encode, input_ids, attention_mask, token_type_ids, chunk, self.config.pooling)
+        return pool(self._encode(input_ids, attention_mask, token_type_ids), attention_mask, self.config.pooling)
+
+    def _encode(self, input_ids, attention_mask, token_type_ids=None) -> torch.Tensor:
+        """The encoder's token vectors."""
         encoder_inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None and self._encoder_takes_token_types:
             encoder_inputs["token_type_ids"] = token_type_ids
-        hidden = self.encoder(**encoder_inputs).last_hidden_state
-        return pool(hidden, attention_mask, self.config.pooling)
+        return self.encoder(**encoder_inputs).last_hidden_state
 
     def logits_from(self, pooled: torch.Tensor, input_ids: torch.Tensor,
                     attention_mask: torch.Tensor | None = None) -> torch.Tensor:

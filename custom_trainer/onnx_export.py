@@ -61,7 +61,7 @@ def export_onnx(model_dir: str | Path, output: str | Path | None = None, quantiz
 
         def forward(self, *inputs):
             named = dict(zip(names, inputs))
-            pooled = self.model.sentence_vectors(**named)
+            pooled = self.model.sentence_vectors(**named, windows=True)  # no branch on the sample's length
             logits = self.model.logits_from(pooled, named["input_ids"], named.get("attention_mask"))
             extra = self.model.field_logits_from(pooled, named["input_ids"], named.get("attention_mask")) \
                 if fields else ()

@@ -16,7 +16,6 @@ import torch
 from torch.utils.data import DataLoader
 
 from .losses import focal_loss
-from ticket_router.torch_model import pool
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +36,7 @@ def sentence_vectors(model, dataset, collator, batch_size: int = 128,
         if "token_type_ids" in batch and model._encoder_takes_token_types:
             inputs["token_type_ids"] = batch["token_type_ids"]
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            hidden = model.encoder(**inputs).last_hidden_state
-        vectors.append(pool(hidden, batch["attention_mask"], model.config.pooling).float())
+            vectors.append(model.sentence_vectors(**inputs).float())  # long tickets in windows, as the model reads them
         labels.append(batch["labels"])
     vectors, labels = torch.cat(vectors), torch.cat(labels)
     if order is not None:  # back to dataset order

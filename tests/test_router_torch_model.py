@@ -93,3 +93,35 @@ def test_the_bigram_hash_matches_a_hand_computed_bucket():
                                                                  100 + (30_000 * BIGRAM_PRIME + 5) % 50]]
     assert torch.equal(hashed_bigrams(torch.tensor(first), torch.tensor(second), 100, 50),
                        torch.tensor(hashed_bigrams(first, second, 100, 50)))
+
+
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_long_tickets_read_in_windows_give_the_same_logits_everywhere(tiny_bert, tmp_path, pooling):
+    """chunk_length: the training model, the plain forward and an ONNX graph (exported from a short sample) read a
+    ticket in windows alike, for tickets of 1 to 3 windows and with a window of padding only in the batch."""
+    from custom_trainer.onnx_export import export_onnx
+    from ticket_router.backends import OnnxBackend
+
+    model = TicketClassifier.from_encoder(str(tiny_bert), LABELS, pooling=pooling, chunk_length=8,
+                                          max_input_length=24)
+    batch = random_batch(model.config.encoder_config["vocab_size"], lengths=(23, 4, 9, 16, 8), seed=5)
+    assert_same_logits(model, tmp_path, batch)
+    with torch.inference_mode():
+        windowed = model.eval().sentence_vectors(**batch)
+        whole = TicketClassifier.from_encoder(str(tiny_bert), LABELS, pooling=pooling).eval()
+        whole.load_state_dict(model.state_dict())
+        short = {name: value[1:2, :4] for name, value in batch.items()}  # one window: as if never cut
+        np.testing.assert_allclose(model.sentence_vectors(**short).numpy(), whole.sentence_vectors(**short).numpy(),
+                                   atol=1e-5)
+        if pooling == "mean":  # a long ticket is read otherwise than in one pass
+            assert not torch.allclose(windowed[0], whole.sentence_vectors(**batch)[0], atol=1e-4)
+    from transformers import BertTokenizerFast
+
+    from custom_trainer.export import export_model
+
+    folder = export_model(model, BertTokenizerFast.from_pretrained(str(tiny_bert)), tmp_path / "export" / "model",
+                          {"data_fingerprint": "test"}, "card").resolve()
+    export_onnx(folder)  # traced on a short sample: the graph reads in windows whatever the length
+    numpy_batch = {name: value.numpy() for name, value in batch.items()}
+    plain = TicketClassifierForward(folder, json.loads((folder / "config.json").read_text()))
+    np.testing.assert_allclose(OnnxBackend(folder).logits(numpy_batch), plain(**batch).numpy(), atol=1e-4, rtol=1e-4)

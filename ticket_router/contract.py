@@ -38,6 +38,11 @@ FIELD_OUTPUT = "field_logits_{}"
 COMMANDS_GROUP = "ticket_classifier.commands"
 MODEL_CLASSES_GROUP = "ticket_classifier.model_classes"
 
+# Long tickets (config key CHUNK_KEY): the encoder reads a ticket of up to max_input_length tokens in windows of
+# chunk_length tokens, each encoded alone, and the pooling runs over the tokens of every window (the first window's
+# first token for "cls"). 0 or missing: one window of max_input_length tokens (the encoder's own limit).
+CHUNK_KEY = "chunk_length"
+
 # How the head reads the encoder's token vectors. "cls": the first token, as the seed's DistilBERT head. "mean": the
 # average of the non-padding tokens, the pooling sentence encoders such as all-MiniLM-L6-v2 were trained with.
 POOLINGS = ("cls", "mean")

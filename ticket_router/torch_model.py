@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from .contract import (EXTRA_FIELDS_KEY, FIELD_HEADS, HEAD_HIDDEN_LINEAR, HEAD_OUTPUT_LINEAR, MODEL_TYPE, POOLING_KEY,
+from .contract import (CHUNK_KEY, EXTRA_FIELDS_KEY, FIELD_HEADS, HEAD_HIDDEN_LINEAR, HEAD_OUTPUT_LINEAR, MODEL_TYPE, POOLING_KEY,
                        TEMPERATURE_KEY, WIDE_BUCKETS_KEY, WIDE_SCALE_KEY, hashed_bigrams)
 
 WEIGHTS = "model.safetensors"
@@ -74,6 +74,40 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None, pooling: str
         return hidden.mean(dim=1)
     mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
     return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+
+
+def to_windows(tensors: list, chunk: int) -> tuple[list, int]:
+    """Each (batch, length) tensor as (batch x windows, chunk): padded on the right with zeros to a whole number of
+    windows, then cut. Returns the windowed tensors and the number of windows."""
+    length = tensors[0].shape[1]
+    pad = (chunk - length % chunk) % chunk  # no Python branch on it: the ONNX export traces this with dynamic sizes
+    out = []
+    for tensor in tensors:
+        out.append(None if tensor is None else F.pad(tensor, (0, pad)).reshape(-1, chunk))
+    return out, None
+
+
+def from_windows(hidden: torch.Tensor, mask: torch.Tensor, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The windows' token vectors back as (batch, windows x chunk, hidden), with their mask; a window of padding
+    only (its attention is all masked and may give NaN) is zeroed, so pooling never reads it."""
+    mask = mask.reshape(batch, -1)
+    hidden = hidden.reshape(batch, -1, hidden.shape[-1])
+    hidden = torch.where(mask.unsqueeze(-1).bool(), hidden, torch.zeros((), dtype=hidden.dtype))
+    return hidden, mask
+
+
+def pool_windows(encode, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids, chunk: int,
+                 pooling: str) -> torch.Tensor:
+    """Sentence vectors of tickets longer than ``chunk`` tokens: ``encode(ids, mask, token types)`` (the encoder,
+    returning token vectors) runs on windows of ``chunk`` tokens, and `pool` runs over the real tokens of all of a
+    ticket's windows (contract.CHUNK_KEY). A window of padding only attends to its first position, so no softmax is
+    all masked; pooling never reads it."""
+    batch = input_ids.shape[0]
+    (ids, real, types), _ = to_windows([input_ids, attention_mask, token_type_ids], chunk)
+    attend = real.clone()
+    attend[:, 0] = 1
+    hidden, mask = from_windows(encode(ids, attend, types), real, batch)
+    return pool(hidden, mask, pooling)
 
 
 def wide_features(input_ids: torch.Tensor, attention_mask: torch.Tensor, vocab_size: int, buckets: int):
@@ -134,6 +168,7 @@ class TicketClassifierForward:
         self.head_hidden = _linear(weights, HEAD_HIDDEN_LINEAR)
         self.head_out = _linear(weights, HEAD_OUTPUT_LINEAR)
         self.pooling = config.get(POOLING_KEY, "cls")
+        self.chunk = int(config.get(CHUNK_KEY) or 0)
         self.temperature = float(config.get(TEMPERATURE_KEY, 1.0))
         self.wide = None
         if config.get(WIDE_BUCKETS_KEY) and config.get(WIDE_SCALE_KEY):
@@ -182,7 +217,10 @@ class TicketClassifierForward:
         encoder pass."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        pooled = pool(self._encode(input_ids, attention_mask, token_type_ids), attention_mask, self.pooling)
+        if self.chunk and input_ids.shape[1] > self.chunk:  # a long ticket: windows encoded alone, pooled together
+            pooled = pool_windows(self._encode, input_ids, attention_mask, token_type_ids, self.chunk, self.pooling)
+        else:
+            pooled = pool(self._encode(input_ids, attention_mask, token_type_ids), attention_mask, self.pooling)
         logits = F.linear(F.gelu(F.linear(pooled, *self.head_hidden)), *self.head_out)
         if self.wide is not None:
             logits = logits + self.wide_scale * wide_logits(input_ids, attention_mask, **self.wide)
