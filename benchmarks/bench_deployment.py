@@ -14,6 +14,11 @@ arrived in a right-looking queue: the anchoring the audit sample exists for). Th
 target (3% by default) re-certifies on the log's person-decided tickets, keeping the rule in force when the new one
 would route less, and the next week is routed with whatever is in force.
 
+`--cold_start` runs the first days of a desk instead (the shape of issue 35's check): the rule in force routes
+nothing, 1,200 tickets go to people, their queues come back, `calibrate --decision_log` re-certifies at 10%, and the
+next 483 tickets are routed with the new rule: its coverage and realised misrouting, beside what the export's own
+calibration split certifies at 10% (its menu).
+
 Reported per week and audit rate: the share auto-routed that week, its realised misrouting (true labels), and the
 oracle: the best single top-probability threshold chosen with test.csv's labels (misrouting <= target on all of
 test.csv), which no honest rule can beat. Plot: benchmarks/deployment.png (or --plot).
@@ -92,6 +97,50 @@ def simulate(model: Path, tickets: pd.DataFrame, audit_rate: float, target: floa
     return weeks
 
 
+def cold_start(model: Path, tickets: pd.DataFrame, target: float, work: Path, backend: str, first: int = 1200,
+               then: int = 483) -> dict:
+    from ticket_router.decision_log.feedback import apply_feedback
+    from ticket_router.decision_log.records import decision_rows
+    from ticket_router.decision_log.store import DecisionLog, version_record
+    from ticket_router.recertify import recalibrate, recertify_from_log, write_recalibrated
+    from ticket_router.router import Router, available_cores
+
+    run = work / "cold_start"
+    shutil.rmtree(run, ignore_errors=True)
+    run.mkdir(parents=True)
+    link = run / "model"
+    shutil.copytree(model.resolve(), run / ".model-versions" / "trained")
+    link.symlink_to(Path(".model-versions") / "trained", target_is_directory=True)
+    router = Router(link, backend=backend, workers=available_cores())
+    own_menu = {row["max_misrouting"]: row["coverage"] for row in router.config["routing_guarantee"]["frontier"]}
+    few = tickets.head(3).rename(columns={"label": "queue"})  # certifies nothing at 1%: a rule that routes nothing
+    write_recalibrated(link, router, recalibrate(router, few, ["subject", "description"], "queue", 0.01))
+    router = Router(link, backend=backend, workers=available_cores())
+    log = DecisionLog.open(str(run / "decisions.db"))
+    part = tickets.iloc[3:3 + first]
+    subjects, descriptions = part["subject"].tolist(), part["description"].tolist()
+    probabilities = router.predict_proba(subjects, descriptions)
+    decisions = router.decisions(probabilities)
+    assert not any(d["route"] == "auto" for d in decisions)
+    ids = [f"C{i:05d}" for i in range(len(part))]
+    log.write(decision_rows(router, probabilities, decisions, subjects, descriptions, ids, [False] * len(ids),
+                            "predict"), [version_record(router)])
+    counts = apply_feedback(log, zip(ids, part["label"], [None] * len(ids)), "file")
+    result = recertify_from_log(router, log, target)
+    write_recalibrated(link, router, result)
+    router = Router(link, backend=backend, workers=available_cores())
+    following = tickets.iloc[3 + first:3 + first + then]
+    decided = router.route(following["subject"].tolist(), following["description"].tolist())
+    auto = np.array([d["route"] == "auto" for d in decided])
+    wrong = np.array([d["label"] != truth for d, truth in zip(decided, following["label"])])
+    summary = {"first_tickets": first, "matched": counts["matched"], "certified_on": result["tickets"],
+               "rule": router.rule.describe(), "next_tickets": len(following),
+               "coverage_next": float(auto.mean()), "misrouting_next": float(wrong[auto].mean()) if auto.any() else 0.0,
+               "export_calibration_split_menu_at_target": own_menu.get(target)}
+    print(json.dumps({"cold_start": summary}), flush=True)
+    return summary
+
+
 def oracle(model: Path, tickets: pd.DataFrame, target: float, backend: str) -> float:
     """The largest share one top-probability threshold routes with misrouting <= target on these very tickets."""
     from ticket_router.router import Router, available_cores
@@ -138,6 +187,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--weeks", type=int, default=None, help="stop after this many weeks (default: all of test.csv)")
     parser.add_argument("--onnx", action="store_true", help="score with the export's ONNX graph")
     parser.add_argument("--plot", default=str(REPO / "benchmarks" / "deployment.png"))
+    parser.add_argument("--cold_start", action="store_true", help="the first days of a desk instead (docstring)")
     args = parser.parse_args(argv)
     test = pd.read_csv(REAL / "test.csv").rename(columns={"Document": "subject", "Topic_group": "label"})
     test = test.assign(description="").sample(frac=1.0, random_state=0).reset_index(drop=True)
@@ -145,6 +195,9 @@ def main(argv=None) -> dict:
         test = test.head(args.weeks * args.week)
     backend = "onnx" if args.onnx else "torch"
     model = Path(args.model)
+    if args.cold_start:
+        with tempfile.TemporaryDirectory() as work:
+            return cold_start(model, test, 0.10 if args.target == 0.03 else args.target, Path(work), backend)
     best = oracle(model, test, args.target, backend)
     print(f"oracle at {args.target:.0%}: {best:.1%} of test.csv", flush=True)
     results = {}

@@ -297,10 +297,8 @@ def recertify_from_log(router, log, max_misrouting: float | None = None, delta: 
     ids = finals.map(lambda name: index.get(name, -1)).to_numpy()
     unknown = sorted(set(finals[(ids == -1)]))
     scored = use | menu
-    probabilities = (router.predict_proba([subjects[i] for i in np.flatnonzero(scored)],
-                                          [descriptions[i] for i in np.flatnonzero(scored)], batch_size=batch_size,
-                                          progress=progress, cleaned=True)
-                     if scored.any() else np.zeros((0, len(router.labels))))
+    log_versions = log.versions()
+    probabilities = logged_or_scored(router, frame, scored, subjects, descriptions, log_versions, batch_size, progress)
     in_use = use[scored]
     audited = (frame["rule_route"] == "auto").to_numpy()  # went to triage although the rule said auto: the audit
     triaged_name = "triaged by the rule in force"
@@ -309,7 +307,7 @@ def recertify_from_log(router, log, max_misrouting: float | None = None, delta: 
     unsampled = {}
     if len(auto_by_rule) and not (use & audited).any():
         unsampled["auto-routed"] = int(len(auto_by_rule))
-    bounds = triage_bounds(router, log.versions(), frame["model_fingerprint"][use & ~audited])
+    bounds = triage_bounds(router, log_versions, frame["model_fingerprint"][use & ~audited])
     certified_on = (f"the decision log ({log_name(log)}): {int(use.sum())} tickets a person decided "
                     f"({int((use & audited).sum())} from the audit sample of auto-routed tickets, "
                     f"{int((use & ~audited).sum())} triaged), look {look} spending {spent:.4f} of delta "
@@ -326,6 +324,31 @@ def recertify_from_log(router, log, max_misrouting: float | None = None, delta: 
     result["look"] = look
     result["coverage_in_force"] = coverage_in_force(router, log, rule)
     return result
+
+
+def logged_or_scored(router, frame, rows, subjects, descriptions, versions: dict, batch_size: int = 64,
+                     progress: bool = False) -> np.ndarray:
+    """The probabilities of the chosen log rows under ``router``'s export: the logged ones where the version that
+    logged them has the same weights and backend (a re-certification: the same model, another rule), the rest scored
+    again. Re-certifying a log of 100,000 tickets then costs no scoring."""
+    from .decision_log.store import version_record
+
+    mine = version_record(router)
+    same = np.array([(versions.get(fingerprint) or {}).get("weights_sha256") == mine["weights_sha256"] and
+                     (versions.get(fingerprint) or {}).get("backend") == mine["backend"]
+                     for fingerprint in frame["model_fingerprint"]], dtype=bool)
+    chosen = np.flatnonzero(rows)
+    probabilities = np.zeros((len(chosen), len(router.labels)), dtype=np.float64)
+    again = [i for i, row in enumerate(chosen) if not same[row]]
+    for i, row in enumerate(chosen):
+        if same[row]:
+            logged = json.loads(frame["probabilities"].iloc[row])
+            probabilities[i] = [logged.get(name, 0.0) for name in router.labels]
+    if again:
+        probabilities[again] = router.predict_proba([subjects[chosen[i]] for i in again],
+                                                    [descriptions[chosen[i]] for i in again], batch_size=batch_size,
+                                                    progress=progress, cleaned=True)
+    return probabilities
 
 
 def coverage_in_force(router, log, rule) -> dict:
