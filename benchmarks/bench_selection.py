@@ -117,7 +117,21 @@ def rule_small_grid(head, wide, labels, prior, baseline):
     return choice["wide_weight"], choice["prior_strength"]
 
 
-RULES = {"head alone": rule_head_alone, "grid of issue 26 (99 points, 'both')": rule_grid_both,
+def rule_half_mix(head, wide, labels, prior, baseline):
+    """No choice at all: the head and the wide part weighed alike, no prior correction."""
+    return (0.5 if wide is not None else 0.0), 0.0
+
+
+def rule_weights_only(head, wide, labels, prior, baseline):
+    """The wide part's weight on 11 settings, no prior correction."""
+    from custom_trainer.combine import WIDE_WEIGHTS, choose_combination
+
+    choice = choose_combination(head, wide, labels, prior, "both", baseline, WIDE_WEIGHTS, (0.0,))
+    return choice["wide_weight"], choice["prior_strength"]
+
+
+RULES = {"head alone": rule_head_alone, "half mix (w 0.5, no prior correction), no choice": rule_half_mix,
+         "wide weight only (11 points), no prior correction": rule_weights_only, "grid of issue 26 (99 points, 'both')": rule_grid_both,
          "small grid (12 points), no evidence check": rule_small_grid,
          "evidence-gated small grid (the default)": rule_evidence}
 

@@ -57,6 +57,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--config", default=None, help="train on this config's tickets (default: the seed corpus)")
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--warmup", type=int, default=4)
+    parser.add_argument("--attention_dropout", type=float, default=None,
+                        help="set the encoder's attention dropout (default: the encoder's own, 0.1 for MiniLM)")
+    parser.add_argument("--sdpa", choices=["default", "math"], default="default",
+                        help="scaled dot-product attention's kernels: PyTorch's choice, or the math one alone")
     args = parser.parse_args(argv)
 
     import bench_training
@@ -71,6 +75,10 @@ def main(argv=None) -> dict:
     bench_training.DATA_CONFIG = args.config
     torch.manual_seed(42)
     model, data, _ = bench_training._model_and_data()
+    if args.attention_dropout is not None:
+        from custom_trainer.modeling import set_attention_dropout
+
+        set_attention_dropout(model, args.attention_dropout)
     tokenizer = ticket_tokenizer(AutoTokenizer.from_pretrained(embedded_encoder_path()))
     train = tokenize_dataset(data["train"], tokenizer, max_length=128)
     tokens = []
@@ -103,7 +111,12 @@ def main(argv=None) -> dict:
                                            logging_steps=1000, use_cpu=True, **bench_training.CONFIGURATIONS["default"])
         trainer = TicketTrainer(model=model, args=training, train_dataset=train, data_collator=counting,
                                 callbacks=[Step()])
-        with profiler:
+        import contextlib
+
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        kernels = sdpa_kernel([SDPBackend.MATH]) if args.sdpa == "math" else contextlib.nullcontext()
+        with profiler, kernels:
             trainer.train()
     wall = clock["end"] - clock["start"]
     families = defaultdict(float)

@@ -164,6 +164,28 @@ def make_head(hidden: int, head_hidden: int, labels: int, dropout: float) -> nn.
                          nn.Linear(head_hidden, labels))
 
 
+def set_attention_dropout(model, probability: float) -> int:
+    """Set the dropout on the encoder's attention probabilities (BERT's attention_probs_dropout_prob, DistilBERT's
+    attention_dropout) of a built model and of its config; returns how many modules changed. At 0, scaled dot-product
+    attention runs its fused kernel instead of materialising the (batch, heads, length, length) probabilities to
+    draw a mask over them."""
+    changed = 0
+    for name, module in model.encoder.named_modules():
+        if isinstance(module, nn.Dropout) and "attention" in name and ".output." not in name and \
+                not name.endswith("output.dropout"):
+            module.p = probability
+            changed += 1
+    config = model.encoder.config
+    for key in ("attention_probs_dropout_prob", "attention_dropout"):
+        if hasattr(config, key):
+            setattr(config, key, probability)
+    if isinstance(getattr(model.config, "encoder_config", None), dict):
+        for key in ("attention_probs_dropout_prob", "attention_dropout"):
+            if key in model.config.encoder_config:
+                model.config.encoder_config[key] = probability
+    return changed
+
+
 class WideTable(nn.Module):
     """The wide part's weights, one row of label scores per token feature (``wide.weight`` in the export), zeros
     until custom_trainer/wide.py writes the fitted regression into them. A plain module, not an ``nn.Embedding``:
