@@ -360,7 +360,7 @@ def combine_parts(trainer: TicketTrainer, tokenized, scores: dict, data: Prepare
         wide = {split: wide_logits(model, tokenized[split]["input_ids"]) for split in scores}
     prior = log_prior(routed_labels(tokenized["train"]["labels"]), len(data.label_names))
     choice = choose(validation["logits"], None if wide is None else wide["validation"], validation["labels"], prior,
-                    model_args.combine_for, baseline["validation"], model_args.combine_selection, seed)
+                    model_args.combine_for, baseline["validation"])
     scale, shift = export_weights(choice["wide_weight"], choice["prior_strength"], prior)
     model.config.wide_scale = scale if wide is not None else 0.0
     with torch.no_grad():  # the prior correction is a shift of the head's output bias: every backend computes it
@@ -505,7 +505,7 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
     fields = None
     if data.fields:  # the extra fields: baseline, wide part, combination, temperature, sets, figures
         fields = finish_fields(trainer.model, tokenized, scores, data.raw, data.fields, model_args.combine_for,
-                               model_args.set_alpha, args.bootstrap_resamples, args.seed, model_args.combine_selection)
+                               model_args.set_alpha, args.bootstrap_resamples, args.seed)
     test_probabilities = softmax(scores["test"]["logits"] / routing["temperature"])
     test_predicted, _, routed = rule.decide(test_probabilities)
     sets = trainer.model.config.prediction_sets

@@ -101,19 +101,50 @@ def rule_head_alone(head, wide, labels, prior, baseline):
     return 0.0, 0.0
 
 
-def rule_evidence(head, wide, labels, prior, baseline):
-    """The default now: the small grid, kept only with evidence (custom_trainer/combine.choose_with_evidence)."""
-    from custom_trainer.combine import choose_with_evidence
+def rule_default(head, wide, labels, prior, baseline):
+    """The default now: the whole grid, without negative prior strengths below 500 validation tickets."""
+    from custom_trainer.combine import choose
 
-    choice = choose_with_evidence(head, wide, labels, prior, "both", baseline)
+    choice = choose(head, wide, labels, prior, "both", baseline)
     return choice["wide_weight"], choice["prior_strength"]
 
 
-def rule_small_grid(head, wide, labels, prior, baseline):
-    """The small grid without the evidence check (what the check adds)."""
-    from custom_trainer.combine import SELECTION_STRENGTHS, SELECTION_WEIGHTS, choose_combination
+def rule_evidence(head, wide, labels, prior, baseline, share: float = 0.8, resamples: int = 200, seed: int = 0):
+    """A small grid (w 0, .25, .5, .75; tau -.5, 0, .5), kept only when choosing that way helps on the validation
+    tickets left out of resampled choices (in ``share`` of 200 resamples and on average); the head alone otherwise.
+    Tried in session 12, not kept."""
+    from custom_trainer.combine import choose_combination, combined_logits, objective, scores
 
-    choice = choose_combination(head, wide, labels, prior, "both", baseline, SELECTION_WEIGHTS, SELECTION_STRENGTHS)
+    labels = np.asarray(labels)
+    candidates = [(w, t) for w in ((0.0, 0.25, 0.5, 0.75) if wide is not None else (0.0,)) for t in (-0.5, 0.0, 0.5)]
+    num_labels = np.asarray(head).shape[1]
+    predictions = [combined_logits(head, wide, w, t, prior).argmax(-1) for w, t in candidates]
+
+    def best(rows):
+        keys = [objective(scores(labels[rows], p[rows], num_labels), "both", baseline) for p in predictions]
+        return max(range(len(candidates)), key=lambda c: (keys[c], -abs(candidates[c][1]), -candidates[c][0]))
+
+    rng = np.random.default_rng(seed)
+    alone, gains = candidates.index((0.0, 0.0)), []
+    for _ in range(resamples):
+        drawn = rng.integers(0, len(labels), len(labels))
+        held = np.setdiff1d(np.arange(len(labels)), drawn)
+        if len(held):
+            pick = best(drawn)
+            mine = objective(scores(labels[held], predictions[pick][held], num_labels), "both", baseline)[0]
+            plain = objective(scores(labels[held], predictions[alone][held], num_labels), "both", baseline)[0]
+            gains.append(mine - plain)
+    gains = np.asarray(gains)
+    if len(gains) and (gains >= 0).mean() >= share and gains.mean() > 0:
+        return candidates[best(np.arange(len(labels)))]
+    return 0.0, 0.0
+
+
+def rule_small_grid(head, wide, labels, prior, baseline):
+    """A small grid (w 0, .25, .5, .75; tau -.5, 0, .5), the best on validation."""
+    from custom_trainer.combine import choose_combination
+
+    choice = choose_combination(head, wide, labels, prior, "both", baseline, (0.0, 0.25, 0.5, 0.75), (-0.5, 0.0, 0.5))
     return choice["wide_weight"], choice["prior_strength"]
 
 
@@ -133,7 +164,8 @@ def rule_weights_only(head, wide, labels, prior, baseline):
 RULES = {"head alone": rule_head_alone, "half mix (w 0.5, no prior correction), no choice": rule_half_mix,
          "wide weight only (11 points), no prior correction": rule_weights_only, "grid of issue 26 (99 points, 'both')": rule_grid_both,
          "small grid (12 points), no evidence check": rule_small_grid,
-         "evidence-gated small grid (the default)": rule_evidence}
+         "small grid kept only with held-out evidence (tried, not kept)": rule_evidence,
+         "grid, no negative prior strength below 500 validation tickets (the default)": rule_default}
 
 
 def figures(logits, labels, num_labels) -> dict:

@@ -195,14 +195,6 @@ class ModelArguments:
                           "head as trained, no wide part: the seed's recipe)."},
     )
 
-    combine_selection: str = field(
-        default="evidence",
-        metadata={"help": "How validation chooses the combination: 'evidence' (a small grid, kept only when choosing "
-                          "that way helps on validation tickets held out of resampled choices; otherwise the head "
-                          "alone: custom_trainer/combine.py) or 'grid' (the best of 11 x 9 settings on validation, "
-                          "issue 26's rule, which overfits small validation splits)."},
-    )
-
     max_misrouting: float = field(
         default=0.03,
         metadata={"help": "Target share of misrouted tickets among auto-routed ones; sets the stored threshold."},
@@ -252,8 +244,6 @@ class ModelArguments:
             raise ValueError(f"wide_buckets must be >= 0, got {self.wide_buckets}")
         if self.combine_for not in COMBINE_TARGETS:
             raise ValueError(f"combine_for must be one of {COMBINE_TARGETS}, got {self.combine_for!r}")
-        if self.combine_selection not in ("evidence", "grid"):
-            raise ValueError(f"combine_selection must be 'evidence' or 'grid', got {self.combine_selection!r}")
         if self.frozen_layers < 0:
             raise ValueError(f"frozen_layers must be >= 0, got {self.frozen_layers}")
         if self.class_weighting not in CLASS_WEIGHTINGS:

@@ -108,7 +108,7 @@ def fit_wide_fields(model, index: int, train_ids, train_labels, seed: int) -> tu
 
 
 def finish_fields(model, tokenized, scores: dict, raw, field_labels: dict[str, list[str]], combine_for: str,
-                  set_alpha: float, n_resamples: int, seed: int, selection: str = "evidence") -> dict:
+                  set_alpha: float, n_resamples: int, seed: int) -> dict:
     """Everything an extra field needs after training (module docstring), written into ``model.config``
     (``extra_fields``) and its weights; returns ``metrics["fields"]``."""
     from ticket_router.prediction_sets import calibrate_sets, prediction_sets, set_stats, stored_quantile
@@ -135,7 +135,7 @@ def finish_fields(model, tokenized, scores: dict, raw, field_labels: dict[str, l
                 result["wide"] = info
             prior = log_prior(train_labels[train_labels >= 0], len(names))
             choice = choose(validation["logits"][mask], None if wide is None else wide["validation"][mask],
-                            validation["labels"][mask], prior, combine_for, baseline.get("validation"), selection, seed)
+                            validation["labels"][mask], prior, combine_for, baseline.get("validation"))
             scale, shift = export_weights(choice["wide_weight"], choice["prior_strength"], prior)
             spec["wide_scale"] = float(scale) if wide is not None else 0.0
             with torch.no_grad():

@@ -137,3 +137,19 @@ def test_train_py_writes_the_chosen_prior_correction_into_the_model(tiny_bert, s
         np.testing.assert_allclose(logits_of(split), reported[split]["logits"], atol=1e-4)
         assert reported[split]["metrics"]["accuracy"] == pytest.approx(
             scores(reported[split]["labels"], reported[split]["logits"].argmax(-1), len(names))["accuracy"])
+
+
+def test_few_validation_tickets_never_undo_the_class_weights():
+    """Below MIN_VALIDATION_FOR_NEGATIVE_PRIOR validation tickets no negative prior strength is chosen, however much
+    accuracy validation says it buys (the rare queues that pay hold a handful of tickets); with more it may be."""
+    from custom_trainer.combine import MIN_VALIDATION_FOR_NEGATIVE_PRIOR, choose
+
+    rng, labels = long_tail(n=3000)
+    head = 1.2 * np.eye(3)[labels] + rng.normal(size=(len(labels), 3)) + np.array([0.0, 0.8, 1.2])
+    prior = log_prior(labels, 3)
+    many = choose(head, None, labels, prior, target="accuracy")
+    assert many["prior_strength"] < 0  # the evidence of 3,000 tickets
+    few = slice(0, MIN_VALIDATION_FOR_NEGATIVE_PRIOR - 1)
+    small = choose(head[few], None, labels[few], prior, target="accuracy")
+    assert small["prior_strength"] >= 0 and min(small["prior_strengths_searched"]) >= 0
+    assert choose_combination(head[few], None, labels[few], prior, target="accuracy")["prior_strength"] < 0  # the old rule
