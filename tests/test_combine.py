@@ -94,8 +94,8 @@ def test_none_and_unknown_targets_are_refused_by_name():
 
 def test_train_py_writes_the_chosen_prior_correction_into_the_model(tiny_bert, seed_dataset):
     """`train.combine_parts` on an untrained head and imbalanced tickets: for accuracy it picks a prior correction
-    towards the big queue, and afterwards the model itself computes the logits the run reports (the bias shift is
-    in its weights), on every split."""
+    (a positive one: 60 validation tickets may not undo the class weights), and afterwards the model itself computes
+    the logits the run reports (the bias shift is in its weights), on every split."""
     from types import SimpleNamespace
 
     import torch
@@ -130,7 +130,7 @@ def test_train_py_writes_the_chosen_prior_correction_into_the_model(tiny_bert, s
     choice = combine_parts(SimpleNamespace(model=model), tokenized, reported, SimpleNamespace(label_names=names),
                            SimpleNamespace(combine_for="accuracy", wide_buckets=0),
                            {"validation": {"accuracy": 0.0, "macro_f1": 0.0}}, seed=0)
-    assert choice["prior_strength"] < 0 and choice["wide"] is None and model.config.wide_scale == 0.0
+    assert choice["prior_strength"] > 0 and choice["wide"] is None and model.config.wide_scale == 0.0
     assert choice["validation"]["accuracy"] > choice["head_alone_validation"]["accuracy"]
     assert not torch.equal(model.head[-1].bias, before)
     for split in ("validation", "test"):
