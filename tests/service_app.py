@@ -20,12 +20,18 @@ class SlowRouter:
     def __getattr__(self, name):
         return getattr(self.router, name)
 
-    def predict_proba(self, subjects, descriptions, **kwargs):
+    def _slowly(self, scoring, subjects, descriptions, **kwargs):
         deadline = time.perf_counter() + self.delay
-        result = self.router.predict_proba(subjects, descriptions, **kwargs)
+        result = scoring(subjects, descriptions, **kwargs)
         while time.perf_counter() < deadline:  # score the batch again until the delay is spent
-            result = self.router.predict_proba(subjects, descriptions, **kwargs)
+            result = scoring(subjects, descriptions, **kwargs)
         return result
+
+    def predict_proba(self, subjects, descriptions, **kwargs):
+        return self._slowly(self.router.predict_proba, subjects, descriptions, **kwargs)
+
+    def score(self, subjects, descriptions, **kwargs):  # the service's scoring path
+        return self._slowly(self.router.score, subjects, descriptions, **kwargs)
 
 
 def app():

@@ -3,6 +3,7 @@ bad request, /health while a batch is scored, 503 on a full queue, and a gracefu
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -243,19 +244,31 @@ def test_health_answers_while_a_maximum_batch_is_scored_in_bounded_memory(slow_s
 
 
 def test_a_full_queue_answers_503_with_retry_after(slow_server):
-    _, base = slow_server(SCORING_DELAY_S=1.5, MAX_BATCH=4, MAX_QUEUE=4)
+    _, base = slow_server(SCORING_DELAY_S=3, MAX_BATCH=4, MAX_QUEUE=4)
     four = {"tickets": [{"subject": "printer jam"}] * 4}
     results = {}
 
     def send(name):
         results[name] = call(base, "/predict", four)
 
+    def tickets_waiting():
+        with urllib.request.urlopen(base + "/metrics", timeout=10) as response:
+            text = response.read().decode()
+        return float(re.search(r"^ticket_classifier_queue_tickets (\S+)$", text, re.M).group(1))
+
+    def wait_until_waiting(count):
+        deadline = time.monotonic() + 10
+        while tickets_waiting() != count:
+            assert time.monotonic() < deadline, f"the queue never held {count} tickets"
+            time.sleep(0.05)
+
     first = threading.Thread(target=send, args=("first",))
     first.start()
-    time.sleep(0.5)  # the scorer has taken the first request
+    time.sleep(1.0)
+    wait_until_waiting(0)  # the scorer has taken the first request
     second = threading.Thread(target=send, args=("second",))
     second.start()
-    time.sleep(0.3)  # the second fills the queue
+    wait_until_waiting(4)  # the second fills the queue
     request = urllib.request.Request(base + "/predict", data=json.dumps(four).encode(),
                                      headers={"Content-Type": "application/json"})
     with pytest.raises(urllib.error.HTTPError) as refused:
