@@ -68,6 +68,8 @@ def test_server_errors_are_counted(tiny_onnx):
         def predict_proba(self, *args, **kwargs):
             raise RuntimeError("scoring failed")
 
+        score = predict_proba  # the service's scoring path
+
     app = create_app(Failing(Router(tiny_onnx, backend="onnx")), max_batch=4, max_chars=100, batch_wait_ms=0)
     with TestClient(app, raise_server_exceptions=False) as client:
         assert client.post("/predict", json={"subject": "vpn"}).status_code == 500

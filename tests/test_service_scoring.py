@@ -67,12 +67,18 @@ class CountingRouter:
     def __getattr__(self, name):
         return getattr(self.router, name)
 
-    def predict_proba(self, subjects, descriptions, **kwargs):
+    def _counted(self, scoring, subjects, descriptions, **kwargs):
         self.calls.append((len(subjects), kwargs.get("vectors", False)))
         self.entered.set()
         if self.gate is not None:
             self.gate.wait(30)
-        return self.router.predict_proba(subjects, descriptions, **kwargs)
+        return scoring(subjects, descriptions, **kwargs)
+
+    def predict_proba(self, subjects, descriptions, **kwargs):
+        return self._counted(self.router.predict_proba, subjects, descriptions, **kwargs)
+
+    def score(self, subjects, descriptions, **kwargs):  # the service's scoring path
+        return self._counted(self.router.score, subjects, descriptions, **kwargs)
 
 
 def page_token(client) -> str:
