@@ -151,3 +151,40 @@ def log_url(request, tmp_path):
 
     server = request.getfixturevalue("postgres_url")
     return fresh_database(server, f"log_{abs(hash(request.node.nodeid)) % 10**9}")
+
+
+# One model, several fields (tests/test_fields.py, tests/test_router_slim_install.py).
+PRIORITY = {"Hardware": "high", "Network": "high", "Security": "critical", "Software": "low", "Printing": "low"}
+
+
+def multi_field_tickets(seed: int = 3, per_queue: int = 60):
+    """Seed-style tickets (a DataFrame) with a priority that follows the queue (10% blank) and a type the text shows."""
+    import numpy as np
+    import pandas as pd
+
+    from ticket_data import seed_corpus
+
+    rng = np.random.default_rng(seed)
+    tickets = pd.DataFrame(seed_corpus.generate_seed_tickets(seed, per_queue)).drop(columns="template")
+    tickets["priority"] = [PRIORITY.get(q, "medium") if rng.random() > 0.1 else "" for q in tickets["category"]]
+    text = (tickets["subject"] + " " + tickets["description"]).str.lower()
+    tickets["type"] = np.where(text.str.contains("not |error|fail|down|crash"), "incident", "request")
+    return tickets
+
+
+@pytest.fixture(scope="session")
+def fields_run(tiny_bert, tmp_path_factory):
+    from custom_trainer.arguments import parse_args
+    from train import main
+
+    folder = tmp_path_factory.mktemp("fields")
+    tickets = multi_field_tickets()
+    tickets.to_csv(folder / "tickets.csv", index=False)
+    flags = tiny_run_flags(tiny_bert, folder / "run", str(folder / "cache"))
+    for name in ("--dataset", "--corpus_size"):
+        at = flags.index(name)
+        del flags[at:at + 2]
+    flags += ["--train_file", str(folder / "tickets.csv"), "--extra_label_columns", "priority", "type",
+              "--num_train_epochs", "4", "--bootstrap_resamples", "100", "--field_loss_weights", "1", "0.5"]
+    metrics = main(*parse_args(flags)[:3])
+    return folder / "run", metrics, tickets

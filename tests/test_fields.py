@@ -9,42 +9,8 @@ import pandas as pd
 import pytest
 import torch
 
+from conftest import multi_field_tickets
 from ticket_data.loading import load_tickets_with_report
-
-PRIORITY = {"Hardware": "high", "Network": "high", "Security": "critical", "Software": "low", "Printing": "low"}
-
-
-def multi_field_tickets(seed: int = 3, per_queue: int = 60) -> pd.DataFrame:
-    """Seed-style tickets with a priority that follows the queue (10% blank) and a type the text shows."""
-    from ticket_data import seed_corpus
-
-    rng = np.random.default_rng(seed)
-    tickets = pd.DataFrame(seed_corpus.generate_seed_tickets(seed, per_queue)).drop(columns="template")
-    tickets["priority"] = [PRIORITY.get(q, "medium") if rng.random() > 0.1 else "" for q in tickets["category"]]
-    text = (tickets["subject"] + " " + tickets["description"]).str.lower()
-    tickets["type"] = np.where(text.str.contains("not |error|fail|down|crash"), "incident", "request")
-    return tickets
-
-
-@pytest.fixture(scope="session")
-def fields_run(tiny_bert, tmp_path_factory):
-    from conftest import tiny_run_flags
-
-    from custom_trainer.arguments import parse_args
-    from train import main
-
-    folder = tmp_path_factory.mktemp("fields")
-    tickets = multi_field_tickets()
-    tickets.to_csv(folder / "tickets.csv", index=False)
-    flags = tiny_run_flags(tiny_bert, folder / "run", str(folder / "cache"))
-    for name in ("--dataset", "--corpus_size"):
-        at = flags.index(name)
-        del flags[at:at + 2]
-    flags += ["--train_file", str(folder / "tickets.csv"), "--extra_label_columns", "priority", "type",
-              "--num_train_epochs", "4", "--bootstrap_resamples", "100", "--field_loss_weights", "1", "0.5"]
-    metrics = main(*parse_args(flags)[:3])
-    return folder / "run", metrics, tickets
-
 
 def test_blank_and_rare_values_of_a_field_train_the_others_and_are_counted(tmp_path):
     tickets = multi_field_tickets()

@@ -89,3 +89,27 @@ def test_the_slim_install_recalibrates_an_onnx_export(tiny_onnx, tmp_path):
     assert guarantee["max_misrouting"] == 0.5 and "labelled.csv" in guarantee["certified_on"]
     # The ONNX graph stays tied to the new version, and both backends read the new rule.
     assert Router(run / "model", backend="onnx").rule == Router(run / "model").rule
+
+
+def test_the_slim_install_routes_every_field_of_a_multi_field_export(fields_run, tmp_path):
+    import shutil
+
+    from custom_trainer.onnx_export import export_onnx
+
+    run, _, tickets = fields_run
+    model = tmp_path / "model"
+    shutil.copytree(run / "model", model, symlinks=True)
+    export_onnx(model, quantize="int8")  # made by the full install, routed by the slim one
+    sample = tickets.sample(30, random_state=2)
+    sample[["subject", "description"]].to_csv(tmp_path / "in.csv", index=False)
+    result = slim("-m", "ticket_router.cli", "predict", "--onnx", "--model", str(model), "--input",
+                  str(tmp_path / "in.csv"), "--output", str(tmp_path / "out.csv"), "--quiet", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    routed = pd.read_csv(tmp_path / "out.csv", keep_default_na=False)
+    router = Router(model, backend="onnx")
+    full = router.score(sample["subject"].tolist(), sample["description"].tolist())
+    assert [field["name"] for field in router.fields] == ["priority", "type"]
+    for field in router.fields:
+        name, probabilities = field["name"], full.fields[field["name"]]
+        assert routed[f"predicted_{name}"].tolist() == [field["labels"][i] for i in probabilities.argmax(1)]
+        assert routed[f"score_{name}"].tolist() == pytest.approx(probabilities.max(1).tolist(), abs=1e-5)
