@@ -219,11 +219,16 @@ def train_run(name: str, train: Path, test: Path, output: Path, extra: list[str]
                "--text_columns", *TEXT_COLUMNS, *RUNS[name], "--output_dir", str(output / name),
                "--disable_tqdm", "true", *extra]
     print(f"\n[{name}] {' '.join(command)}", flush=True)
+    return timed(command, f"train.py for run {name!r}")
+
+
+def timed(command: list[str], what: str) -> float:
+    """Wall-clock seconds of a subprocess run from the repository root; exits, naming ``what``, when it fails."""
     started = time.perf_counter()
     done = subprocess.run(command, cwd=REPO)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
-        sys.exit(f"bench_fields: train.py for run {name!r} failed (exit {done.returncode})")
+        sys.exit(f"bench_fields: {what} failed (exit {done.returncode})")
     return seconds
 
 
@@ -238,12 +243,7 @@ def route_run(name: str, test: Path, output: Path) -> tuple[float, Path]:
     command = [*classifier_command(), "predict", "--model", str(output / name / "model"), "--input", str(test),
                "--output", str(routed), "--text_columns", *TEXT_COLUMNS, "--quiet"]
     print(f"[{name}] {' '.join(command)}", flush=True)
-    started = time.perf_counter()
-    done = subprocess.run(command, cwd=REPO)
-    seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        sys.exit(f"bench_fields: routing the test file with run {name!r} failed (exit {done.returncode})")
-    return seconds, routed
+    return timed(command, f"routing the test file with run {name!r}"), routed
 
 
 def field_figures(metrics: dict, field: str) -> dict:
