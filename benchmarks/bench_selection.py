@@ -2,6 +2,7 @@
 
     python benchmarks/bench_selection.py run --dataset its --size 300 --draws 20       # trains 20 default runs
     python benchmarks/bench_selection.py analyze --dataset its --size 300              # replays every rule
+    python benchmarks/bench_selection.py run --dataset its --size 300 --name batch8 -- --per_device_train_batch_size 8
 
 A run's validation split chooses the combination of the head with the wide part and a prior correction
 (custom_trainer/combine.py). On a few hundred tickets validation holds a few dozen, and a choice among many settings
@@ -78,8 +79,13 @@ def desk_draw(size: int, draw: int) -> pd.DataFrame:
     return pd.read_csv(train).sample(n=size, random_state=draw)
 
 
+def runs_folder(args) -> Path:
+    """outputs/selection/<dataset>/<size>, or <size>-<name> for a recipe other than the default."""
+    return OUT / args.dataset / (f"{args.size}-{args.name}" if args.name else str(args.size))
+
+
 def run(args) -> None:
-    folder = OUT / args.dataset / str(args.size)
+    folder = runs_folder(args)
     folder.mkdir(parents=True, exist_ok=True)
     if args.dataset == "its_desk":
         from bench_recipes import its_desk
@@ -193,7 +199,7 @@ def figures(logits, labels, num_labels) -> dict:
 def analyze(args) -> dict:
     from custom_trainer.combine import combined_logits
 
-    folder = OUT / args.dataset / str(args.size)
+    folder = runs_folder(args)
     runs = sorted(p for p in folder.glob("draw*") if (p / "reports" / "combination_inputs.npz").is_file())
     if not runs:
         sys.exit(f"no finished runs in {folder}; run `bench_selection.py run` first")
@@ -251,6 +257,7 @@ def main(argv=None):
     parser.add_argument("--size", type=int, default=300)
     parser.add_argument("--draws", type=int, default=20)
     parser.add_argument("--start", type=int, default=0, help="first draw's number (seed)")
+    parser.add_argument("--name", default="", help="a recipe's name: its runs go to <size>-<name>/ (the flags after --)")
     parser.add_argument("train_args", nargs="*", help="after --: more train.py flags for every run")
     args = parser.parse_args(argv)
     if not (REAL / "train.csv").is_file():

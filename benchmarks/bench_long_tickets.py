@@ -1,0 +1,212 @@
+"""Few, long tickets: 300 balanced training tickets per project, read cut at 128 tokens or whole, against TF-IDF.
+
+    python benchmarks/bench_long_tickets.py                                  # both recipes, every project
+    python benchmarks/bench_long_tickets.py --recipes whole_512 --projects MULE
+    python benchmarks/bench_long_tickets.py --skip_train                     # tabulate the runs already there
+
+The shape of a small desk's first try (issue 38): a few classes, 300 training tickets, as many test tickets, real
+text, one default `train.py --train_file ... --test_file ... --text_columns title description --label_column type`
+per project. The tickets are Jira issues of open-source projects (Tawosi et al.'s dataset, read from
+../shared/external_data/AgileEffortEstimation as benchmarks/bench_fields.py reads it, never copied into the
+repository): the label is the issue type, the three most frequent types of a project that has at least 200 issues
+of each (100 per type train, 100 per type test, drawn with seed 0: outputs/long_tickets/data/<project>/).
+
+Recipes (`RECIPES`; arguments after `--` go to every run):
+- default: the default command, tickets cut at max_length 128 tokens;
+- whole_512: `--max_length 512 --chunk_length 128`: the encoder reads up to 512 tokens as 128-token windows, each
+  encoded alone and pooled; the wide part reads all 512;
+- batch_8: batches of 8 tickets instead of 32: the same tickets seen, four times the optimizer steps (3 epochs of
+  240 training tickets are 24 steps of 32);
+- batch_16_6_epochs: batches of 16 for 6 epochs: twice the tickets seen, four times the steps.
+
+Prints per project and recipe: test accuracy and macro-F1 of the final model, of the head alone
+(`combination.head_only.test`) and of the run's TF-IDF + logistic-regression baseline, the share of test tickets
+longer than 128 tokens, train.py's wall clock and tickets per second routed by the export in this process
+(`Router.score`, after a warm-up). Means over projects at the end; everything to
+outputs/long_tickets/summary.json. Figures and the machine go to benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from benchmarks.bench_fields import TAWOSI, available_projects, clean, load_project  # noqa: E402
+
+OUTPUT = REPO / "outputs" / "long_tickets"
+TEXT_COLUMNS = ("title", "description")
+RECIPES = {"default": [], "whole_512": ["--max_length", "512", "--chunk_length", "128"],
+           "batch_8": ["--per_device_train_batch_size", "8"],
+           "batch_16_6_epochs": ["--per_device_train_batch_size", "16", "--num_train_epochs", "6"]}
+
+
+# ---------------------------------------------------------------------------------------------------------- data
+def eligible_types(frame: pd.DataFrame, per_type: int, n_types: int) -> list[str] | None:
+    """The project's ``n_types`` most frequent issue types if each has 2 * ``per_type`` issues, else None."""
+    counts = frame["type"].value_counts()
+    top = counts.head(n_types)
+    return list(top.index) if len(top) == n_types and top.min() >= 2 * per_type else None
+
+
+def build_project(project: str, per_type: int, n_types: int, data_dir: Path) -> dict | None:
+    """Train and test files of one project (``per_type`` issues of each type in each), or None if too small."""
+    frame = load_project(project)
+    frame["title"], frame["description"] = clean(frame["title"]), clean(frame["description"])
+    frame = frame[(frame["title"] + frame["description"]).str.strip() != ""]
+    frame = frame.drop_duplicates(subset=["title", "description"])
+    types = eligible_types(frame, per_type, n_types)
+    if types is None:
+        return None
+    rng = np.random.default_rng(0)
+    train, test = [], []
+    for label in types:
+        rows = frame[frame["type"] == label]
+        order = rng.permutation(len(rows))[: 2 * per_type]
+        train.append(rows.iloc[order[:per_type]])
+        test.append(rows.iloc[order[per_type:]])
+    folder = data_dir / project
+    folder.mkdir(parents=True, exist_ok=True)
+    columns = ["issuekey", "title", "description", "type"]
+    for name, parts in (("train", train), ("test", test)):
+        pd.concat(parts)[columns].sample(frac=1.0, random_state=0).to_csv(folder / f"{name}.csv", index=False)
+    return {"types": types, "train": str(folder / "train.csv"), "test": str(folder / "test.csv")}
+
+
+def long_share(test_csv: Path, max_length: int = 128) -> tuple[float, float]:
+    """Share of test tickets whose title + description is longer than ``max_length`` tokens, and the median
+    length in characters."""
+    from transformers import AutoTokenizer
+
+    from custom_trainer.encoders import embedded_encoder_path
+
+    frame = pd.read_csv(test_csv, keep_default_na=False)
+    texts = (frame["title"] + ". " + frame["description"]).tolist()
+    tokenizer = AutoTokenizer.from_pretrained(str(embedded_encoder_path()))
+    lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=True, verbose=False)["input_ids"]]
+    return float(np.mean(np.array(lengths) > max_length)), float(np.median([len(t) for t in texts]))
+
+
+# ------------------------------------------------------------------------------------------------------- running
+def train_run(recipe: str, project: str, files: dict, output: Path, extra: list[str]) -> float:
+    command = [sys.executable, "train.py", "--train_file", files["train"], "--test_file", files["test"],
+               "--text_columns", *TEXT_COLUMNS, "--label_column", "type", "--output_dir", str(output),
+               "--disable_tqdm", "true", *RECIPES[recipe], *extra]
+    print(f"\n[{recipe} {project}] {' '.join(command)}", flush=True)
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=REPO)
+    if done.returncode != 0:
+        sys.exit(f"bench_long_tickets: train.py for {recipe} on {project} failed (exit {done.returncode})")
+    return time.perf_counter() - started
+
+
+def routing_speed(model_dir: Path, test_csv: Path) -> float:
+    """Tickets per second the export routes the test file at, in this process (after a 16-ticket warm-up)."""
+    from ticket_router.router import Router
+
+    frame = pd.read_csv(test_csv, keep_default_na=False)
+    router = Router(model_dir)
+    router.score(frame["title"].tolist()[:16], frame["description"].tolist()[:16])
+    started = time.perf_counter()
+    router.score(frame["title"].tolist(), frame["description"].tolist())
+    return len(frame) / (time.perf_counter() - started)
+
+
+def figures(metrics: dict) -> dict:
+    pick = lambda part: {"accuracy": part["accuracy"], "macro_f1": part["macro_f1"]}  # noqa: E731
+    return {"model": pick(metrics["test"]), "head_only": pick(metrics["combination"]["head_only"]["test"]),
+            "baseline": pick(metrics["baseline"]["test"])}
+
+
+def report(rows: list[dict]) -> dict:
+    print(f"\n{'recipe':10} {'project':8} {'>128 tok':>8} | {'model acc':>9} {'mF1':>6} | {'head acc':>8} {'mF1':>6} "
+          f"| {'tfidf acc':>9} {'mF1':>6} | {'train s':>7} {'tickets/s':>9}")
+    for row in rows:
+        m, h, b = row["model"], row["head_only"], row["baseline"]
+        print(f"{row['recipe']:10} {row['project']:8} {row['long_share']:8.0%} | {m['accuracy']:9.4f} "
+              f"{m['macro_f1']:6.4f} | {h['accuracy']:8.4f} {h['macro_f1']:6.4f} | {b['accuracy']:9.4f} "
+              f"{b['macro_f1']:6.4f} | {row['train_wall_s']:7.0f} {row['tickets_per_s']:9.1f}")
+    means = {}
+    for recipe in dict.fromkeys(row["recipe"] for row in rows):
+        mine = [row for row in rows if row["recipe"] == recipe]
+        means[recipe] = {
+            what: {key: float(np.mean([row[what][key] for row in mine])) for key in ("accuracy", "macro_f1")}
+            for what in ("model", "head_only", "baseline")}
+        means[recipe].update(projects=len(mine), train_wall_s=float(np.mean([r["train_wall_s"] for r in mine])),
+                             tickets_per_s=float(np.mean([r["tickets_per_s"] for r in mine])),
+                             below_baseline=sum(r["model"]["macro_f1"] < r["baseline"]["macro_f1"] or
+                                                r["model"]["accuracy"] < r["baseline"]["accuracy"] for r in mine))
+        mean = means[recipe]
+        print(f"mean {recipe} over {len(mine)} projects: model {mean['model']['accuracy']:.4f} / "
+              f"{mean['model']['macro_f1']:.4f}, head alone {mean['head_only']['accuracy']:.4f} / "
+              f"{mean['head_only']['macro_f1']:.4f}, TF-IDF {mean['baseline']['accuracy']:.4f} / "
+              f"{mean['baseline']['macro_f1']:.4f}; below TF-IDF in {mean['below_baseline']} of {len(mine)}; "
+              f"{mean['train_wall_s']:.0f} s a run, {mean['tickets_per_s']:.1f} tickets/s")
+    return means
+
+
+def main(argv=None) -> dict:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    argv = argv[: argv.index("--")] if "--" in argv else argv
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    parser.add_argument("--projects", nargs="+", default=None, help="these Jira projects (default: every eligible)")
+    parser.add_argument("--per_type", type=int, default=100, help="issues per type in train and in test")
+    parser.add_argument("--n_types", type=int, default=3, help="classes: the project's most frequent issue types")
+    parser.add_argument("--output_dir", type=Path, default=OUTPUT)
+    parser.add_argument("--skip_train", action="store_true", help="tabulate the runs already in output_dir")
+    args = parser.parse_args(argv)
+    if not TAWOSI.is_dir():
+        sys.exit(f"bench_long_tickets: the Jira data (Tawosi dataset) not found in {TAWOSI} (see "
+                 "benchmarks/bench_fields.py); it is never read from the repository")
+    data_dir = args.output_dir / "data"
+    projects = {}
+    for project in args.projects or available_projects():
+        files = build_project(project, args.per_type, args.n_types, data_dir)
+        if files is None:
+            if args.projects:
+                sys.exit(f"bench_long_tickets: {project} has fewer than {2 * args.per_type} issues in one of its "
+                         f"{args.n_types} most frequent types")
+            continue
+        files["long_share"], files["median_chars"] = long_share(Path(files["test"]))
+        projects[project] = files
+        print(f"{project}: types {files['types']}, test tickets over 128 tokens {files['long_share']:.0%}, "
+              f"median {files['median_chars']:.0f} characters", flush=True)
+
+    rows = []
+    for recipe in args.recipes:
+        for project, files in projects.items():
+            output = args.output_dir / recipe / project
+            wall_file = output / "train_wall_s.txt"
+            if not args.skip_train:
+                wall_file.parent.mkdir(parents=True, exist_ok=True)
+                wall_file.write_text(f"{train_run(recipe, project, files, output, extra):.1f}\n")
+            metrics_path = output / "reports" / "metrics.json"
+            if not metrics_path.is_file():
+                sys.exit(f"bench_long_tickets: no metrics for {recipe} on {project} ({metrics_path})")
+            rows.append({"recipe": recipe, "project": project, "types": files["types"],
+                         "long_share": files["long_share"], "median_chars": files["median_chars"],
+                         **figures(json.loads(metrics_path.read_text())),
+                         "train_wall_s": float(wall_file.read_text()) if wall_file.is_file() else float("nan"),
+                         "tickets_per_s": routing_speed(output / "model", Path(files["test"]))})
+    means = report(rows)
+    from benchmarks.bench_recipes import cpu_flags
+
+    out = args.output_dir / "summary.json"
+    out.write_text(json.dumps({"machine": cpu_flags(), "extra": extra, "rows": rows, "means": means}, indent=2)
+                   + "\n")
+    print(f"written: {out}")
+    return means
+
+
+if __name__ == "__main__":
+    main()
