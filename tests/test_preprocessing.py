@@ -142,3 +142,15 @@ def test_long_fields_are_bounded_without_changing_the_encoding(tokenizer):
     encoded = encode_tickets(wrapped, [long_subject, "vpn"], [long_description, "failed"], max_length=32)
     unbounded = wrapped([long_subject, "vpn"], [long_description, "failed"], truncation=True, max_length=32)
     assert encoded["input_ids"] == unbounded["input_ids"]
+
+
+def test_added_tokens_matched_on_normalized_text_do_not_panic(tokenizer):
+    """all-mpnet-base-v2's "<unk>" is an added token matched on normalized text; with the rules in front of the
+    model's normalizer, `tokenizers` panicked ("AddedVocabulary bad split") on any em dash."""
+    from tokenizers import AddedToken
+
+    tokenizer.add_special_tokens({"additional_special_tokens": [AddedToken("<unk>", normalized=True)]})
+    plain = tokenizer("vpn \u2014 failed")["input_ids"]
+    wrapped = ticket_tokenizer(tokenizer)
+    assert wrapped("vpn \u2014 failed")["input_ids"] == plain
+    assert wrapped(["vpn \u2014 failed", "mail"], ["a \u2014 b", "c"])["input_ids"][0][0] == plain[0]

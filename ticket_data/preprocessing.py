@@ -8,6 +8,7 @@ token ids.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -90,7 +91,13 @@ def ticket_tokenizer(tokenizer):
 
     if has_normalizer(tokenizer):
         return tokenizer
-    backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    state = json.loads(tokenizer.backend_tokenizer.to_str())
+    # An added token matched on normalized text makes `tokenizers` panic ("AddedVocabulary bad split") once rules
+    # stand in front of the model's normalizer (all-mpnet-base-v2's "<unk>" and any em dash, huggingface/tokenizers
+    # #1452): every added token is matched on the text as written instead.
+    for token in state.get("added_tokens", []):
+        token["normalized"] = False
+    backend = Tokenizer.from_str(json.dumps(state))
     backend.no_truncation()  # truncation and padding are asked for per call
     backend.no_padding()
     rules = [text_normalizer()]
