@@ -228,7 +228,7 @@ def timed(command: list[str], what: str) -> float:
     done = subprocess.run(command, cwd=REPO)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
-        sys.exit(f"bench_fields: {what} failed (exit {done.returncode})")
+        sys.exit(f"{Path(sys.argv[0]).stem}: {what} failed (exit {done.returncode})")
     return seconds
 
 

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -43,7 +42,7 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from benchmarks.bench_fields import TAWOSI, available_projects, clean, load_project  # noqa: E402
+from benchmarks.bench_fields import TAWOSI, available_projects, clean, load_project, timed  # noqa: E402
 
 OUTPUT = REPO / "outputs" / "long_tickets"
 TEXT_COLUMNS = ("title", "description")
@@ -106,11 +105,7 @@ def train_run(recipe: str, project: str, files: dict, output: Path, extra: list[
                "--text_columns", *TEXT_COLUMNS, "--label_column", "type", "--output_dir", str(output),
                "--disable_tqdm", "true", *flags, *extra]
     print(f"\n[{recipe} {project}] {' '.join(command)}", flush=True)
-    started = time.perf_counter()
-    done = subprocess.run(command, cwd=REPO)
-    if done.returncode != 0:
-        sys.exit(f"bench_long_tickets: train.py for {recipe} on {project} failed (exit {done.returncode})")
-    return time.perf_counter() - started
+    return timed(command, f"train.py for {recipe} on {project}")
 
 
 def routing_speed(model_dir: Path, test_csv: Path) -> float:
