@@ -33,7 +33,7 @@ FAMILIES = [
     ("softmax", ("softmax",)),
     ("layer norm", ("layer_norm",)),
     ("GELU", ("gelu",)),
-    ("dropout", ("dropout", "bernoulli", "native_dropout")),
+    ("dropout masks", ("dropout", "bernoulli", "native_dropout", "random_")),
     ("optimizer (AdamW)", ("_foreach", "adam", "lerp", "addcdiv", "addcmul", "sqrt", "::clamp_", "zero_")),
     ("embeddings", ("embedding",)),
     ("casts and copies", ("::to", "_to_copy", "copy_", "clone", "contiguous", "::cat", "expand", "view", "reshape",
@@ -59,6 +59,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--warmup", type=int, default=4)
     parser.add_argument("--attention_dropout", type=float, default=None,
                         help="set the encoder's attention dropout (default: the encoder's own, 0.1 for MiniLM)")
+    parser.add_argument("--configuration", choices=["default", "before_39", "bernoulli", "unmapped"],
+                        default="default", help="bench_training.py's pipeline: the default; before issue 39; the "
+                        "default with bernoulli_ dropout masks; the default with freed memory returned to the OS")
     parser.add_argument("--sdpa", choices=["default", "math"], default="default",
                         help="scaled dot-product attention's kernels: PyTorch's choice, or the math one alone")
     args = parser.parse_args(argv)
@@ -108,7 +111,7 @@ def main(argv=None) -> dict:
         training = TicketTrainingArguments(output_dir=output_dir, max_steps=args.warmup + args.steps,
                                            learning_rate=1e-4, per_device_train_batch_size=32, eval_strategy="no",
                                            save_strategy="no", load_best_model_at_end=False, disable_tqdm=True,
-                                           logging_steps=1000, use_cpu=True, **bench_training.CONFIGURATIONS["default"])
+                                           logging_steps=1000, use_cpu=True, **bench_training.CONFIGURATIONS[args.configuration])
         trainer = TicketTrainer(model=model, args=training, train_dataset=train, data_collator=counting,
                                 callbacks=[Step()])
         import contextlib

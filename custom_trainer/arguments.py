@@ -286,6 +286,18 @@ class TicketTrainingArguments(TrainingArguments):
         metadata={"help": "Arithmetic when training on CPU: 'auto' (bf16 autocast where the processor has native bf16, "
                   "AMX or AVX512_BF16; fp32 elsewhere, where emulated bf16 is 23x slower), 'fp32' or 'bf16'."},
     )
+    cheap_dropout_masks: bool = field(
+        default=True,
+        metadata={"help": "Training on a CPU: draw dropout masks (hidden states and attention probabilities) from "
+                  "16-bit slices of random words instead of torch's bernoulli_, about 5x cheaper "
+                  "(custom_trainer/dropout.py). Not exact: other random masks, same dropout rates."},
+    )
+    keep_freed_memory: bool = field(
+        default=True,
+        metadata={"help": "Training on a CPU under glibc: keep freed memory in the process for the next step instead "
+                  "of returning it to the OS and faulting it in again (custom_trainer/cpu_memory.py). Exact; the "
+                  "process keeps its peak memory until it ends."},
+    )
     head_probe_epochs: float = field(
         default=20.0,
         metadata={"help": "Before fine-tuning, train the head (both of its layers) alone on the frozen encoder's "

@@ -15,6 +15,8 @@ from torch.utils.data import SequentialSampler
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import has_length
 
+from .cpu_memory import keep_freed_memory
+from .dropout import cheap_dropout_masks
 
 
 class NonFiniteLossError(RuntimeError):
@@ -46,6 +48,14 @@ class TicketTrainer(Trainer):
                 f"{self.state.epoch:.2f}; batch labels {inputs['labels'].tolist()}, input_ids shape {tuple(inputs['input_ids'].shape)}"
             )
         return (loss, outputs) if return_outputs else loss
+
+    def train(self, *args, **kwargs):
+        # Cheap dropout masks only while training on a CPU (custom_trainer/dropout.py): CUDA draws masks fast.
+        on_cpu = self.args.device.type == "cpu"
+        if on_cpu and getattr(self.args, "keep_freed_memory", False):
+            keep_freed_memory()  # process-wide from here on (custom_trainer/cpu_memory.py)
+        with cheap_dropout_masks(self.model, enabled=on_cpu and getattr(self.args, "cheap_dropout_masks", False)):
+            return super().train(*args, **kwargs)
 
     def use_full_precision(self) -> None:
         """Score in fp32 from now on: mixed precision (bf16 on CPU, fp16 on a T4) is for training speed, while the
