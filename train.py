@@ -307,7 +307,8 @@ def train_model(model, weights, tokenizer, tokenized, data: PreparedData, model_
         callbacks=[*([EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience)]
                      if checkpoint["chosen_on_validation"] else []), *callbacks],
     )
-    trainer.train(resume_from_checkpoint=resume_from)
+    trained = trainer.train(resume_from_checkpoint=resume_from)
+    trainer.fine_tuning_seconds = round(trained.metrics.get("train_runtime", float("nan")), 1)
     trainer.use_full_precision()
     if probe is not None:
         probe["checkpoint"] = checkpoint
@@ -529,6 +530,8 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
                  "labels_merged": data.report.get("labels", {}).get("merged", {}), "triage_labels": data.triage_labels,
                  "audit": audit},
         "train_runtime_s": round(time.time() - started, 1),
+        # Where and how fast: the job's time above, the fine-tuning loop's alone, and what chose its speed.
+        "training_machine": trainer.machine_record(),
         "evaluations": clock.evaluations,  # validation macro-F1 after each epoch, with seconds since start
     }
     if trainer.is_world_process_zero():

@@ -136,6 +136,26 @@ def fields_card(fields: dict | None) -> str:
             "`Router.route` and the service give a `fields` object per ticket.\n\n")
 
 
+def training_time_card(metrics: dict) -> str:
+    """How long the run took, and on what: a desk retrains on its own machine and wants to know what to expect."""
+    machine = metrics.get("training_machine")
+    if not machine:
+        return ""
+    seconds = metrics.get("train_runtime_s", 0.0)
+    fine_tuning = machine.get("fine_tuning_s")
+    speed = [f"{machine['precision']} arithmetic"]
+    if machine.get("cheap_dropout_masks"):
+        speed.append("cheap dropout masks")
+    if machine.get("freed_memory_kept"):
+        speed.append("freed memory kept for reuse")
+    sizes = metrics.get("data", {}).get("sizes", {})
+    processes = machine.get("processes", 1)
+    return (f"## Training time\n\n{int(seconds // 60)} min {seconds % 60:.0f} s for the whole run"
+            f"{f' (fine-tuning {fine_tuning:.0f} s)' if fine_tuning else ''} on {sizes.get('train', '?')} training "
+            f"tickets, on {machine['device']} with {machine['threads']} threads"
+            f"{f' x {processes} processes' if processes > 1 else ''} ({', '.join(speed)}).\n\n")
+
+
 def model_card(data_source: str, model_args, args, metrics: dict) -> str:
     """The export's README.md: recipe, figures beside the baseline's, per-label F1, routing and its guarantee, use."""
     test, validation, baseline = metrics["test"], metrics["validation"], metrics["baseline"]
@@ -192,7 +212,7 @@ Baseline: {baseline['name']} (scikit-learn) fitted on the same training split.{b
               metrics["routing"]["rule"]["thresholds"], metrics["routing"]["temperature"], metrics["routing"]["test"])}
 
 {prediction_sets_card(metrics.get("prediction_sets"))}
-{fields_card(metrics.get("fields"))}{similar_card(metrics.get("similar_index"))}## Use
+{fields_card(metrics.get("fields"))}{similar_card(metrics.get("similar_index"))}{training_time_card(metrics)}## Use
 
 ```python
 from transformers import pipeline

@@ -34,6 +34,20 @@ def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
     return frozenset()
 
 
+@lru_cache(maxsize=1)
+def cpu_name(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """The processor's model name (Linux), or the platform's description elsewhere."""
+    try:
+        for line in Path(cpuinfo).read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine() or "unknown"
+
+
 def native_bf16(flags: frozenset[str] | None = None) -> bool:
     """Whether this CPU has bf16 arithmetic in hardware (AMX or AVX512_BF16) and oneDNN may use it."""
     flags = cpu_flags() if flags is None else flags

@@ -57,6 +57,25 @@ class TicketTrainer(Trainer):
         with cheap_dropout_masks(self.model, enabled=on_cpu and getattr(self.args, "cheap_dropout_masks", False)):
             return super().train(*args, **kwargs)
 
+    def machine_record(self) -> dict:
+        """Where the run trained and what set its speed, for metrics.json and the model card."""
+        from .cpu_memory import _applied as memory_kept
+        from .precision import cpu_flags, cpu_name
+
+        on_cpu = self.args.device.type == "cpu"
+        if on_cpu:
+            device = cpu_name()
+            precision = "bf16" if self.args.bf16 else "fp32"
+        else:
+            device = torch.cuda.get_device_name() if torch.cuda.is_available() else str(self.args.device)
+            precision = "fp16" if self.args.fp16 else "bf16" if self.args.bf16 else "fp32"
+        flags = sorted(f for f in cpu_flags() if f.startswith(("avx512_bf16", "amx")) or f in ("avx2", "avx512f"))
+        return {"device": device, "cpu_flags": flags if on_cpu else [], "threads": torch.get_num_threads(),
+                "processes": self.args.world_size, "precision": precision,
+                "cheap_dropout_masks": bool(on_cpu and getattr(self.args, "cheap_dropout_masks", False)),
+                "freed_memory_kept": bool(on_cpu and memory_kept),
+                "fine_tuning_s": getattr(self, "fine_tuning_seconds", None)}
+
     def use_full_precision(self) -> None:
         """Score in fp32 from now on: mixed precision (bf16 on CPU, fp16 on a T4) is for training speed, while the
         figures, the calibration and the threshold must be those of the exported model, which runs in fp32.

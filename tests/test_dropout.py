@@ -152,3 +152,22 @@ def test_trainer_uses_cheap_masks_on_cpu_only_while_training(tiny_bert, tmp_path
     assert bool(drawn) == enabled
     assert not any(isinstance(m, CheapDropout) for m in model.modules())
     assert model.encoder.config._attn_implementation == "sdpa"
+
+
+def test_cheap_attention_in_bf16_keeps_sdpa_s_precision(monkeypatch):
+    """SDPA's math kernel computes bf16 attention in fp32 on the CPU; the cheap path must not be less exact (a bf16
+    softmax and bf16 products doubled the error and cost validation macro-F1 on real tickets)."""
+    import torch.nn.functional as F
+
+    module = nn.Module()
+    module.is_causal = False
+    torch.manual_seed(0)
+    query, key, value = (torch.randn(4, 12, 48, 32) * 2 for _ in range(3))
+    exact = F.scaled_dot_product_attention(query, key, value).transpose(1, 2)
+    monkeypatch.setattr(dropout_module, "cheap_dropout", lambda x, p, training=True: x)
+    low = [t.bfloat16() for t in (query, key, value)]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got, _ = attention_with_cheap_dropout(module, *low, None, dropout=0.1)
+        sdpa = F.scaled_dot_product_attention(*low).transpose(1, 2)
+    assert got.dtype == torch.bfloat16
+    assert (got.float() - exact).abs().mean() <= 1.1 * (sdpa.float() - exact).abs().mean()

@@ -377,3 +377,16 @@ def test_prediction_sets_travel_with_the_export_and_reach_predict_and_the_card(t
     assert routed["prediction_set"].tolist() == ["; ".join(m["label"] for m in d["prediction_set"]) for d in decisions]
     assert cli(["predict", "--model", str(output_dir / "model"), "--subject", "printer jam"]) == 0
     assert "likely queues (90% prediction set): " in capsys.readouterr().out
+
+
+def test_the_machine_and_training_time_reach_metrics_and_the_card(tiny_run):
+    output_dir, metrics = tiny_run
+    machine = metrics["training_machine"]
+    # tiny runs train on the CPU in fp32 (tiny_run_flags), with the issue-39 speed-ups on by default.
+    assert machine["precision"] == "fp32" and machine["cheap_dropout_masks"] is True
+    assert machine["threads"] >= 1 and machine["device"]
+    assert 0 < machine["fine_tuning_s"] <= metrics["train_runtime_s"]
+    card = (output_dir / "model" / "README.md").read_text().replace("\n", " ")
+    assert "## Training time" in card
+    assert f"(fine-tuning {machine['fine_tuning_s']:.0f} s) on {metrics['data']['sizes']['train']} training tickets" in card
+    assert f"on {machine['device']} with {machine['threads']} threads" in card
