@@ -171,3 +171,14 @@ def test_cheap_attention_in_bf16_keeps_sdpa_s_precision(monkeypatch):
         sdpa = F.scaled_dot_product_attention(*low).transpose(1, 2)
     assert got.dtype == torch.bfloat16
     assert (got.float() - exact).abs().mean() <= 1.1 * (sdpa.float() - exact).abs().mean()
+
+
+def test_cheap_dropout_in_bf16_scales_as_f_dropout_does():
+    """Kept elements are x * (1 / (1 - p)) computed as F.dropout computes it, not x times a bf16-rounded scale
+    (1.109375 for p = 0.1: every kept element 0.14% too small)."""
+    import torch.nn.functional as F
+
+    x = torch.full((4096,), 3.0, dtype=torch.bfloat16)
+    ours = cheap_dropout(x, 0.1)
+    theirs = F.dropout(x, 0.1, training=True)
+    assert torch.equal(ours[ours != 0].unique(), theirs[theirs != 0].unique())
