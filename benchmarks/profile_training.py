@@ -59,9 +59,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--warmup", type=int, default=4)
     parser.add_argument("--attention_dropout", type=float, default=None,
                         help="set the encoder's attention dropout (default: the encoder's own, 0.1 for MiniLM)")
-    parser.add_argument("--configuration", choices=["default", "before_39", "bernoulli", "unmapped"],
-                        default="default", help="bench_training.py's pipeline: the default; before issue 39; the "
-                        "default with bernoulli_ dropout masks; the default with freed memory returned to the OS")
+    parser.add_argument("--configuration", choices=["default", "before_39", "cheap_masks", "masks_only"],
+                        default="default", help="bench_training.py's pipeline: the default; before issue 39 (freed "
+                        "memory returned to the OS); the default with cheap dropout masks; before issue 39 with them")
     parser.add_argument("--sdpa", choices=["default", "math"], default="default",
                         help="scaled dot-product attention's kernels: PyTorch's choice, or the math one alone")
     args = parser.parse_args(argv)
