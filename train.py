@@ -307,8 +307,7 @@ def train_model(model, weights, tokenizer, tokenized, data: PreparedData, model_
         callbacks=[*([EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience)]
                      if checkpoint["chosen_on_validation"] else []), *callbacks],
     )
-    trained = trainer.train(resume_from_checkpoint=resume_from)
-    trainer.fine_tuning_seconds = round(trained.metrics.get("train_runtime", float("nan")), 1)
+    trainer.train(resume_from_checkpoint=resume_from)
     trainer.use_full_precision()
     if probe is not None:
         probe["checkpoint"] = checkpoint

@@ -61,3 +61,8 @@ def keep_freed_memory() -> bool:
     if _applied:
         logger.info("training on the CPU: freed memory is kept for reuse (glibc M_MMAP_MAX 0, no trimming)")
     return _applied
+
+
+def freed_memory_kept() -> bool:
+    """Whether :func:`keep_freed_memory` has applied in this process."""
+    return _applied

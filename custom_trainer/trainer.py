@@ -15,7 +15,7 @@ from torch.utils.data import SequentialSampler
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import has_length
 
-from .cpu_memory import keep_freed_memory
+from .cpu_memory import freed_memory_kept, keep_freed_memory
 from .dropout import cheap_dropout_masks
 
 
@@ -49,17 +49,18 @@ class TicketTrainer(Trainer):
             )
         return (loss, outputs) if return_outputs else loss
 
+    def _cheap_masks(self) -> bool:
+        # CPU only: CUDA's dropout kernels draw masks fast already (custom_trainer/dropout.py).
+        return self.args.device.type == "cpu" and getattr(self.args, "cheap_dropout_masks", False)
+
     def train(self, *args, **kwargs):
-        # Cheap dropout masks only while training on a CPU (custom_trainer/dropout.py): CUDA draws masks fast.
-        on_cpu = self.args.device.type == "cpu"
-        if on_cpu and getattr(self.args, "keep_freed_memory", False):
+        if self.args.device.type == "cpu" and getattr(self.args, "keep_freed_memory", False):
             keep_freed_memory()  # process-wide from here on (custom_trainer/cpu_memory.py)
-        with cheap_dropout_masks(self.model, enabled=on_cpu and getattr(self.args, "cheap_dropout_masks", False)):
+        with cheap_dropout_masks(self.model, enabled=self._cheap_masks()):
             return super().train(*args, **kwargs)
 
     def machine_record(self) -> dict:
         """Where the run trained and what set its speed, for metrics.json and the model card."""
-        from .cpu_memory import _applied as memory_kept
         from .precision import cpu_flags, cpu_name
 
         on_cpu = self.args.device.type == "cpu"
@@ -72,9 +73,11 @@ class TicketTrainer(Trainer):
         flags = sorted(f for f in cpu_flags() if f.startswith(("avx512_bf16", "amx")) or f in ("avx2", "avx512f"))
         return {"device": device, "cpu_flags": flags if on_cpu else [], "threads": torch.get_num_threads(),
                 "processes": self.args.world_size, "precision": precision,
-                "cheap_dropout_masks": bool(on_cpu and getattr(self.args, "cheap_dropout_masks", False)),
-                "freed_memory_kept": bool(on_cpu and memory_kept),
-                "fine_tuning_s": getattr(self, "fine_tuning_seconds", None)}
+                "cheap_dropout_masks": bool(self._cheap_masks()),
+                "freed_memory_kept": bool(on_cpu and freed_memory_kept()),
+                # The Trainer logs the fine-tuning loop's own clock when train() ends.
+                "fine_tuning_s": next((round(entry["train_runtime"], 1) for entry in reversed(self.state.log_history)
+                                       if "train_runtime" in entry), None)}
 
     def use_full_precision(self) -> None:
         """Score in fp32 from now on: mixed precision (bf16 on CPU, fp16 on a T4) is for training speed, while the
