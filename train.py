@@ -26,6 +26,7 @@ from custom_trainer.losses import CLASS_WEIGHT_POWERS
 from custom_trainer.arguments import DataArguments, ModelArguments, TicketTrainingArguments, parse_args
 from custom_trainer.audit import audit_file, summarize_audit
 from custom_trainer.baseline import ADVICE, baseline_metrics, compare_to_baseline, ticket_strings
+from custom_trainer.contrastive import contrastive_stage
 from custom_trainer.confidence import RoutingRule, fit_routing, softmax
 from custom_trainer.combine import choose, export_weights, log_prior
 from custom_trainer.encoders import resolve_encoder
@@ -129,8 +130,10 @@ def prediction_set_summary(sets: dict | None) -> str:
 def combination_summary(combination: dict | None) -> str:
     if not combination:
         return ""
+    bagged = combination.get("bagging")
+    how = f" (the mean of the choices on {bagged['resamples']} resamples of validation)" if bagged else ""
     return (f"combined for {combination['target']} on validation: wide weight {combination['wide_weight']:g}, prior "
-            f"correction {combination['prior_strength']:+g} (head alone: validation macro-F1 "
+            f"correction {combination['prior_strength']:+g}{how} (head alone: validation macro-F1 "
             f"{combination['head_alone_validation']['macro_f1']:.4f}, accuracy "
             f"{combination['head_alone_validation']['accuracy']:.4f})\n")
 
@@ -290,12 +293,17 @@ def train_model(model, weights, tokenizer, tokenized, data: PreparedData, model_
     collator = DataCollatorWithPadding(tokenizer)
     resume_from = resume_checkpoint(args)
     checkpoint = choose_checkpoint(args, len(tokenized["validation"]))
-    probe = None
+    probe, contrastive = None, None
+    bf16_on_cpu = args.bf16 and (args.use_cpu or not torch.cuda.is_available())
+    if args.contrastive_epochs > 0 and resume_from is None:  # a resumed run has its trained encoder already
+        contrastive = contrastive_stage(model, tokenized["train"], collator, args.contrastive_epochs,
+                                        learning_rate=args.contrastive_learning_rate,
+                                        batch_size=args.per_device_train_batch_size, seed=args.seed, bf16=bf16_on_cpu)
     if args.head_probe_epochs > 0 and resume_from is None:  # a resumed run loads its trained head instead
         probe = probe_head(model, tokenized["train"], collator, args.head_probe_epochs,
                            learning_rate=args.head_learning_rate or 1e-3, class_weights=weights,
                            gamma=model_args.focal_gamma, seed=args.seed,
-                           bf16=args.bf16 and (args.use_cpu or not torch.cuda.is_available()))
+                           bf16=bf16_on_cpu)
     trainer = TicketTrainer(
         model=model,
         args=args,
@@ -309,10 +317,7 @@ def train_model(model, weights, tokenizer, tokenized, data: PreparedData, model_
     )
     trainer.train(resume_from_checkpoint=resume_from)
     trainer.use_full_precision()
-    if probe is not None:
-        probe["checkpoint"] = checkpoint
-    else:
-        probe = {"checkpoint": checkpoint}
+    probe = {**(probe or {}), "checkpoint": checkpoint, "contrastive": contrastive}
     return trainer, probe
 
 

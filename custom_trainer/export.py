@@ -91,8 +91,12 @@ def combination_text(combination: dict | None) -> str:
     wide = ("the wide part (a logistic regression over the tokenizer's uni- and bigrams, inside the model) with weight "
             f"{combination['wide_weight']:g} in (1 - w) x head + w x wide" if combination["wide"] is not None
             else "no wide part (`wide_buckets: 0`)")
+    bagged = combination.get("bagging")
+    how = (f" (each the mean of the choices on {bagged['resamples']} bootstrap resamples of validation; the best "
+           f"single choice on all of it was weight {combination['single_choice']['wide_weight']:g}, prior correction "
+           f"{combination['single_choice']['prior_strength']:+g})" if bagged else "")
     return (f"Chosen on the validation split for {target} (`combine_for: {combination['target']}`): {wide}; a prior "
-            f"correction (logit adjustment) of {strength:+g} x log(training share of each queue), {direction}. "
+            f"correction (logit adjustment) of {strength:+g} x log(training share of each queue), {direction}{how}. "
             f"Validation accuracy / macro-F1: head alone {head['accuracy']:.4f} / {head['macro_f1']:.4f}, combined "
             f"{chosen['accuracy']:.4f} / {chosen['macro_f1']:.4f}"
             + (f", baseline {base['accuracy']:.4f} / {base['macro_f1']:.4f}" if base else "") + ". Both are plain "

@@ -144,7 +144,8 @@ def finish_fields(model, tokenized, scores: dict, raw, field_labels: dict[str, l
             for split, part in parts.items():
                 part["logits"] = part["logits"] + shift + (scale * wide[split] if wide is not None else 0.0)
             result["combination"] = {key: choice[key] for key in ("target", "wide_weight", "prior_strength",
-                                                                  "validation", "head_alone_validation")}
+                                                                  "validation", "head_alone_validation",
+                                                                  "single_choice", "bagging") if key in choice}
             result["combination"]["head_only"] = head_only
         temperature = fit_temperature(validation["logits"][mask], validation["labels"][mask]) if mask.any() else 1.0
         spec["calibration_temperature"] = float(temperature)

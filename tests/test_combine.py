@@ -153,3 +153,58 @@ def test_few_validation_tickets_never_undo_the_class_weights():
     small = choose(head[few], None, labels[few], prior, target="accuracy")
     assert small["prior_strength"] >= 0 and min(small["prior_strengths_searched"]) >= 0
     assert choose_combination(head[few], None, labels[few], prior, target="accuracy")["prior_strength"] < 0  # the old rule
+
+
+def test_scores_are_scikit_learns_accuracy_and_macro_f1():
+    from sklearn.metrics import accuracy_score, f1_score
+
+    rng = np.random.default_rng(RNG_SEED)
+    for _ in range(200):
+        n, labels_count = int(rng.integers(1, 60)), int(rng.integers(2, 9))
+        truth, predicted = rng.integers(0, labels_count, n), rng.integers(0, labels_count, n)
+        figures = scores(truth, predicted, labels_count)
+        assert figures["accuracy"] == pytest.approx(accuracy_score(truth, predicted), abs=1e-12)
+        assert figures["macro_f1"] == pytest.approx(f1_score(truth, predicted, labels=list(range(labels_count)),
+                                                             average="macro", zero_division=0), abs=1e-12)
+
+
+def two_equal_parts(n, seed):
+    """A head and a wide part equally informative with independent noise, three balanced queues: by symmetry the
+    best mix on unseen tickets is w = 0.5."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 3, n)
+    return (np.eye(3)[labels] + rng.normal(size=(n, 3)), np.eye(3)[labels] + rng.normal(size=(n, 3)), labels)
+
+
+def test_on_few_tickets_the_bagged_choice_strays_less_and_routes_better():
+    from custom_trainer.combine import choose
+
+    head_test, wide_test, labels_test = two_equal_parts(20_000, seed=1000)
+    plain_error, bagged_error, plain_accuracy, bagged_accuracy = [], [], [], []
+    for seed in range(20):
+        head, wide, labels = two_equal_parts(30, seed)
+        prior = log_prior(labels, 3)
+        choice = choose(head, wide, labels, prior, target="accuracy")
+        single = choice["single_choice"]
+        assert choice["bagging"]["resamples"] == 50
+        for mix, errors, accuracies in ((single, plain_error, plain_accuracy), (choice, bagged_error, bagged_accuracy)):
+            errors.append(abs(mix["wide_weight"] - 0.5))
+            predicted = combined_logits(head_test, wide_test, mix["wide_weight"], mix["prior_strength"], prior)
+            accuracies.append(scores(labels_test, predicted.argmax(-1), 3)["accuracy"])
+    assert np.mean(bagged_error) < 0.75 * np.mean(plain_error)
+    assert np.mean(bagged_accuracy) > np.mean(plain_accuracy)
+
+
+def test_with_many_tickets_the_bagged_choice_is_the_plain_one_and_the_record_scores_it():
+    from custom_trainer.combine import choose
+
+    head, wide, labels = two_equal_parts(3000, seed=7)
+    wide = wide + np.eye(3)[labels]  # the wide part clearly better: the plain choice leans on it
+    prior = log_prior(labels, 3)
+    choice = choose(head, wide, labels, prior, target="accuracy")
+    assert abs(choice["wide_weight"] - choice["single_choice"]["wide_weight"]) <= 0.1
+    assert abs(choice["prior_strength"] - choice["single_choice"]["prior_strength"]) <= 0.25
+    predicted = combined_logits(head, wide, choice["wide_weight"], choice["prior_strength"], prior).argmax(-1)
+    assert choice["validation"] == scores(labels, predicted, 3)  # the figures are the bagged mix's, not the plain one's
+    plain = choose(head, wide, labels, prior, target="accuracy", resamples=0)
+    assert "bagging" not in plain and plain["wide_weight"] == choice["single_choice"]["wide_weight"]

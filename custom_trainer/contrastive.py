@@ -1,0 +1,97 @@
+"""A contrastive sentence-pair stage before the head (the SetFit recipe, Tunstall et al. 2022, "Efficient Few-Shot
+Learning Without Prompts"), for exports of a few hundred tickets (issue 38).
+
+SetFit first fine-tunes the encoder so that tickets of one queue get similar sentence vectors and tickets of
+different queues dissimilar ones (cosine similarity regressed to 1 or 0 over sampled pairs), then fits a classifier
+on the vectors. Here the pairs are every pair of tickets inside a batch (a batch of 32 holds 496 pairs, positives and
+negatives weighed alike as SetFit samples them half and half), so one pass over the training tickets costs one
+forward and backward pass per ticket, as a fine-tuning epoch does. After the stage the usual recipe follows: the head
+probe on the (now contrastively trained) vectors, then fine-tuning with the focal loss.
+
+``pair_loss`` is the pure loss; ``contrastive_stage`` trains the encoder with it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+logger = logging.getLogger(__name__)
+
+
+def pair_loss(vectors: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """SetFit's cosine-similarity loss over every pair of rows: the squared error of each pair's cosine similarity
+    against 1 (same label) or 0 (different labels), positives and negatives averaged apart and weighed alike.
+
+    vectors: (n, d) sentence vectors; labels: (n,) label ids, -100 for a row without a label (skipped).
+    A batch without a positive (or a negative) pair contributes only the kind it has; fewer than two labelled rows
+    give a zero loss that still depends on ``vectors`` (so backward works)."""
+    known = labels >= 0
+    vectors, labels = vectors[known], labels[known]
+    if len(labels) < 2:
+        return vectors.sum() * 0.0
+    unit = F.normalize(vectors.float(), dim=-1)
+    similarity = unit @ unit.T
+    upper = torch.triu(torch.ones_like(similarity, dtype=torch.bool), diagonal=1)
+    same = labels[:, None] == labels[None, :]
+    positives, negatives = similarity[upper & same], similarity[upper & ~same]
+    parts = []
+    if len(positives):
+        parts.append(((positives - 1.0) ** 2).mean())
+    if len(negatives):
+        parts.append((negatives ** 2).mean())
+    return torch.stack(parts).mean()
+
+
+def contrastive_stage(model, dataset, collator, epochs: float, learning_rate: float = 2e-5, batch_size: int = 32,
+                      seed: int = 0, bf16: bool = False) -> dict:
+    """Train ``model``'s encoder with `pair_loss` on the sentence vectors of ``dataset`` (tokenised rows with
+    ``labels``; the routed field's labels when a row holds several) for ``epochs`` passes in shuffled batches of
+    ``batch_size`` (AdamW, weight decay 0.01, 10% warm-up then linear decay; bf16 autocast on CPU when training uses
+    it). The head and the wide part are untouched. Returns what it did: steps, seconds, the loss of the first and
+    the last tenth of the steps."""
+    started = time.perf_counter()
+    was_training = model.training
+    columns = [c for c in ("input_ids", "attention_mask", "token_type_ids", "labels") if c in dataset.column_names]
+    generator = torch.Generator().manual_seed(seed)
+    loader = DataLoader(dataset.select_columns(columns), batch_size=batch_size, shuffle=True, collate_fn=collator,
+                        generator=generator, drop_last=len(dataset) > batch_size)
+    steps_per_epoch = max(1, len(loader))
+    total = max(1, round(epochs * steps_per_epoch))
+    parameters = [p for p in model.encoder.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=learning_rate, weight_decay=0.01)
+    warmup = max(1, total // 10)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: (step + 1) / warmup if step < warmup else max(0.0, (total - step) / (total - warmup)))
+    model.train()
+    losses, step = [], 0
+    while step < total:
+        for batch in loader:
+            labels = batch["labels"]
+            labels = labels if labels.dim() == 1 else labels[:, 0]
+            inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+            if "token_type_ids" in batch and model._encoder_takes_token_types:
+                inputs["token_type_ids"] = batch["token_type_ids"]
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                vectors = model.sentence_vectors(**inputs)
+            loss = pair_loss(vectors, labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+            optimizer.step()
+            schedule.step()
+            losses.append(float(loss))
+            step += 1
+            if step >= total:
+                break
+    model.train(was_training)
+    tenth = max(1, len(losses) // 10)
+    result = {"epochs": epochs, "steps": total, "learning_rate": learning_rate, "batch_size": batch_size,
+              "first_loss": round(sum(losses[:tenth]) / tenth, 4), "last_loss": round(sum(losses[-tenth:]) / tenth, 4),
+              "seconds": round(time.perf_counter() - started, 1)}
+    logger.info("contrastive stage: encoder trained on in-batch ticket pairs (%s)", result)
+    return result

@@ -1,0 +1,63 @@
+"""The contrastive sentence-pair stage (SetFit's objective over every pair in a batch)."""
+
+import pytest
+import torch
+
+from custom_trainer.contrastive import contrastive_stage, pair_loss
+from custom_trainer.probe import sentence_vectors
+from tests.test_probe import setup
+
+
+def test_pair_loss_is_zero_when_queues_cluster_and_orthogonal():
+    vectors = torch.tensor([[1.0, 0.0], [2.0, 0.0], [0.0, 3.0], [0.0, 0.5]])
+    labels = torch.tensor([0, 0, 1, 1])
+    assert float(pair_loss(vectors, labels)) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_pair_loss_weighs_positive_and_negative_pairs_alike():
+    # one positive pair at cosine 0 (error 1), five negative pairs at cosine 0 (error 0): (1 + 0) / 2,
+    # not the 1/6 a plain mean over the six pairs would give
+    vectors = torch.eye(4)
+    labels = torch.tensor([0, 0, 1, 2])
+    assert float(pair_loss(vectors, labels)) == pytest.approx(0.5)
+    # a negative pair pointing the same way costs its squared cosine
+    same_way = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    assert float(pair_loss(same_way, torch.tensor([0, 1]))) == pytest.approx(1.0)
+
+
+def test_pair_loss_skips_unlabelled_rows_and_backpropagates_on_a_lone_row():
+    vectors = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]], requires_grad=True)
+    # the unlabelled third row would make the pair (0, 2) a positive at cosine 0 if it were counted
+    assert float(pair_loss(vectors, torch.tensor([0, 0, -100])).detach()) == pytest.approx(0.0, abs=1e-7)
+    lone = pair_loss(vectors, torch.tensor([0, -100, -100]))
+    lone.backward()
+    assert float(lone.detach()) == 0.0 and vectors.grad is not None
+
+
+def test_the_stage_pulls_queues_apart_and_leaves_the_head_alone(tiny_bert, seed_dataset):
+    model, data, collator = setup(tiny_bert, seed_dataset, n=96)
+    vectors, labels = sentence_vectors(model, data, collator)
+    before = float(pair_loss(vectors, labels))
+    head_before = {k: v.clone() for k, v in model.head.state_dict().items()}
+    encoder_before = {k: v.clone() for k, v in model.encoder.state_dict().items()}
+    model.eval()
+    result = contrastive_stage(model, data, collator, epochs=8, learning_rate=1e-3, batch_size=32, seed=0)
+    assert result["steps"] == 8 * 3  # 96 tickets in batches of 32
+    assert not model.training  # handed back in the mode it came in
+    after = float(pair_loss(*sentence_vectors(model, data, collator)))
+    assert after < 0.7 * before, (before, after)
+    assert any(not torch.equal(v, encoder_before[k]) for k, v in model.encoder.state_dict().items())
+    for key, value in model.head.state_dict().items():
+        assert torch.equal(value, head_before[key]), key
+
+
+def test_train_py_records_the_stage(tiny_bert, tmp_path, dataset_cache):
+    from custom_trainer.arguments import parse_args
+    from tests.conftest import tiny_run_flags
+    import train
+
+    flags = tiny_run_flags(tiny_bert, tmp_path / "run", dataset_cache)
+    data_args, model_args, args, _ = parse_args([*flags, "--num_train_epochs", "1", "--contrastive_epochs", "1"])
+    metrics = train.main(data_args, model_args, args)
+    stage = metrics["head_probe"]["contrastive"]
+    assert stage["epochs"] == 1 and stage["steps"] >= 1 and stage["seconds"] >= 0
