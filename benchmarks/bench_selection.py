@@ -19,6 +19,7 @@ script measures that over many draws:
   test.csv (2,000 tickets, stratified, seed 0). Each run keeps reports/combination_inputs.npz: the head's and the
   wide part's logits on validation and test, before anything was chosen.
 - ``analyze``: replays every selection rule (`RULES`) on those arrays: the rule chooses on validation, test judges.
+  ``--runs GLOB`` replays them on any other train.py runs instead (e.g. benchmarks/bench_long_tickets.py's).
   For each rule: the share of draws whose test accuracy is below the head alone's by more than 0.5 point or whose
   macro-F1 is below by more than 1 point (goal: under 5%), the share below the run's TF-IDF + logistic-regression
   baseline in accuracy or macro-F1 (goal: never), and the mean gain over the head alone.
@@ -29,6 +30,7 @@ Outputs go to outputs/selection/<dataset>/<size>/. Figures and the machine go to
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import subprocess
 import sys
@@ -217,9 +219,10 @@ def analyze(args) -> dict:
     from custom_trainer.combine import combined_logits
 
     folder = runs_folder(args)
-    runs = sorted(p for p in folder.glob("draw*") if (p / "reports" / "combination_inputs.npz").is_file())
+    pattern = [Path(p) for p in sorted(glob.glob(args.runs))] if args.runs else folder.glob("draw*")
+    runs = sorted(p for p in pattern if (p / "reports" / "combination_inputs.npz").is_file())
     if not runs:
-        sys.exit(f"no finished runs in {folder}; run `bench_selection.py run` first")
+        sys.exit(f"no finished runs in {args.runs or folder}; run `bench_selection.py run` first")
     results = {name: [] for name in RULES}
     for run_dir in runs:
         arrays = np.load(run_dir / "reports" / "combination_inputs.npz")
@@ -245,7 +248,7 @@ def analyze(args) -> dict:
                 "below_baseline": test["accuracy"] < baseline["test"]["accuracy"] or
                 test["macro_f1"] < baseline["test"]["macro_f1"],
                 "validation_tickets": int(len(arrays["validation_labels"]))})
-    print(f"{args.dataset}, {args.size} tickets, {len(runs)} draws (validation: "
+    print(f"{args.runs or f'{args.dataset}, {args.size} tickets'}, {len(runs)} draws (validation: "
           f"{results['head alone'][0]['validation_tickets']} tickets in the first)")
     print("| rule | below the head alone (>0.5 acc or >1 macro-F1 pt) | below the baseline | mean gain acc / macro-F1 "
           "| mean test acc / macro-F1 |\n| --- | --- | --- | --- | --- |")
@@ -263,7 +266,8 @@ def analyze(args) -> dict:
               f"{s['below_baseline_share']:.0%} ({int(frame['below_baseline'].sum())}/{len(frame)}) | "
               f"{100 * s['mean_gain_accuracy']:+.2f} / {100 * s['mean_gain_macro_f1']:+.2f} | "
               f"{s['mean_accuracy']:.4f} / {s['mean_macro_f1']:.4f} |")
-    (folder / "analysis.json").write_text(json.dumps(summary, indent=2, default=float))
+    if not args.runs:
+        (folder / "analysis.json").write_text(json.dumps(summary, indent=2, default=float))
     return summary
 
 
@@ -275,9 +279,11 @@ def main(argv=None):
     parser.add_argument("--draws", type=int, default=20)
     parser.add_argument("--start", type=int, default=0, help="first draw's number (seed)")
     parser.add_argument("--name", default="", help="a recipe's name: its runs go to <size>-<name>/ (the flags after --)")
+    parser.add_argument("--runs", default="", help="analyze: the runs matching this glob instead (any train.py "
+                        "output folders with reports/combination_inputs.npz, e.g. 'outputs/long_tickets/default/*')")
     parser.add_argument("train_args", nargs="*", help="after --: more train.py flags for every run")
     args = parser.parse_args(argv)
-    if not (REAL / "train.csv").is_file():
+    if not (REAL / "train.csv").is_file() and not args.runs:
         sys.exit(f"the real benchmark is not at {REAL} (see its README)")
     return run(args) if args.action == "run" else analyze(args)
 
