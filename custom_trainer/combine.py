@@ -87,6 +87,24 @@ def objective(figures: dict, target: str, baseline: dict | None) -> tuple[float,
     return figures[target], total
 
 
+def candidate_order(has_wide: bool, wide_weights=WIDE_WEIGHTS, prior_strengths=PRIOR_STRENGTHS) -> list[tuple]:
+    """The grid's (wide weight, prior strength) pairs, simplest first: no prior correction, then a little, positive
+    before negative; the head alone, then more wide part."""
+    weights = list(wide_weights) if has_wide else [0.0]
+    return sorted(((w, t) for w in weights for t in prior_strengths), key=lambda c: (abs(c[1]), c[1] < 0, c[0]))
+
+
+def best_candidate(figures: list[dict], target: str, baseline: dict | None) -> int:
+    """The index of the best ``objective`` among candidates in `candidate_order`; only a strictly better one
+    replaces an earlier one, so a tie keeps the simpler model."""
+    best, best_key = 0, None
+    for index, row in enumerate(figures):
+        key = objective(row, target, baseline)
+        if best_key is None or key > best_key:
+            best, best_key = index, key
+    return best
+
+
 def choose_combination(head: np.ndarray, wide: np.ndarray | None, labels, prior: np.ndarray, target: str = "both",
                        baseline: dict | None = None, wide_weights=WIDE_WEIGHTS,
                        prior_strengths=PRIOR_STRENGTHS) -> dict:
@@ -100,16 +118,11 @@ def choose_combination(head: np.ndarray, wide: np.ndarray | None, labels, prior:
         raise ValueError(f"combine_for must be one of {COMBINE_TARGETS[:-1]} to choose a combination, got {target!r}")
     labels = np.asarray(labels)
     num_labels = np.asarray(head).shape[1]
-    weights = list(wide_weights) if wide is not None else [0.0]
-    order = sorted(((w, t) for w in weights for t in prior_strengths), key=lambda c: (abs(c[1]), c[1] < 0, c[0]))
-    grid, best, best_key = [], None, None
-    for wide_weight, strength in order:
-        predicted = combined_logits(head, wide, wide_weight, strength, prior).argmax(-1)
-        figures = scores(labels, predicted, num_labels)
-        key = objective(figures, target, baseline)
-        grid.append({"wide_weight": wide_weight, "prior_strength": strength, **figures})
-        if best_key is None or key > best_key:
-            best, best_key = grid[-1], key
+    order = candidate_order(wide is not None, wide_weights, prior_strengths)
+    predictions = [combined_logits(head, wide, w, t, prior).argmax(-1) for w, t in order]
+    grid = [{"wide_weight": w, "prior_strength": t, **scores(labels, predicted, num_labels)}
+            for (w, t), predicted in zip(order, predictions)]
+    best = grid[best_candidate(grid, target, baseline)]
     head_alone = next(row for row in grid if row["wide_weight"] == 0.0 and row["prior_strength"] == 0.0)
     return {"target": target, "wide_weight": best["wide_weight"], "prior_strength": best["prior_strength"],
             "validation": {"accuracy": best["accuracy"], "macro_f1": best["macro_f1"]},
@@ -130,16 +143,22 @@ def bagged_choice(head, wide, labels, prior, target: str = "both", baseline: dic
     be there; averaged over resamples it stays in a corner only when most resamples agree, and moves towards the
     middle of what they choose when they do not. With many tickets the resamples agree and the mean is the plain
     choice. Returns the two means and how far the resamples' choices spread (standard deviations)."""
+    if target not in COMBINE_TARGETS or target == "none":
+        raise ValueError(f"combine_for must be one of {COMBINE_TARGETS[:-1]} to choose a combination, got {target!r}")
     labels = np.asarray(labels)
-    head = np.asarray(head)
+    num_labels = np.asarray(head).shape[1]
+    order = candidate_order(wide is not None, WIDE_WEIGHTS, prior_strengths)
+    # Each candidate's predictions once; a resample only picks rows of them (choose_combination on the resampled
+    # rows, without recomputing the logits).
+    predictions = [combined_logits(head, wide, w, t, prior).argmax(-1) for w, t in order]
     rng = np.random.default_rng(seed)
     weights, strengths = [], []
     for _ in range(resamples):
         rows = rng.integers(0, len(labels), len(labels))
-        picked = choose_combination(head[rows], None if wide is None else np.asarray(wide)[rows], labels[rows],
-                                    prior, target, baseline, prior_strengths=prior_strengths)
-        weights.append(picked["wide_weight"])
-        strengths.append(picked["prior_strength"])
+        picked = order[best_candidate([scores(labels[rows], p[rows], num_labels) for p in predictions], target,
+                                      baseline)]
+        weights.append(picked[0])
+        strengths.append(picked[1])
     return {"wide_weight": round(float(np.mean(weights)), 4), "prior_strength": round(float(np.mean(strengths)), 4),
             "resamples": resamples, "wide_weight_sd": round(float(np.std(weights)), 4),
             "prior_strength_sd": round(float(np.std(strengths)), 4)}
