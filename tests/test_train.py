@@ -264,7 +264,10 @@ def test_the_combination_travels_with_the_export(tiny_bert, tmp_path, dataset_ca
     assert combination["target"] == "macro_f1" and len(combination["bias_shift"]) == 12
     assert set(combination["head_only"]) == {"validation", "test"}
     assert metrics["validation"]["macro_f1"] == pytest.approx(combination["validation"]["macro_f1"])
-    assert metrics["validation"]["macro_f1"] >= combination["head_alone_validation"]["macro_f1"]
+    # the plain best grid point is at least the head alone on validation; the export takes the bagged mix of the
+    # resamples' choices (custom_trainer/combine.py), whose own validation figures are the ones reported
+    assert combination["single_choice"]["validation"]["macro_f1"] >= combination["head_alone_validation"]["macro_f1"]
+    assert combination["bagging"]["resamples"] == 50
     predictions_csv = tmp_path / "wide" / "reports" / "predictions.csv"
     result = subprocess.run(
         [sys.executable, "-c", PIPELINE_CHECK, str(tmp_path / "wide" / "model"), "import", str(predictions_csv)],
