@@ -26,7 +26,7 @@ from custom_trainer.losses import CLASS_WEIGHT_POWERS
 from custom_trainer.arguments import DataArguments, ModelArguments, TicketTrainingArguments, parse_args
 from custom_trainer.audit import audit_file, summarize_audit
 from custom_trainer.baseline import ADVICE, baseline_metrics, compare_to_baseline, ticket_strings
-from custom_trainer.contrastive import contrastive_stage
+from custom_trainer.contrastive import contrastive_stage, stage_epochs
 from custom_trainer.confidence import RoutingRule, fit_routing, softmax
 from custom_trainer.combine import choose, export_weights, log_prior
 from custom_trainer.encoders import resolve_encoder
@@ -225,6 +225,9 @@ def tokenize(data: PreparedData, encoder_path: str, data_args: DataArguments, ar
     tokenizer = ticket_tokenizer(AutoTokenizer.from_pretrained(encoder_path))
     tokenizer.model_max_length = data_args.max_length
     data.report["token_lengths"] = token_length_profile(data.raw, tokenizer, data_args.max_length)
+    # Which recipe this export gets, and why (issue 38: a small export gets the contrastive stage).
+    data.report["recipe"] = stage_epochs(args.contrastive_epochs, len(data.raw["train"]))
+    args.contrastive_epochs = data.report["recipe"]["contrastive_epochs"]
     if args.should_save:
         reports = Path(args.output_dir) / "reports"
         reports.mkdir(parents=True, exist_ok=True)
@@ -295,7 +298,7 @@ def train_model(model, weights, tokenizer, tokenized, data: PreparedData, model_
     checkpoint = choose_checkpoint(args, len(tokenized["validation"]))
     probe, contrastive = None, None
     bf16_on_cpu = args.bf16 and (args.use_cpu or not torch.cuda.is_available())
-    if args.contrastive_epochs > 0 and resume_from is None:  # a resumed run has its trained encoder already
+    if args.contrastive_epochs and resume_from is None:  # a resumed run has its trained encoder already
         contrastive = contrastive_stage(model, tokenized["train"], collator, args.contrastive_epochs,
                                         learning_rate=args.contrastive_learning_rate,
                                         batch_size=args.per_device_train_batch_size, seed=args.seed, bf16=bf16_on_cpu)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -107,6 +108,8 @@ def run(args) -> None:
         started = time.time()
         done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
         (folder / f"draw{draw:02d}.log").write_text(done.stdout[-20000:] + done.stderr[-20000:])
+        for checkpoint in target.glob("checkpoint-*"):  # 270 MB each; the analysis reads reports/ only
+            shutil.rmtree(checkpoint, ignore_errors=True)
         print(json.dumps({"draw": draw, "exit": done.returncode, "seconds": round(time.time() - started, 1)}),
               flush=True)
 
@@ -278,11 +281,16 @@ def main(argv=None):
     parser.add_argument("--size", type=int, default=300)
     parser.add_argument("--draws", type=int, default=20)
     parser.add_argument("--start", type=int, default=0, help="first draw's number (seed)")
-    parser.add_argument("--name", default="", help="a recipe's name: its runs go to <size>-<name>/ (the flags after --)")
+    parser.add_argument("--name", default="", help="a recipe's name: its runs go to <size>-<name>/ (more train.py "
+                        "flags for every run after --)")
     parser.add_argument("--runs", default="", help="analyze: the runs matching this glob instead (any train.py "
                         "output folders with reports/combination_inputs.npz, e.g. 'outputs/long_tickets/default/*')")
-    parser.add_argument("train_args", nargs="*", help="after --: more train.py flags for every run")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # argparse gives a trailing positional nothing once the first one matched, so the flags after -- are split here
+    train_args = argv[argv.index("--") + 1:] if "--" in argv else []
+    argv = argv[: argv.index("--")] if "--" in argv else argv
     args = parser.parse_args(argv)
+    args.train_args = train_args
     if not (REAL / "train.csv").is_file() and not args.runs:
         sys.exit(f"the real benchmark is not at {REAL} (see its README)")
     return run(args) if args.action == "run" else analyze(args)
