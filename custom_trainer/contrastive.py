@@ -39,7 +39,7 @@ def stage_epochs(requested: float | None, training_tickets: int) -> dict:
         return {"contrastive_epochs": SMALL_EXPORT_EPOCHS,
                 "why": f"{training_tickets} training tickets, fewer than {SMALL_EXPORT_TICKETS}: a small export gets "
                        "the contrastive sentence-pair stage before the head (it beat the plain recipe at 240 "
-                       "training tickets; it costs about 2.5x the fine-tuning's compute)"}
+                       "training tickets; it costs about 2.7x the fine-tuning's compute)"}
     return {"contrastive_epochs": 0.0,
             "why": f"{training_tickets} training tickets, at least {SMALL_EXPORT_TICKETS}: no contrastive stage (it "
                    "was measured on small exports only)"}
