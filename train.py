@@ -301,7 +301,8 @@ def train_model(model, weights, tokenizer, tokenized, data: PreparedData, model_
     if args.contrastive_epochs and resume_from is None:  # a resumed run has its trained encoder already
         contrastive = contrastive_stage(model, tokenized["train"], collator, args.contrastive_epochs,
                                         learning_rate=args.contrastive_learning_rate,
-                                        batch_size=args.per_device_train_batch_size, seed=args.seed, bf16=bf16_on_cpu)
+                                        batch_size=args.per_device_train_batch_size, seed=args.seed, bf16=bf16_on_cpu,
+                                        device=args.device)
     if args.head_probe_epochs > 0 and resume_from is None:  # a resumed run loads its trained head instead
         probe = probe_head(model, tokenized["train"], collator, args.head_probe_epochs,
                            learning_rate=args.head_learning_rate or 1e-3, class_weights=weights,

@@ -69,15 +69,19 @@ def pair_loss(vectors: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return torch.stack(parts).mean()
 
 
-def contrastive_stage(model, dataset, collator, epochs: float, learning_rate: float = 2e-5, batch_size: int = 32,
-                      seed: int = 0, bf16: bool = False) -> dict:
+def contrastive_stage(model, dataset, collator, epochs: float, learning_rate: float = 5e-5, batch_size: int = 32,
+                      seed: int = 0, bf16: bool = False, device: str | torch.device | None = None) -> dict:
     """Train ``model``'s encoder with `pair_loss` on the sentence vectors of ``dataset`` (tokenised rows with
     ``labels``; the routed field's labels when a row holds several) for ``epochs`` passes in shuffled batches of
     ``batch_size`` (AdamW, weight decay 0.01, 10% warm-up then linear decay; bf16 autocast on CPU when training uses
     it). The head and the wide part are untouched. Returns what it did: steps, seconds, the loss of the first and
-    the last tenth of the steps."""
+    the last tenth of the steps. On ``device`` (e.g. the GPU the Trainer will use; the model goes back to where it
+    was afterwards, where the head probe reads it)."""
     started = time.perf_counter()
     was_training = model.training
+    home = next(model.parameters()).device
+    device = home if device is None else torch.device(device)
+    model.to(device)
     columns = [c for c in ("input_ids", "attention_mask", "token_type_ids", "labels") if c in dataset.column_names]
     generator = torch.Generator().manual_seed(seed)
     loader = DataLoader(dataset.select_columns(columns), batch_size=batch_size, shuffle=True, collate_fn=collator,
@@ -93,12 +97,13 @@ def contrastive_stage(model, dataset, collator, epochs: float, learning_rate: fl
     losses, step = [], 0
     while step < total:
         for batch in loader:
+            batch = {key: value.to(device) for key, value in batch.items()}
             labels = batch["labels"]
             labels = labels if labels.dim() == 1 else labels[:, 0]
             inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
             if "token_type_ids" in batch and model._encoder_takes_token_types:
                 inputs["token_type_ids"] = batch["token_type_ids"]
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16 and device.type == "cpu"):
                 vectors = model.sentence_vectors(**inputs)
             loss = pair_loss(vectors, labels)
             optimizer.zero_grad(set_to_none=True)
@@ -110,6 +115,7 @@ def contrastive_stage(model, dataset, collator, epochs: float, learning_rate: fl
             step += 1
             if step >= total:
                 break
+    model.to(home)
     model.train(was_training)
     tenth = max(1, len(losses) // 10)
     result = {"epochs": epochs, "steps": total, "learning_rate": learning_rate, "batch_size": batch_size,
