@@ -111,7 +111,7 @@ def contrastive_stage(model, dataset, collator, epochs: float, learning_rate: fl
             torch.nn.utils.clip_grad_norm_(parameters, 1.0)
             optimizer.step()
             schedule.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             step += 1
             if step >= total:
                 break
