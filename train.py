@@ -225,9 +225,6 @@ def tokenize(data: PreparedData, encoder_path: str, data_args: DataArguments, ar
     tokenizer = ticket_tokenizer(AutoTokenizer.from_pretrained(encoder_path))
     tokenizer.model_max_length = data_args.max_length
     data.report["token_lengths"] = token_length_profile(data.raw, tokenizer, data_args.max_length)
-    # Which recipe this export gets, and why (issue 38: a small export gets the contrastive stage).
-    data.report["recipe"] = stage_epochs(args.contrastive_epochs, len(data.raw["train"]))
-    args.contrastive_epochs = data.report["recipe"]["contrastive_epochs"]
     if args.should_save:
         reports = Path(args.output_dir) / "reports"
         reports.mkdir(parents=True, exist_ok=True)
@@ -502,6 +499,9 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
 
     encoder_path = resolve_encoder(model_args.model_name_or_path)  # an unreachable encoder fails before any data work
     data = prepare_data(data_args, model_args, args.seed)
+    # Which recipe this export gets, and why (said in the data report): a small one gets the contrastive stage.
+    data.report["recipe"] = stage_epochs(args.contrastive_epochs, len(data.raw["train"]))
+    args.contrastive_epochs = data.report["recipe"]["contrastive_epochs"]
     audit = audit_export(data_args, args)
     tokenizer, tokenized = tokenize(data, encoder_path, data_args, args)
     baseline = fit_baseline(data, args.seed)
