@@ -26,7 +26,7 @@ from custom_trainer.losses import CLASS_WEIGHT_POWERS
 from custom_trainer.arguments import DataArguments, ModelArguments, TicketTrainingArguments, parse_args
 from custom_trainer.audit import audit_file, summarize_audit
 from custom_trainer.baseline import ADVICE, baseline_metrics, compare_to_baseline, ticket_strings
-from custom_trainer.contrastive import contrastive_stage, stage_epochs
+from custom_trainer.contrastive import contrastive_stage, stage_record
 from custom_trainer.confidence import RoutingRule, fit_routing, softmax
 from custom_trainer.combine import choose, export_weights, log_prior
 from custom_trainer.encoders import resolve_encoder
@@ -499,9 +499,7 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
 
     encoder_path = resolve_encoder(model_args.model_name_or_path)  # an unreachable encoder fails before any data work
     data = prepare_data(data_args, model_args, args.seed)
-    # Which recipe this export gets, and why (said in the data report): a small one gets the contrastive stage.
-    data.report["recipe"] = stage_epochs(args.contrastive_epochs, len(data.raw["train"]))
-    args.contrastive_epochs = data.report["recipe"]["contrastive_epochs"]
+    data.report["recipe"] = stage_record(args.contrastive_epochs)  # said in the data report, with why
     audit = audit_export(data_args, args)
     tokenizer, tokenized = tokenize(data, encoder_path, data_args, args)
     baseline = fit_baseline(data, args.seed)

@@ -6,7 +6,9 @@ different queues dissimilar ones (cosine similarity regressed to 1 or 0 over sam
 on the vectors. Here the pairs are every pair of tickets inside a batch (a batch of 32 holds 496 pairs, positives and
 negatives weighed alike as SetFit samples them half and half), so one pass over the training tickets costs one
 forward and backward pass per ticket, as a fine-tuning epoch does. After the stage the usual recipe follows: the head
-probe on the (now contrastively trained) vectors, then fine-tuning with the focal loss.
+probe on the (now contrastively trained) vectors, then fine-tuning with the focal loss. Off by default
+(``contrastive_epochs``): measured at 300 training tickets, it gained on five Jira projects of three balanced issue
+types and lost on draws of the real benchmark with rare queues (benchmarks/RESULTS.md, issue 38).
 
 ``pair_loss`` is the pure loss; ``contrastive_stage`` trains the encoder with it.
 """
@@ -22,27 +24,13 @@ from torch.utils.data import DataLoader
 
 logger = logging.getLogger(__name__)
 
-# The stage is on by default below this many training tickets, for this many passes (issue 38: measured at 240
-# training tickets on five Jira projects and on the real benchmark's long-tailed draws, benchmarks/RESULTS.md,
-# "A contrastive stage for small exports"; not measured between 240 and 500, off above).
-SMALL_EXPORT_TICKETS = 500
-SMALL_EXPORT_EPOCHS = 8.0
-
-
-def stage_epochs(requested: float | None, training_tickets: int) -> dict:
-    """How many contrastive passes a run makes, and why (the data report's ``recipe``): ``requested`` when the
-    user set it, else `SMALL_EXPORT_EPOCHS` below `SMALL_EXPORT_TICKETS` training tickets and none from there."""
-    if requested is not None:
-        why = "set by contrastive_epochs" if requested else "turned off (contrastive_epochs 0)"
-        return {"contrastive_epochs": float(requested), "why": why}
-    if training_tickets < SMALL_EXPORT_TICKETS:
-        return {"contrastive_epochs": SMALL_EXPORT_EPOCHS,
-                "why": f"{training_tickets} training tickets, fewer than {SMALL_EXPORT_TICKETS}: a small export gets "
-                       "the contrastive sentence-pair stage before the head (it beat the plain recipe at 240 "
-                       "training tickets; it costs about 2.7x the fine-tuning's compute)"}
+def stage_record(epochs: float) -> dict:
+    """The data report's ``recipe``: whether the run makes the contrastive stage, and why."""
+    if epochs:
+        return {"contrastive_epochs": float(epochs), "why": "set by contrastive_epochs"}
     return {"contrastive_epochs": 0.0,
-            "why": f"{training_tickets} training tickets, at least {SMALL_EXPORT_TICKETS}: no contrastive stage (it "
-                   "was measured on small exports only)"}
+            "why": "off (the default): with 300 training tickets it gained on balanced issue types and lost on "
+                   "long-tailed queues (benchmarks/RESULTS.md, issue 38); contrastive_epochs turns it on"}
 
 
 def pair_loss(vectors: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -78,9 +78,6 @@ def tiny_run_flags(encoder, output_dir, cache):
         "--learning_rate", "3e-3", "--per_device_train_batch_size", "16", "--disable_tqdm", "true",
         "--use_cpu", "true", "--seed", "7",
         "--cpu_precision", "fp32",  # the same arithmetic on every CI machine (bf16 is tested on its own)
-        # A small export gets the contrastive stage by default; it is tested on its own (tests/test_contrastive.py),
-        # and the other tests keep the tiny model they were written against.
-        "--contrastive_epochs", "0",
     ]
 
 

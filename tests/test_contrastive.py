@@ -1,5 +1,7 @@
 """The contrastive sentence-pair stage (SetFit's objective over every pair in a batch)."""
 
+import json
+
 import pytest
 import torch
 
@@ -59,33 +61,19 @@ def test_train_py_records_the_stage(tiny_bert, tmp_path, dataset_cache):
     flags = tiny_run_flags(tiny_bert, tmp_path / "run", dataset_cache)
     data_args, model_args, args, _ = parse_args([*flags, "--num_train_epochs", "1", "--contrastive_epochs", "1"])
     metrics = train.main(data_args, model_args, args)
+    recipe = json.loads((tmp_path / "run" / "reports" / "data_report.json").read_text())["recipe"]
+    assert recipe == {"contrastive_epochs": 1.0, "why": "set by contrastive_epochs"}
     stage = metrics["head_probe"]["contrastive"]
     assert stage["epochs"] == 1 and stage["steps"] >= 1 and stage["seconds"] >= 0
 
 
-def test_a_small_export_gets_the_stage_by_default_and_the_data_report_says_why():
-    from custom_trainer.contrastive import SMALL_EXPORT_EPOCHS, SMALL_EXPORT_TICKETS, stage_epochs
-
-    small = stage_epochs(None, SMALL_EXPORT_TICKETS - 1)
-    assert small["contrastive_epochs"] == SMALL_EXPORT_EPOCHS and f"fewer than {SMALL_EXPORT_TICKETS}" in small["why"]
-    large = stage_epochs(None, SMALL_EXPORT_TICKETS)
-    assert large["contrastive_epochs"] == 0.0 and "no contrastive stage" in large["why"]
-    assert stage_epochs(3, 10_000) == {"contrastive_epochs": 3.0, "why": "set by contrastive_epochs"}
-    assert stage_epochs(0, 10)["contrastive_epochs"] == 0.0
-
-
-def test_train_py_without_the_flag_runs_the_stage_on_a_small_export(tiny_bert, tmp_path, dataset_cache):
-    import json
-
+def test_the_default_run_says_the_stage_is_off_and_why(tiny_bert, tmp_path, dataset_cache):
     from custom_trainer.arguments import parse_args
     from tests.conftest import tiny_run_flags
     import train
 
-    flags = tiny_run_flags(tiny_bert, tmp_path / "run", dataset_cache)
-    at = flags.index("--contrastive_epochs")
-    del flags[at:at + 2]  # the default command
-    data_args, model_args, args, _ = parse_args([*flags, "--num_train_epochs", "1"])
-    metrics = train.main(data_args, model_args, args)
+    metrics = train.main(*parse_args([*tiny_run_flags(tiny_bert, tmp_path / "run", dataset_cache),
+                                      "--num_train_epochs", "1"])[:3])
     recipe = json.loads((tmp_path / "run" / "reports" / "data_report.json").read_text())["recipe"]
-    assert recipe["contrastive_epochs"] == 8.0 and "fewer than 500" in recipe["why"]
-    assert metrics["head_probe"]["contrastive"]["epochs"] == 8.0
+    assert recipe["contrastive_epochs"] == 0.0 and "off (the default)" in recipe["why"]
+    assert metrics["head_probe"]["contrastive"] is None

@@ -33,7 +33,7 @@ def flags(encoder, output_dir, cache, *extra, precision="fp32"):
         "--dataset_cache_dir", cache, "--output_dir", str(output_dir), "--num_train_epochs", "6",
         "--learning_rate", "3e-3", "--per_device_train_batch_size", "16", "--disable_tqdm", "true",
         "--use_cpu", "true", "--seed", "11", "--early_stopping_patience", "10",
-        "--cpu_precision", precision, "--contrastive_epochs", "0", *extra,
+        "--cpu_precision", precision, *extra,
     ]
 
 
