@@ -94,6 +94,15 @@ def candidate_order(has_wide: bool, wide_weights=WIDE_WEIGHTS, prior_strengths=P
     return sorted(((w, t) for w in weights for t in prior_strengths), key=lambda c: (abs(c[1]), c[1] < 0, c[0]))
 
 
+def candidate_predictions(head, wide, prior, target: str, wide_weights=WIDE_WEIGHTS,
+                          prior_strengths=PRIOR_STRENGTHS) -> tuple[list[tuple], list[np.ndarray]]:
+    """The grid's candidates in `candidate_order` and the queue each one predicts for every ticket."""
+    if target not in COMBINE_TARGETS or target == "none":
+        raise ValueError(f"combine_for must be one of {COMBINE_TARGETS[:-1]} to choose a combination, got {target!r}")
+    order = candidate_order(wide is not None, wide_weights, prior_strengths)
+    return order, [combined_logits(head, wide, w, t, prior).argmax(-1) for w, t in order]
+
+
 def best_candidate(figures: list[dict], target: str, baseline: dict | None) -> int:
     """The index of the best ``objective`` among candidates in `candidate_order`; only a strictly better one
     replaces an earlier one, so a tie keeps the simpler model."""
@@ -114,12 +123,9 @@ def choose_combination(head: np.ndarray, wide: np.ndarray | None, labels, prior:
     and only a strictly better one replaces the current choice, so a tie keeps the simpler model. Returns the choice,
     its validation figures, the head alone's, and the whole grid (for the report).
     """
-    if target not in COMBINE_TARGETS or target == "none":
-        raise ValueError(f"combine_for must be one of {COMBINE_TARGETS[:-1]} to choose a combination, got {target!r}")
     labels = np.asarray(labels)
     num_labels = np.asarray(head).shape[1]
-    order = candidate_order(wide is not None, wide_weights, prior_strengths)
-    predictions = [combined_logits(head, wide, w, t, prior).argmax(-1) for w, t in order]
+    order, predictions = candidate_predictions(head, wide, prior, target, wide_weights, prior_strengths)
     grid = [{"wide_weight": w, "prior_strength": t, **scores(labels, predicted, num_labels)}
             for (w, t), predicted in zip(order, predictions)]
     best = grid[best_candidate(grid, target, baseline)]
@@ -143,14 +149,11 @@ def bagged_choice(head, wide, labels, prior, target: str = "both", baseline: dic
     be there; averaged over resamples it stays in a corner only when most resamples agree, and moves towards the
     middle of what they choose when they do not. With many tickets the resamples agree and the mean is the plain
     choice. Returns the two means and how far the resamples' choices spread (standard deviations)."""
-    if target not in COMBINE_TARGETS or target == "none":
-        raise ValueError(f"combine_for must be one of {COMBINE_TARGETS[:-1]} to choose a combination, got {target!r}")
     labels = np.asarray(labels)
     num_labels = np.asarray(head).shape[1]
-    order = candidate_order(wide is not None, WIDE_WEIGHTS, prior_strengths)
     # Each candidate's predictions once; a resample only picks rows of them (choose_combination on the resampled
     # rows, without recomputing the logits).
-    predictions = [combined_logits(head, wide, w, t, prior).argmax(-1) for w, t in order]
+    order, predictions = candidate_predictions(head, wide, prior, target, WIDE_WEIGHTS, prior_strengths)
     rng = np.random.default_rng(seed)
     weights, strengths = [], []
     for _ in range(resamples):
