@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader
 
 logger = logging.getLogger(__name__)
 
+
 def stage_record(epochs: float) -> dict:
     """The data report's ``recipe``: whether the run makes the contrastive stage, and why."""
     if epochs:
