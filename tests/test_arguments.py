@@ -72,6 +72,11 @@ def test_wrong_type_is_named(tmp_path):
         (["--frozen_layers", "-1"], "frozen_layers must be >= 0, got -1"),
         (["--pooling", "max"], r"pooling must be one of \('cls', 'mean'\), got 'max'"),
         (["--max_length", "2"], "max_length must be >= 8 tokens, got 2"),
+        (["--head_tail_length", "128"], r"head_tail_length must be 0 or between 8 and max_length - 1 \(127\), got 128"),
+        (["--max_length", "512", "--head_tail_length", "128", "--tail_length", "128"],
+         r"tail_length must be between 1 and head_tail_length - 1 \(127\), got 128"),
+        (["--max_length", "512", "--head_tail_length", "128", "--chunk_length", "128"],
+         r"head_tail_length \(128\) and chunk_length \(128\) are two ways to read long tickets: set one"),
         (["--train_file", "/no/such/tickets.csv"], r"train_file: file not found: /no/such/tickets\.csv"),
     ],
 )

@@ -96,6 +96,42 @@ def test_the_bigram_hash_matches_a_hand_computed_bucket():
 
 
 @pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_long_tickets_read_by_their_two_ends_give_the_same_logits_everywhere(tiny_bert, tmp_path, pooling):
+    """head_tail_length: a ticket longer than the window is read as its first and last tokens, alike in the training
+    model, the plain forward and an ONNX graph exported from a short sample; a ticket that fits is read whole."""
+    from transformers import BertTokenizerFast
+
+    from custom_trainer.export import export_model
+    from custom_trainer.onnx_export import export_onnx
+    from ticket_router.backends import OnnxBackend
+
+    model = TicketClassifier.from_encoder(str(tiny_bert), LABELS, pooling=pooling, head_tail_length=8, tail_length=3,
+                                          max_input_length=24)
+    batch = random_batch(model.config.encoder_config["vocab_size"], lengths=(23, 4, 9, 16, 8), seed=5)
+    assert_same_logits(model, tmp_path, batch)
+    whole = TicketClassifier.from_encoder(str(tiny_bert), LABELS, pooling=pooling).eval()
+    whole.load_state_dict(model.state_dict())
+    with torch.inference_mode():
+        vectors = model.eval().sentence_vectors(**batch)
+        for row, length in enumerate((23, 4, 9, 16, 8)):
+            keep = list(range(length)) if length <= 8 else [0, 1, 2, 3, 4, length - 3, length - 2, length - 1]
+            cut = {name: value[row : row + 1, keep] for name, value in batch.items()}
+            np.testing.assert_allclose(vectors[row : row + 1].numpy(), whole.sentence_vectors(**cut).numpy(),
+                                       atol=1e-5)
+        assert not torch.allclose(vectors[0], whole.sentence_vectors(**batch)[0], atol=1e-4)  # not the first 24
+    folder = export_model(model, BertTokenizerFast.from_pretrained(str(tiny_bert)), tmp_path / "export" / "model",
+                          {"data_fingerprint": "test"}, "card").resolve()
+    export_onnx(folder)  # traced on a short sample (under 8 tokens): the graph still cuts longer tickets
+    numpy_batch = {name: value.numpy() for name, value in batch.items()}
+    plain = TicketClassifierForward(folder, json.loads((folder / "config.json").read_text()))
+    np.testing.assert_allclose(OnnxBackend(folder).logits(numpy_batch), plain(**batch).numpy(), atol=1e-4, rtol=1e-4)
+    short = {name: np.ascontiguousarray(value[:, :6]) for name, value in numpy_batch.items()}  # under the window
+    np.testing.assert_allclose(OnnxBackend(folder).logits(short),
+                               plain(**{name: torch.from_numpy(value) for name, value in short.items()}).numpy(),
+                               atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
 def test_long_tickets_read_in_windows_give_the_same_logits_everywhere(tiny_bert, tmp_path, pooling):
     """chunk_length: the training model, the plain forward and an ONNX graph (exported from a short sample) read a
     ticket in windows alike, for tickets of 1 to 3 windows and with a window of padding only in the batch."""

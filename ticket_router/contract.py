@@ -42,6 +42,11 @@ MODEL_CLASSES_GROUP = "ticket_classifier.model_classes"
 # chunk_length tokens, each encoded alone, and the pooling runs over the tokens of every window (the first window's
 # first token for "cls"). 0 or missing: one window of max_input_length tokens (the encoder's own limit).
 CHUNK_KEY = "chunk_length"
+# Or by its two ends (config keys HEAD_TAIL_KEY, TAIL_KEY): a ticket of up to max_input_length tokens longer than
+# head_tail_length is read in one pass of head_tail_length tokens, its first head_tail_length - tail_length tokens
+# and its last tail_length (the closing separator included); a shorter ticket is read whole. 0 or missing: off.
+HEAD_TAIL_KEY = "head_tail_length"
+TAIL_KEY = "tail_length"
 
 # How the head reads the encoder's token vectors. "cls": the first token, as the seed's DistilBERT head. "mean": the
 # average of the non-padding tokens, the pooling sentence encoders such as all-MiniLM-L6-v2 were trained with.

@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from .contract import (CHUNK_KEY, EXTRA_FIELDS_KEY, FIELD_HEADS, HEAD_HIDDEN_LINEAR, HEAD_OUTPUT_LINEAR, MODEL_TYPE, POOLING_KEY,
-                       TEMPERATURE_KEY, WIDE_BUCKETS_KEY, WIDE_SCALE_KEY, hashed_bigrams)
+from .contract import (CHUNK_KEY, EXTRA_FIELDS_KEY, FIELD_HEADS, HEAD_HIDDEN_LINEAR, HEAD_OUTPUT_LINEAR, HEAD_TAIL_KEY,
+                       MODEL_TYPE, POOLING_KEY, TAIL_KEY, TEMPERATURE_KEY, WIDE_BUCKETS_KEY, WIDE_SCALE_KEY, hashed_bigrams)
 
 WEIGHTS = "model.safetensors"
 ACTIVATIONS = {
@@ -110,6 +110,19 @@ def pool_windows(encode, input_ids: torch.Tensor, attention_mask: torch.Tensor, 
     return pool(hidden, mask, pooling)
 
 
+def head_and_tail(tensors: list, attention_mask: torch.Tensor, window: int, tail: int) -> list:
+    """Each (batch, length) tensor cut to at most ``window`` tokens (contract.HEAD_TAIL_KEY): a ticket with more than
+    ``window`` real tokens keeps its first ``window - tail`` and its last ``tail`` real tokens (right padding, as the
+    tokenizers pad), a shorter one is unchanged. One gather and no Python branch on the lengths, so the ONNX export
+    traces it with dynamic sizes."""
+    real = attention_mask.sum(dim=1, keepdim=True)
+    positions = torch.arange(window, device=attention_mask.device)[: attention_mask.shape[1]].unsqueeze(0)
+    shift = (real - window).clamp(min=0)  # 0 for a ticket that fits
+    index = torch.where(positions < window - tail, positions, positions + shift)
+    index = index.expand(attention_mask.shape[0], -1)
+    return [None if tensor is None else tensor.gather(1, index) for tensor in tensors]
+
+
 def wide_features(input_ids: torch.Tensor, attention_mask: torch.Tensor, vocab_size: int, buckets: int):
     """Feature index and weight (1 where the token, or both tokens of a bigram, are real) of every token unigram
     (its id) and adjacent-token bigram (hashed into ``buckets`` after the vocabulary)."""
@@ -169,6 +182,7 @@ class TicketClassifierForward:
         self.head_out = _linear(weights, HEAD_OUTPUT_LINEAR)
         self.pooling = config.get(POOLING_KEY, "cls")
         self.chunk = int(config.get(CHUNK_KEY) or 0)
+        self.head_tail = (int(config.get(HEAD_TAIL_KEY) or 0), int(config.get(TAIL_KEY) or 0))
         self.temperature = float(config.get(TEMPERATURE_KEY, 1.0))
         self.wide = None
         if config.get(WIDE_BUCKETS_KEY) and config.get(WIDE_SCALE_KEY):
@@ -219,6 +233,10 @@ class TicketClassifierForward:
             attention_mask = torch.ones_like(input_ids)
         if self.chunk and input_ids.shape[1] > self.chunk:  # a long ticket: windows encoded alone, pooled together
             pooled = pool_windows(self._encode, input_ids, attention_mask, token_type_ids, self.chunk, self.pooling)
+        elif self.head_tail[0]:  # a long ticket read by its two ends; the wide part below reads it all
+            ids, mask, types = head_and_tail([input_ids, attention_mask, token_type_ids], attention_mask,
+                                             *self.head_tail)
+            pooled = pool(self._encode(ids, mask, types), mask, self.pooling)
         else:
             pooled = pool(self._encode(input_ids, attention_mask, token_type_ids), attention_mask, self.pooling)
         logits = F.linear(F.gelu(F.linear(pooled, *self.head_hidden)), *self.head_out)
