@@ -23,12 +23,13 @@ Recipes (`RECIPES`; arguments after `--` go to every run):
   packages of the package registry put together), everything else as the default;
 - head_tail_512: `--max_length 512 --head_tail_length 128 --tail_length 32`: a ticket longer than 128 tokens is read
   in one pass of its first 96 and its last 32 tokens (out of 512); the wide part reads all 512;
+- head_tail_512_tail_64: the same with the last 64 tokens and the first 64;
 - contrastive: SetFit's sentence-pair stage before the head (`--contrastive_epochs 8 --contrastive_learning_rate
   5e-5`: 8 passes over the training tickets, every pair in a batch of 32; custom_trainer/contrastive.py).
 
 Prints per project and recipe: test accuracy and macro-F1 of the final model, of the head alone
 (`combination.head_only.test`) and of the run's TF-IDF + logistic-regression baseline, the share of test tickets
-longer than 128 tokens, train.py's wall clock and tickets per second routed by the export in this process
+longer than 128 tokens and the final model's accuracy and macro-F1 on those alone, train.py's wall clock and tickets per second routed by the export in this process
 (`Router.score`, after a warm-up). Means over projects at the end; everything to
 outputs/long_tickets/summary.json. Figures and the machine go to benchmarks/RESULTS.md.
 """
@@ -55,7 +56,8 @@ RECIPES = {"default": [], "whole_512": ["--max_length", "512", "--chunk_length",
            "batch_16_6_epochs": ["--per_device_train_batch_size", "16", "--num_train_epochs", "6"],
            "mpnet": ["--model_name_or_path", "MPNET_DIR"],  # --mpnet_dir replaces MPNET_DIR
            "contrastive": ["--contrastive_epochs", "8", "--contrastive_learning_rate", "5e-5"],
-           "head_tail_512": ["--max_length", "512", "--head_tail_length", "128", "--tail_length", "32"]}
+           "head_tail_512": ["--max_length", "512", "--head_tail_length", "128", "--tail_length", "32"],
+           "head_tail_512_tail_64": ["--max_length", "512", "--head_tail_length", "128", "--tail_length", "64"]}
 
 
 # ---------------------------------------------------------------------------------------------------------- data
@@ -132,6 +134,26 @@ def figures(metrics: dict) -> dict:
             "baseline": pick(metrics["baseline"]["test"])}
 
 
+def long_ticket_scores(predictions_csv: Path, max_length: int = 128) -> dict:
+    """Accuracy and macro-F1 of a run's test predictions (reports/predictions.csv) on the test tickets longer than
+    ``max_length`` tokens as training tokenises them (subject and description as a pair): where reading more than
+    the first 128 tokens can change anything."""
+    from sklearn.metrics import accuracy_score, f1_score
+    from transformers import AutoTokenizer
+
+    from custom_trainer.encoders import embedded_encoder_path
+    from ticket_data.tokenization import encode_tickets
+
+    frame = pd.read_csv(predictions_csv, keep_default_na=False)
+    tokenizer = AutoTokenizer.from_pretrained(str(embedded_encoder_path()))
+    lengths = np.array([len(ids) for ids in encode_tickets(tokenizer, frame["subject"].tolist(),
+                                                           frame["description"].tolist(), 4096,
+                                                           truncation=False, verbose=False)["input_ids"]])
+    long = frame[lengths > max_length]
+    return {"tickets": int(len(long)), "accuracy": float(accuracy_score(long["label"], long["predicted"])),
+            "macro_f1": float(f1_score(long["label"], long["predicted"], average="macro"))}
+
+
 def report(rows: list[dict]) -> dict:
     print(f"\n{'recipe':10} {'project':8} {'>128 tok':>8} | {'model acc':>9} {'mF1':>6} | {'head acc':>8} {'mF1':>6} "
           f"| {'tfidf acc':>9} {'mF1':>6} | {'train s':>7} {'tickets/s':>9}")
@@ -146,6 +168,8 @@ def report(rows: list[dict]) -> dict:
         means[recipe] = {
             what: {key: float(np.mean([row[what][key] for row in mine])) for key in ("accuracy", "macro_f1")}
             for what in ("model", "head_only", "baseline")}
+        means[recipe]["long_tickets"] = {key: float(np.mean([row["long_tickets"][key] for row in mine]))
+                                         for key in ("tickets", "accuracy", "macro_f1")}
         means[recipe].update(projects=len(mine), train_wall_s=float(np.mean([r["train_wall_s"] for r in mine])),
                              tickets_per_s=float(np.mean([r["tickets_per_s"] for r in mine])),
                              below_baseline=sum(r["model"]["macro_f1"] < r["baseline"]["macro_f1"] or
@@ -154,7 +178,8 @@ def report(rows: list[dict]) -> dict:
         print(f"mean {recipe} over {len(mine)} projects: model {mean['model']['accuracy']:.4f} / "
               f"{mean['model']['macro_f1']:.4f}, head alone {mean['head_only']['accuracy']:.4f} / "
               f"{mean['head_only']['macro_f1']:.4f}, TF-IDF {mean['baseline']['accuracy']:.4f} / "
-              f"{mean['baseline']['macro_f1']:.4f}; below TF-IDF in {mean['below_baseline']} of {len(mine)}; "
+              f"{mean['baseline']['macro_f1']:.4f}; on the test tickets over 128 tokens "
+              f"{mean['long_tickets']['accuracy']:.4f} / {mean['long_tickets']['macro_f1']:.4f}; below TF-IDF in {mean['below_baseline']} of {len(mine)}; "
               f"{mean['train_wall_s']:.0f} s a run, {mean['tickets_per_s']:.1f} tickets/s")
     return means
 
@@ -206,6 +231,7 @@ def main(argv=None) -> dict:
             rows.append({"recipe": recipe, "project": project, "types": files["types"],
                          "long_share": files["long_share"], "median_chars": files["median_chars"],
                          **figures(json.loads(metrics_path.read_text())),
+                         "long_tickets": long_ticket_scores(output / "reports" / "predictions.csv"),
                          "train_wall_s": float(wall_file.read_text()) if wall_file.is_file() else float("nan"),
                          "tickets_per_s": routing_speed(output / "model", Path(files["test"]))})
     means = report(rows)
