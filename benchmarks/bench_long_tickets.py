@@ -92,6 +92,47 @@ def build_project(project: str, per_type: int, n_types: int, data_dir: Path) -> 
     return {"types": types, "train": str(folder / "train.csv"), "test": str(folder / "test.csv")}
 
 
+GITHUB_ISSUES = REPO.parent / "shared" / "external_data" / "ticket_tagger" / "rafaels-rebalanced-dataset-only-english.txt"
+GITHUB_LABELS = ("bug", "enhancement", "question")
+
+
+def github_draws(draws: int, per_type: int, data_dir: Path) -> dict:
+    """``draws`` disjoint pairs of train and test files of GitHub issues (``per_type`` of each label in each file)
+    from Kallis et al.'s Ticket Tagger data as rebalanced by Birchler et al. (ChristianBirchler/ticket-tagger-analysis,
+    datasets/preprocessing/balancing/rafaels-rebalanced-dataset-only-english.txt: 1,230 English issues of many
+    repositories per label, fastText lines ``__label__<type> "<title and body>"``), read from ../shared/external_data,
+    never copied into the repository. Title and body come joined, so the text is the description alone."""
+    if not GITHUB_ISSUES.is_file():
+        sys.exit(f"bench_long_tickets: the GitHub issues (Ticket Tagger data) not found at {GITHUB_ISSUES}")
+    rows = []
+    for line in GITHUB_ISSUES.read_text(encoding="utf-8").splitlines():
+        label, _, text = line.partition(" ")
+        rows.append({"type": label.removeprefix("__label__"), "description": text.strip().strip('"').strip()})
+    frame = pd.DataFrame(rows)
+    frame = frame[frame["description"] != ""].drop_duplicates(subset=["description"])
+    frame.insert(0, "title", "")
+    frame.insert(0, "issuekey", [f"GH-{i}" for i in range(len(frame))])
+    rng = np.random.default_rng(0)
+    orders = {label: rng.permutation(int((frame["type"] == label).sum())) for label in GITHUB_LABELS}
+    if min(len(order) for order in orders.values()) < 2 * per_type * draws:
+        sys.exit(f"bench_long_tickets: {draws} disjoint draws of {2 * per_type} issues a label need more issues")
+    projects = {}
+    for draw in range(draws):
+        parts = {"train": [], "test": []}
+        for label in GITHUB_LABELS:
+            rows_ = frame[frame["type"] == label]
+            order = orders[label][2 * per_type * draw: 2 * per_type * (draw + 1)]
+            parts["train"].append(rows_.iloc[order[:per_type]])
+            parts["test"].append(rows_.iloc[order[per_type:]])
+        folder = data_dir / f"GH{draw}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, chunks in parts.items():
+            pd.concat(chunks).sample(frac=1.0, random_state=0).to_csv(folder / f"{name}.csv", index=False)
+        projects[f"GH{draw}"] = {"types": list(GITHUB_LABELS), "train": str(folder / "train.csv"),
+                                 "test": str(folder / "test.csv")}
+    return projects
+
+
 def long_share(test_csv: Path, max_length: int = 128) -> tuple[float, float]:
     """Share of test tickets whose title + description is longer than ``max_length`` tokens, and the median
     length in characters."""
@@ -191,6 +232,10 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     parser.add_argument("--projects", nargs="+", default=None, help="these Jira projects (default: every eligible)")
+    parser.add_argument("--source", choices=["jira", "github"], default="jira",
+                        help="jira: Jira projects of the Tawosi dataset; github: disjoint draws of GitHub issues "
+                             "(bug / enhancement / question) of the Ticket Tagger data, one 'project' a draw")
+    parser.add_argument("--draws", type=int, default=5, help="--source github: how many disjoint draws")
     parser.add_argument("--per_type", type=int, default=100, help="issues per type in train and in test")
     parser.add_argument("--n_types", type=int, default=3, help="classes: the project's most frequent issue types")
     parser.add_argument("--output_dir", type=Path, default=OUTPUT)
@@ -198,14 +243,19 @@ def main(argv=None) -> dict:
     parser.add_argument("--mpnet_dir", type=Path, default=REPO.parent / "models" / "all-mpnet-base-v2",
                         help="all-mpnet-base-v2 as a plain HF folder (the mpnet recipe)")
     args = parser.parse_args(argv)
-    if not TAWOSI.is_dir():
+    if args.source == "jira" and not TAWOSI.is_dir():
         sys.exit(f"bench_long_tickets: the Jira data (Tawosi dataset) not found in {TAWOSI} (see "
                  "benchmarks/bench_fields.py); it is never read from the repository")
     if "mpnet" in args.recipes and not args.skip_train and not (args.mpnet_dir / "config.json").is_file():
         sys.exit(f"bench_long_tickets: no all-mpnet-base-v2 folder at {args.mpnet_dir} (--mpnet_dir)")
     data_dir = args.output_dir / "data"
     projects = {}
-    for project in args.projects or available_projects():
+    candidates = args.projects or available_projects() if args.source == "jira" else []
+    if args.source == "github":
+        projects = github_draws(args.draws, args.per_type, data_dir)
+        for files in projects.values():
+            files["long_share"], files["median_chars"] = long_share(Path(files["test"]))
+    for project in candidates:
         files = build_project(project, args.per_type, args.n_types, data_dir)
         if files is None:
             if args.projects:
