@@ -26,7 +26,7 @@ from custom_trainer.losses import CLASS_WEIGHT_POWERS
 from custom_trainer.arguments import DataArguments, ModelArguments, TicketTrainingArguments, parse_args
 from custom_trainer.audit import audit_file, summarize_audit
 from custom_trainer.baseline import ADVICE, baseline_metrics, compare_to_baseline, ticket_strings
-from custom_trainer.contrastive import contrastive_stage, stage_record
+from custom_trainer.contrastive import contrastive_stage, stage_plan
 from custom_trainer.confidence import RoutingRule, fit_routing, softmax
 from custom_trainer.combine import choose, export_weights, log_prior
 from custom_trainer.encoders import resolve_encoder
@@ -297,8 +297,9 @@ def train_model(model, weights, tokenizer, tokenized, data: PreparedData, model_
     checkpoint = choose_checkpoint(args, len(tokenized["validation"]))
     probe, contrastive = None, None
     bf16_on_cpu = args.bf16 and (args.use_cpu or not torch.cuda.is_available())
-    if args.contrastive_epochs and resume_from is None:  # a resumed run has its trained encoder already
-        contrastive = contrastive_stage(model, tokenized["train"], collator, args.contrastive_epochs,
+    contrastive_epochs = data.report["recipe"]["contrastive_epochs"]  # stage_plan's: set, or chosen by the rule
+    if contrastive_epochs and resume_from is None:  # a resumed run has its trained encoder already
+        contrastive = contrastive_stage(model, tokenized["train"], collator, contrastive_epochs,
                                         learning_rate=args.contrastive_learning_rate,
                                         batch_size=args.per_device_train_batch_size, seed=args.seed, bf16=bf16_on_cpu,
                                         device=args.device)
@@ -501,7 +502,7 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
 
     encoder_path = resolve_encoder(model_args.model_name_or_path)  # an unreachable encoder fails before any data work
     data = prepare_data(data_args, model_args, args.seed)
-    data.report["recipe"] = stage_record(args.contrastive_epochs)  # said in the data report, with why
+    data.report["recipe"] = stage_plan(args.contrastive_epochs, data.raw["train"]["label"])  # said, with why
     audit = audit_export(data_args, args)
     tokenizer, tokenized = tokenize(data, encoder_path, data_args, args)
     baseline = fit_baseline(data, args.seed)

@@ -324,12 +324,13 @@ class TicketTrainingArguments(TrainingArguments):
         metadata={"help": "Before fine-tuning, train the head (both of its layers) alone on the frozen encoder's "
                   "vectors for this many passes over them (probe, then fine-tune; 0 = off)."},
     )
-    contrastive_epochs: float = field(
-        default=0.0,
+    contrastive_epochs: float | None = field(
+        default=None,
         metadata={"help": "Before the head probe, train the encoder for this many passes over the training tickets "
                   "on SetFit's sentence-pair objective (every pair in a batch: cosine similarity to 1 for one "
-                  "queue, 0 for two; custom_trainer/contrastive.py). 0 = off, the default: with 300 tickets, 8 "
-                  "passes gained on balanced issue types and lost on long-tailed queues (benchmarks/RESULTS.md)."},
+                  "queue, 0 for two; custom_trainer/contrastive.py); 0 = off. Unset (the default): 8 passes for a "
+                  "small export of balanced labels (under 500 training tickets, the rarest label at least half the "
+                  "largest), else off; the data report's `recipe` says which and why (benchmarks/RESULTS.md)."},
     )
     contrastive_learning_rate: float = field(
         default=5e-5, metadata={"help": "Peak learning rate of the contrastive stage (contrastive_epochs)."}
@@ -381,7 +382,7 @@ class TicketTrainingArguments(TrainingArguments):
             raise ValueError(f"bootstrap_resamples must be >= 10, got {self.bootstrap_resamples}")
         if self.head_probe_epochs < 0:
             raise ValueError(f"head_probe_epochs must be >= 0, got {self.head_probe_epochs}")
-        if self.contrastive_epochs < 0:
+        if self.contrastive_epochs is not None and self.contrastive_epochs < 0:
             raise ValueError(f"contrastive_epochs must be >= 0, got {self.contrastive_epochs}")
         if not self.contrastive_learning_rate > 0:
             raise ValueError(f"contrastive_learning_rate must be > 0, got {self.contrastive_learning_rate}")

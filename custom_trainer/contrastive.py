@@ -6,9 +6,8 @@ different queues dissimilar ones (cosine similarity regressed to 1 or 0 over sam
 on the vectors. Here the pairs are every pair of tickets inside a batch (a batch of 32 holds 496 pairs, positives and
 negatives weighed alike as SetFit samples them half and half), so one pass over the training tickets costs one
 forward and backward pass per ticket, as a fine-tuning epoch does. After the stage the usual recipe follows: the head
-probe on the (now contrastively trained) vectors, then fine-tuning with the focal loss. Off by default
-(``contrastive_epochs``): measured at 300 training tickets, it gained on five Jira projects of three balanced issue
-types and lost on draws of the real benchmark with rare queues (benchmarks/RESULTS.md, issue 38).
+probe on the (now contrastively trained) vectors, then fine-tuning with the focal loss. `stage_plan`
+decides whether a run makes it when ``contrastive_epochs`` is unset: a small export of balanced labels does.
 
 ``pair_loss`` is the pure loss; ``contrastive_stage`` trains the encoder with it.
 """
@@ -17,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 
 import torch
 import torch.nn.functional as F
@@ -25,13 +25,36 @@ from torch.utils.data import DataLoader
 logger = logging.getLogger(__name__)
 
 
-def stage_record(epochs: float) -> dict:
-    """The data report's ``recipe``: whether the run makes the contrastive stage, and why."""
-    if epochs:
-        return {"contrastive_epochs": float(epochs), "why": "set by contrastive_epochs"}
-    return {"contrastive_epochs": 0.0,
-            "why": "off (the default): with 300 training tickets it gained on balanced issue types and lost on "
-                   "long-tailed queues (benchmarks/RESULTS.md, issue 38); contrastive_epochs turns it on"}
+# A small export of balanced queues gets the stage (issue 38): measured at 300 training tickets it gained on balanced
+# issue types (Jira, GitHub) and lost on long-tailed queues (the real benchmark's draws); see benchmarks/RESULTS.md.
+SMALL_EXPORT = 500  # training tickets, fewer: small
+BALANCED = 0.5  # the rarest label holds at least this share of the largest label's tickets
+DEFAULT_EPOCHS = 8.0
+
+
+def stage_plan(epochs: float | None, train_labels) -> dict:
+    """The data report's ``recipe``: how many passes the contrastive stage makes, and why.
+
+    epochs: ``contrastive_epochs`` as set (None = unset: the rule decides; 0 = off); train_labels: the training
+    split's label ids. Unset, the stage makes ``DEFAULT_EPOCHS`` passes when the training split holds fewer than
+    ``SMALL_EXPORT`` tickets and its rarest label at least ``BALANCED`` times its largest one's tickets, else none."""
+    if epochs is not None:
+        return {"contrastive_epochs": float(epochs),
+                "why": "set by contrastive_epochs" if epochs else "off: contrastive_epochs is 0"}
+    counts = Counter(int(label) for label in train_labels)
+    size, rarest, largest = sum(counts.values()), min(counts.values(), default=0), max(counts.values(), default=0)
+    measured = ("with 300 training tickets it gained on balanced issue types and lost on long-tailed queues "
+                "(benchmarks/RESULTS.md, issue 38); contrastive_epochs overrides")
+    if size >= SMALL_EXPORT:
+        return {"contrastive_epochs": 0.0,
+                "why": f"off: {size} training tickets, not a small export (under {SMALL_EXPORT}): {measured}"}
+    if rarest < BALANCED * largest:
+        return {"contrastive_epochs": 0.0,
+                "why": f"off: the rarest label has {rarest} training tickets, under {BALANCED:g} x the largest "
+                       f"label's {largest} (long-tailed): {measured}"}
+    return {"contrastive_epochs": DEFAULT_EPOCHS,
+            "why": f"on: {size} training tickets (under {SMALL_EXPORT}), labels balanced (rarest {rarest}, largest "
+                   f"{largest}): {measured}"}
 
 
 def pair_loss(vectors: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from custom_trainer.contrastive import contrastive_stage, pair_loss
+from custom_trainer.contrastive import contrastive_stage, pair_loss, stage_plan
 from custom_trainer.probe import sentence_vectors
 from tests.test_probe import setup
 
@@ -67,13 +67,28 @@ def test_train_py_records_the_stage(tiny_bert, tmp_path, dataset_cache):
     assert stage["epochs"] == 1 and stage["steps"] >= 1 and stage["seconds"] >= 0
 
 
-def test_the_default_run_says_the_stage_is_off_and_why(tiny_bert, tmp_path, dataset_cache):
+@pytest.mark.parametrize("epochs, labels, expected, why", [
+    (None, [0] * 100 + [1] * 100 + [2] * 100, 8.0, "on: 300 training tickets"),       # small, balanced
+    (None, [0] * 100 + [1] * 100 + [2] * 49, 0.0, "long-tailed"),                     # rarest under half
+    (None, [0] * 170 + [1] * 170 + [2] * 170, 0.0, "not a small export"),             # 510 tickets
+    (None, [0] * 100 + [1] * 100 + [2] * 50, 8.0, "on:"),                             # exactly half: balanced
+    (3.0, [0] * 1000 + [1] * 5, 3.0, "set by contrastive_epochs"),                    # set: the rule stays out
+    (0.0, [0] * 100 + [1] * 100, 0.0, "contrastive_epochs is 0"),
+])
+def test_stage_plan_makes_the_stage_for_small_balanced_exports_only(epochs, labels, expected, why):
+    plan = stage_plan(epochs, labels)
+    assert plan["contrastive_epochs"] == expected and why in plan["why"], plan
+
+
+def test_a_small_balanced_run_makes_the_stage_by_default_and_says_why(tiny_bert, tmp_path, dataset_cache):
     from custom_trainer.arguments import parse_args
     from tests.conftest import tiny_run_flags
     import train
 
-    metrics = train.main(*parse_args([*tiny_run_flags(tiny_bert, tmp_path / "run", dataset_cache),
-                                      "--num_train_epochs", "1"])[:3])
+    flags = [flag for flag in tiny_run_flags(tiny_bert, tmp_path / "run", dataset_cache)]
+    at = flags.index("--contrastive_epochs")
+    del flags[at:at + 2]  # unset: the rule decides (the seed corpus of 30 a queue is small and balanced)
+    metrics = train.main(*parse_args([*flags, "--num_train_epochs", "1"])[:3])
     recipe = json.loads((tmp_path / "run" / "reports" / "data_report.json").read_text())["recipe"]
-    assert recipe["contrastive_epochs"] == 0.0 and "off (the default)" in recipe["why"]
-    assert metrics["head_probe"]["contrastive"] is None
+    assert recipe["contrastive_epochs"] == 8.0 and recipe["why"].startswith("on: "), recipe
+    assert metrics["head_probe"]["contrastive"]["epochs"] == 8.0
