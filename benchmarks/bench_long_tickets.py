@@ -3,6 +3,7 @@
     python benchmarks/bench_long_tickets.py                                  # both recipes, every project
     python benchmarks/bench_long_tickets.py --recipes whole_512 --projects MULE
     python benchmarks/bench_long_tickets.py --skip_train                     # tabulate the runs already there
+    python benchmarks/bench_long_tickets.py --source github --recipes no_stage contrastive head_tail_512
 
 The shape of a small desk's first try (issue 38): a few classes, 300 training tickets, as many test tickets, real
 text, one default `train.py --train_file ... --test_file ... --text_columns title description --label_column type`
@@ -10,9 +11,15 @@ per project. The tickets are Jira issues of open-source projects (Tawosi et al.'
 ../shared/external_data/AgileEffortEstimation as benchmarks/bench_fields.py reads it, never copied into the
 repository): the label is the issue type, the three most frequent types of a project that has at least 200 issues
 of each (100 per type train, 100 per type test, drawn with seed 0: outputs/long_tickets/data/<project>/).
+With `--source github` the "projects" are disjoint draws of GitHub issues of many repositories (bug, enhancement,
+question: Kallis et al.'s Ticket Tagger data as rebalanced by Birchler et al., read from
+../shared/external_data/ticket_tagger; `github_draws`), 100 of each type to train on and 100 to test, GH0 to GH4.
 
 Recipes (`RECIPES`; arguments after `--` go to every run):
-- default: the default command, tickets cut at max_length 128 tokens;
+- default: the default command, tickets cut at max_length 128 tokens; since session 17 that makes the contrastive
+  stage on these small balanced projects (`stage_plan`), as the contrastive recipe does;
+- no_stage: the default command without the contrastive stage (`--contrastive_epochs 0`): the default before
+  session 17;
 - whole_512: `--max_length 512 --chunk_length 128`: the encoder reads up to 512 tokens as 128-token windows, each
   encoded alone and pooled; the wide part reads all 512;
 - batch_8: batches of 8 tickets instead of 32: the same tickets seen, four times the optimizer steps (3 epochs of
@@ -51,7 +58,7 @@ from benchmarks.bench_fields import TAWOSI, available_projects, clean, load_proj
 
 OUTPUT = REPO / "outputs" / "long_tickets"
 TEXT_COLUMNS = ("title", "description")
-RECIPES = {"default": [], "whole_512": ["--max_length", "512", "--chunk_length", "128"],
+RECIPES = {"default": [], "no_stage": ["--contrastive_epochs", "0"], "whole_512": ["--max_length", "512", "--chunk_length", "128"],
            "batch_8": ["--per_device_train_batch_size", "8"],
            "batch_16_6_epochs": ["--per_device_train_batch_size", "16", "--num_train_epochs", "6"],
            "mpnet": ["--model_name_or_path", "MPNET_DIR"],  # --mpnet_dir replaces MPNET_DIR
@@ -268,8 +275,9 @@ def main(argv=None) -> dict:
               f"median {files['median_chars']:.0f} characters", flush=True)
 
     rows = []
-    for recipe in args.recipes:
-        for project, files in projects.items():
+    # Project by project, every recipe on it in turn: a run cut short still leaves paired comparisons.
+    for project, files in projects.items():
+        for recipe in args.recipes:
             output = args.output_dir / recipe / project
             wall_file = output / "train_wall_s.txt"
             if not args.skip_train:

@@ -107,7 +107,10 @@ def test_explain_gives_the_words_that_decided_within_the_batch_bound(server):
     ticket = {"subject": "Printer paper jam", "description": "the tray on floor two is stuck again since monday"}
     status, result = call(server, "/explain", ticket)
     _, decision = call(server, "/predict", ticket)
-    assert status == 200 and result["label"] == decision["label"] and result["score"] == pytest.approx(decision["score"])
+    # The same ticket in a batch of variants and alone: kernels that differ with the batch's shape (oneDNN on AMX)
+    # move the sixth decimal the service rounds to, so one unit there is the same score.
+    assert status == 200 and result["label"] == decision["label"]
+    assert result["score"] == pytest.approx(decision["score"], abs=2e-6)
     assert result["forward_passes"] <= 8 and result["words_per_pass"] >= 2  # max_batch 8: 7 variants of 12 words
     assert result["words"] and all({"text", "field", "effect"} <= set(word) for word in result["words"])
     assert call(server, "/explain", {"tickets": [ticket]})[0] == 422
