@@ -503,6 +503,8 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
     encoder_path = resolve_encoder(model_args.model_name_or_path)  # an unreachable encoder fails before any data work
     data = prepare_data(data_args, model_args, args.seed)
     data.report["recipe"] = stage_plan(args.contrastive_epochs, data.raw["train"]["label"])  # said, with why
+    logger.info("contrastive stage before the head: %g passes (%s)", data.report["recipe"]["contrastive_epochs"],
+                data.report["recipe"]["why"])
     audit = audit_export(data_args, args)
     tokenizer, tokenized = tokenize(data, encoder_path, data_args, args)
     baseline = fit_baseline(data, args.seed)

@@ -94,6 +94,10 @@ def _data_section(report: dict) -> str:
     if lengths:
         parts.append(f"<p>Tokens per ticket: median {lengths['p50']}, 90th percentile {lengths['p90']}; "
                      f"{lengths['share_truncated']:.1%} cut at {lengths['max_length']}.</p>")
+    recipe = report.get("recipe")
+    if recipe:
+        made = f"{recipe['contrastive_epochs']:g} passes" if recipe["contrastive_epochs"] else "none"
+        parts.append(f"<p>Contrastive stage before the head: {escape(made)} ({escape(recipe['why'])}).</p>")
     return "".join(parts)
 
 

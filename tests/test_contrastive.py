@@ -92,3 +92,5 @@ def test_a_small_balanced_run_makes_the_stage_by_default_and_says_why(tiny_bert,
     recipe = json.loads((tmp_path / "run" / "reports" / "data_report.json").read_text())["recipe"]
     assert recipe["contrastive_epochs"] == 8.0 and recipe["why"].startswith("on: "), recipe
     assert metrics["head_probe"]["contrastive"]["epochs"] == 8.0
+    page = (tmp_path / "run" / "reports" / "index.html").read_text()
+    assert "Contrastive stage before the head: 8 passes (on: " in page  # the team lead's report says it too
