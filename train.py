@@ -27,6 +27,7 @@ from custom_trainer.arguments import DataArguments, ModelArguments, TicketTraini
 from custom_trainer.audit import audit_file, summarize_audit
 from custom_trainer.baseline import ADVICE, baseline_metrics, compare_to_baseline, ticket_strings
 from custom_trainer.contrastive import contrastive_stage, stage_plan
+from custom_trainer.small_exports import reading_plan
 from custom_trainer.confidence import RoutingRule, fit_routing, softmax
 from custom_trainer.combine import choose, export_weights, log_prior
 from custom_trainer.encoders import resolve_encoder
@@ -225,6 +226,15 @@ def tokenize(data: PreparedData, encoder_path: str, data_args: DataArguments, ar
     tokenizer = ticket_tokenizer(AutoTokenizer.from_pretrained(encoder_path))
     tokenizer.model_max_length = data_args.max_length
     data.report["token_lengths"] = token_length_profile(data.raw, tokenizer, data_args.max_length)
+    reading = reading_plan(data_args.head_tail_length, data_args.max_length, data_args.chunk_length,
+                           data_args.tail_length, data.report["token_lengths"]["share_truncated"],
+                           data.raw["train"]["label"])
+    data.report["reading"] = reading  # said in the data report, with why
+    logger.info("reading: max_length %d, head_tail_length %d (%s)", reading["max_length"],
+                reading["head_tail_length"], reading["why"])
+    # From here on the run reads as planned: the model, its export and the wide part take these two from data_args.
+    data_args.max_length, data_args.head_tail_length = reading["max_length"], reading["head_tail_length"]
+    tokenizer.model_max_length = data_args.max_length
     if args.should_save:
         reports = Path(args.output_dir) / "reports"
         reports.mkdir(parents=True, exist_ok=True)

@@ -16,10 +16,11 @@ question: Kallis et al.'s Ticket Tagger data as rebalanced by Birchler et al., r
 ../shared/external_data/ticket_tagger; `github_draws`), 100 of each type to train on and 100 to test, GH0 to GH4.
 
 Recipes (`RECIPES`; arguments after `--` go to every run):
-- default: the default command, tickets cut at max_length 128 tokens; since session 17 that makes the contrastive
-  stage on these small balanced projects (`stage_plan`), as the contrastive recipe does;
-- no_stage: the default command without the contrastive stage (`--contrastive_epochs 0`): the default before
-  session 17;
+- default: the default command. Since session 17 that makes the contrastive stage on these small balanced projects
+  and reads their long tickets by their two ends, as `head_tail_512` does (custom_trainer/small_exports.py: every
+  project here has over 20% of its training tickets over 128 tokens); the data report's `recipe` and `reading` say so;
+- no_stage: the default command without the stage, tickets cut at 128 tokens (`--contrastive_epochs 0
+  --head_tail_length 0`): the default before session 17;
 - whole_512: `--max_length 512 --chunk_length 128`: the encoder reads up to 512 tokens as 128-token windows, each
   encoded alone and pooled; the wide part reads all 512;
 - batch_8: batches of 8 tickets instead of 32: the same tickets seen, four times the optimizer steps (3 epochs of
@@ -31,8 +32,11 @@ Recipes (`RECIPES`; arguments after `--` go to every run):
 - head_tail_512: `--max_length 512 --head_tail_length 128 --tail_length 32`: a ticket longer than 128 tokens is read
   in one pass of its first 96 and its last 32 tokens (out of 512); the wide part reads all 512;
 - head_tail_512_tail_64: the same with the last 64 tokens and the first 64;
-- contrastive: SetFit's sentence-pair stage before the head (`--contrastive_epochs 8 --contrastive_learning_rate
-  5e-5`: 8 passes over the training tickets, every pair in a batch of 32; custom_trainer/contrastive.py).
+- contrastive: SetFit's sentence-pair stage before the head, tickets cut at 128 tokens (`--contrastive_epochs 8
+  --contrastive_learning_rate 5e-5 --head_tail_length 0`: 8 passes over the training tickets, every pair in a batch
+  of 32; custom_trainer/contrastive.py).
+The other recipes change one thing of the default command of their session; since session 17 that default makes
+the stage on these projects (set `-- --contrastive_epochs 0` to compare with the runs of sessions 13 to 16).
 
 Prints per project and recipe: test accuracy and macro-F1 of the final model, of the head alone
 (`combination.head_only.test`) and of the run's TF-IDF + logistic-regression baseline, the share of test tickets
@@ -58,11 +62,14 @@ from benchmarks.bench_fields import TAWOSI, available_projects, clean, load_proj
 
 OUTPUT = REPO / "outputs" / "long_tickets"
 TEXT_COLUMNS = ("title", "description")
-RECIPES = {"default": [], "no_stage": ["--contrastive_epochs", "0"], "whole_512": ["--max_length", "512", "--chunk_length", "128"],
+RECIPES = {"default": [],
+           "no_stage": ["--contrastive_epochs", "0", "--head_tail_length", "0"],
+           "whole_512": ["--max_length", "512", "--chunk_length", "128"],
            "batch_8": ["--per_device_train_batch_size", "8"],
            "batch_16_6_epochs": ["--per_device_train_batch_size", "16", "--num_train_epochs", "6"],
            "mpnet": ["--model_name_or_path", "MPNET_DIR"],  # --mpnet_dir replaces MPNET_DIR
-           "contrastive": ["--contrastive_epochs", "8", "--contrastive_learning_rate", "5e-5"],
+           "contrastive": ["--contrastive_epochs", "8", "--contrastive_learning_rate", "5e-5",
+                           "--head_tail_length", "0"],
            "head_tail_512": ["--max_length", "512", "--head_tail_length", "128", "--tail_length", "32"],
            "head_tail_512_tail_64": ["--max_length", "512", "--head_tail_length", "128", "--tail_length", "64"]}
 

@@ -71,12 +71,16 @@ class DataArguments:
                           "chunk_length tokens (e.g. 128), each encoded alone, pooled together; the wide part reads all "
                           "max_length tokens. 0: one window of max_length tokens."},
     )
-    head_tail_length: int = field(
-        default=0,
+    head_tail_length: int | None = field(
+        default=None,
         metadata={"help": "Read long tickets by their two ends: a ticket longer than head_tail_length tokens (e.g. "
                           "128) out of max_length (e.g. 512) is read in one pass of its first head_tail_length - "
                           "tail_length tokens and its last tail_length; the wide part reads all max_length tokens. "
-                          "0: off (the first max_length tokens)."},
+                          "0: off (the first max_length tokens). Unset (the default): on, with head_tail_length = "
+                          "max_length out of 4 x max_length, for a small export of balanced labels (under 500 "
+                          "training tickets, the rarest label at least half the largest) with at least 20% of its "
+                          "training tickets over max_length tokens, else off; the data report's `reading` says which "
+                          "and why (custom_trainer/small_exports.py)."},
     )
     tail_length: int = field(
         default=32, metadata={"help": "Tokens of a ticket's end read with head_tail_length."}

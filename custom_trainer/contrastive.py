@@ -16,19 +16,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from custom_trainer.small_exports import MEASURED, small_and_balanced
+
 logger = logging.getLogger(__name__)
 
 
-# A small export of balanced queues gets the stage (issue 38): measured at 300 training tickets it gained on balanced
-# issue types (Jira, GitHub) and lost on long-tailed queues (the real benchmark's draws); see benchmarks/RESULTS.md.
-SMALL_EXPORT = 500  # training tickets, fewer: small
-BALANCED = 0.5  # the rarest label holds at least this share of the largest label's tickets
 DEFAULT_EPOCHS = 8.0
 
 
@@ -36,25 +33,15 @@ def stage_plan(epochs: float | None, train_labels) -> dict:
     """The data report's ``recipe``: how many passes the contrastive stage makes, and why.
 
     epochs: ``contrastive_epochs`` as set (None = unset: the rule decides; 0 = off); train_labels: the training
-    split's label ids. Unset, the stage makes ``DEFAULT_EPOCHS`` passes when the training split holds fewer than
-    ``SMALL_EXPORT`` tickets and its rarest label at least ``BALANCED`` times its largest one's tickets, else none."""
+    split's label ids. Unset, the stage makes ``DEFAULT_EPOCHS`` passes for a small export of balanced labels
+    (`custom_trainer.small_exports.small_and_balanced`), else none."""
     if epochs is not None:
         return {"contrastive_epochs": float(epochs),
                 "why": "set by contrastive_epochs" if epochs else "off: contrastive_epochs is 0"}
-    counts = Counter(int(label) for label in train_labels)
-    size, rarest, largest = sum(counts.values()), min(counts.values(), default=0), max(counts.values(), default=0)
-    measured = ("with 300 training tickets it gained on balanced issue types and lost on long-tailed queues "
-                "(benchmarks/RESULTS.md, issue 38); contrastive_epochs overrides")
-    if size >= SMALL_EXPORT:
-        return {"contrastive_epochs": 0.0,
-                "why": f"off: {size} training tickets, not a small export (under {SMALL_EXPORT}): {measured}"}
-    if rarest < BALANCED * largest:
-        return {"contrastive_epochs": 0.0,
-                "why": f"off: the rarest label has {rarest} training tickets, under {BALANCED:g} x the largest "
-                       f"label's {largest} (long-tailed): {measured}"}
-    return {"contrastive_epochs": DEFAULT_EPOCHS,
-            "why": f"on: {size} training tickets (under {SMALL_EXPORT}), labels balanced (rarest {rarest}, largest "
-                   f"{largest}): {measured}"}
+    small, sizes = small_and_balanced(train_labels)
+    if not small:
+        return {"contrastive_epochs": 0.0, "why": f"off: {sizes}; {MEASURED}; contrastive_epochs overrides"}
+    return {"contrastive_epochs": DEFAULT_EPOCHS, "why": f"on: {sizes}; {MEASURED}; contrastive_epochs overrides"}
 
 
 def pair_loss(vectors: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -98,6 +98,11 @@ def _data_section(report: dict) -> str:
     if recipe:
         made = f"{recipe['contrastive_epochs']:g} passes" if recipe["contrastive_epochs"] else "none"
         parts.append(f"<p>Contrastive stage before the head: {escape(made)} ({escape(recipe['why'])}).</p>")
+    reading = report.get("reading")
+    if reading:
+        how = (f"first and last tokens, {reading['head_tail_length']} of up to {reading['max_length']}"
+               if reading["head_tail_length"] else f"the first {reading['max_length']} tokens")
+        parts.append(f"<p>Long tickets read by: {escape(how)} ({escape(reading['why'])}).</p>")
     return "".join(parts)
 
 
