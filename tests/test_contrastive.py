@@ -85,7 +85,7 @@ def test_a_small_balanced_run_makes_the_stage_by_default_and_says_why(tiny_bert,
     from tests.conftest import tiny_run_flags
     import train
 
-    flags = [flag for flag in tiny_run_flags(tiny_bert, tmp_path / "run", dataset_cache)]
+    flags = tiny_run_flags(tiny_bert, tmp_path / "run", dataset_cache)
     at = flags.index("--contrastive_epochs")
     del flags[at:at + 2]  # unset: the rule decides (the seed corpus of 30 a queue is small and balanced)
     metrics = train.main(*parse_args([*flags, "--num_train_epochs", "1"])[:3])
