@@ -4,6 +4,7 @@
     python benchmarks/bench_long_tickets.py --recipes whole_512 --projects MULE
     python benchmarks/bench_long_tickets.py --skip_train                     # tabulate the runs already there
     python benchmarks/bench_long_tickets.py --source github --recipes no_stage contrastive head_tail_512
+    python benchmarks/bench_long_tickets.py --source components --recipes default head_tail_512
 
 The shape of a small desk's first try (issue 38): a few classes, 300 training tickets, as many test tickets, real
 text, one default `train.py --train_file ... --test_file ... --text_columns title description --label_column type`
@@ -14,6 +15,10 @@ of each (100 per type train, 100 per type test, drawn with seed 0: outputs/long_
 With `--source github` the "projects" are disjoint draws of GitHub issues of many repositories (bug, enhancement,
 question: Kallis et al.'s Ticket Tagger data as rebalanced by Birchler et al., read from
 ../shared/external_data/ticket_tagger; `github_draws`), 100 of each type to train on and 100 to test, GH0 to GH4.
+With `--source components` the shape is a larger desk's instead: every issue of a Jira project's most frequent
+components (at most 11, each with at least 20 issues with exactly that one component), the label is the component
+(the team an issue goes to), long-tailed as the project is, 75% to train and 25% to test, stratified, seed 0
+(`component_projects`): a few hundred to 2,800 training tickets, none of them small balanced exports.
 
 Recipes (`RECIPES`; arguments after `--` go to every run):
 - default: the default command. Since session 17 that makes the contrastive stage on these small balanced projects
@@ -147,6 +152,39 @@ def github_draws(draws: int, per_type: int, data_dir: Path) -> dict:
     return projects
 
 
+COMPONENT_PROJECTS = ("MULE", "TISTUD", "EVG", "DNN", "NEXUS", "MDL")
+
+
+def component_project(project: str, n_labels: int, min_issues: int, data_dir: Path) -> dict | None:
+    """Train and test files of one project routed by component: the issues with exactly one component among the
+    project's ``n_labels`` most frequent ones that have ``min_issues`` such issues, 75% train / 25% test per
+    component (seed 0), label column ``component``; None if fewer than 3 components qualify."""
+    frame = load_project(project)
+    frame["title"], frame["description"] = clean(frame["title"]), clean(frame["description"])
+    frame = frame[(frame["title"] + frame["description"]).str.strip() != ""]
+    frame = frame[frame["n_components"] == 1].drop_duplicates(subset=["title", "description"])
+    counts = frame["component"].value_counts()
+    labels = list(counts[counts >= min_issues].index[:n_labels])
+    if len(labels) < 3:
+        return None
+    rng = np.random.default_rng(0)
+    train, test = [], []
+    for label in labels:
+        rows = frame[frame["component"] == label]
+        order = rng.permutation(len(rows))
+        cut = int(round(0.75 * len(rows)))
+        train.append(rows.iloc[order[:cut]])
+        test.append(rows.iloc[order[cut:]])
+    folder = data_dir / project
+    folder.mkdir(parents=True, exist_ok=True)
+    columns = ["issuekey", "title", "description", "component"]
+    for name, parts in (("train", train), ("test", test)):
+        pd.concat(parts)[columns].sample(frac=1.0, random_state=0).to_csv(folder / f"{name}.csv", index=False)
+    shares = (counts[labels] / counts[labels].sum()).round(3).tolist()
+    return {"types": labels, "shares": shares, "label_column": "component", "train": str(folder / "train.csv"),
+            "test": str(folder / "test.csv")}
+
+
 def long_share(test_csv: Path, max_length: int = 128) -> tuple[float, float]:
     """Share of test tickets whose title + description is longer than ``max_length`` tokens, and the median
     length in characters."""
@@ -165,7 +203,7 @@ def long_share(test_csv: Path, max_length: int = 128) -> tuple[float, float]:
 def train_run(recipe: str, project: str, files: dict, output: Path, extra: list[str], mpnet_dir: Path) -> float:
     flags = [str(mpnet_dir) if flag == "MPNET_DIR" else flag for flag in RECIPES[recipe]]
     command = [sys.executable, "train.py", "--train_file", files["train"], "--test_file", files["test"],
-               "--text_columns", *TEXT_COLUMNS, "--label_column", "type", "--output_dir", str(output),
+               "--text_columns", *TEXT_COLUMNS, "--label_column", files.get("label_column", "type"), "--output_dir", str(output),
                "--disable_tqdm", "true", *flags, *extra]
     print(f"\n[{recipe} {project}] {' '.join(command)}", flush=True)
     return timed(command, f"train.py for {recipe} on {project}")
@@ -246,18 +284,22 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     parser.add_argument("--projects", nargs="+", default=None, help="these Jira projects (default: every eligible)")
-    parser.add_argument("--source", choices=["jira", "github"], default="jira",
+    parser.add_argument("--source", choices=["jira", "github", "components"], default="jira",
                         help="jira: Jira projects of the Tawosi dataset; github: disjoint draws of GitHub issues "
-                             "(bug / enhancement / question) of the Ticket Tagger data, one 'project' a draw")
+                             "(bug / enhancement / question) of the Ticket Tagger data, one 'project' a draw; "
+                             "components: Jira projects routed by component (long-tailed, hundreds to thousands "
+                             "of tickets)")
     parser.add_argument("--draws", type=int, default=5, help="--source github: how many disjoint draws")
     parser.add_argument("--per_type", type=int, default=100, help="issues per type in train and in test")
     parser.add_argument("--n_types", type=int, default=3, help="classes: the project's most frequent issue types")
+    parser.add_argument("--n_components", type=int, default=11, help="--source components: at most this many "
+                                                                     "components a project")
     parser.add_argument("--output_dir", type=Path, default=OUTPUT)
     parser.add_argument("--skip_train", action="store_true", help="tabulate the runs already in output_dir")
     parser.add_argument("--mpnet_dir", type=Path, default=REPO.parent / "models" / "all-mpnet-base-v2",
                         help="all-mpnet-base-v2 as a plain HF folder (the mpnet recipe)")
     args = parser.parse_args(argv)
-    if args.source == "jira" and not TAWOSI.is_dir():
+    if args.source in ("jira", "components") and not TAWOSI.is_dir():
         sys.exit(f"bench_long_tickets: the Jira data (Tawosi dataset) not found in {TAWOSI} (see "
                  "benchmarks/bench_fields.py); it is never read from the repository")
     if "mpnet" in args.recipes and not args.skip_train and not (args.mpnet_dir / "config.json").is_file():
@@ -269,6 +311,15 @@ def main(argv=None) -> dict:
         projects = github_draws(args.draws, args.per_type, data_dir)
         for files in projects.values():
             files["long_share"], files["median_chars"] = long_share(Path(files["test"]))
+    if args.source == "components":
+        for project in args.projects or COMPONENT_PROJECTS:
+            files = component_project(project, args.n_components, 20, data_dir)
+            if files is None:
+                sys.exit(f"bench_long_tickets: {project} has fewer than 3 components of 20 issues")
+            files["long_share"], files["median_chars"] = long_share(Path(files["test"]))
+            projects[project] = files
+            print(f"{project}: components {files['types']} (shares {files['shares']}), test tickets over 128 "
+                  f"tokens {files['long_share']:.0%}, median {files['median_chars']:.0f} characters", flush=True)
     for project in candidates:
         files = build_project(project, args.per_type, args.n_types, data_dir)
         if files is None:
