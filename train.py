@@ -12,7 +12,7 @@ import json
 import logging
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import datasets
@@ -220,20 +220,23 @@ def audit_export(data_args: DataArguments, args: TicketTrainingArguments) -> dic
             "near_duplicate_groups": report["near_duplicates"]["groups"], "seconds": report["seconds"]}
 
 
-def tokenize(data: PreparedData, encoder_path: str, data_args: DataArguments, args: TicketTrainingArguments):
-    """The encoder's tokenizer (e-mails masked, whitespace collapsed) and the tokenised splits; the data report,
-    with the token lengths, is written before training, so a user can read it while (or instead of) waiting."""
-    tokenizer = ticket_tokenizer(AutoTokenizer.from_pretrained(encoder_path))
-    tokenizer.model_max_length = data_args.max_length
+def plan_reading(data: PreparedData, tokenizer, data_args: DataArguments) -> DataArguments:
+    """How the run reads its tickets (custom_trainer/small_exports.py ``reading_plan``, on the training tickets'
+    token lengths): the data report's ``token_lengths`` and ``reading`` (with why), and the data arguments the run
+    reads with from here on (the model, its export and the wide part take max_length and head_tail_length)."""
     data.report["token_lengths"] = token_length_profile(data.raw, tokenizer, data_args.max_length)
     reading = reading_plan(data_args.head_tail_length, data_args.max_length, data_args.chunk_length,
                            data_args.tail_length, data.report["token_lengths"]["share_truncated"],
                            data.raw["train"]["label"])
-    data.report["reading"] = reading  # said in the data report, with why
+    data.report["reading"] = reading
     logger.info("reading: max_length %d, head_tail_length %d (%s)", reading["max_length"],
                 reading["head_tail_length"], reading["why"])
-    # From here on the run reads as planned: the model, its export and the wide part take these two from data_args.
-    data_args.max_length, data_args.head_tail_length = reading["max_length"], reading["head_tail_length"]
+    return replace(data_args, max_length=reading["max_length"], head_tail_length=reading["head_tail_length"])
+
+
+def tokenize(data: PreparedData, tokenizer, data_args: DataArguments, args: TicketTrainingArguments):
+    """The tokenised splits; the data report, with the token lengths and the reading plan, is written before
+    training, so a user can read it while (or instead of) waiting."""
     tokenizer.model_max_length = data_args.max_length
     if args.should_save:
         reports = Path(args.output_dir) / "reports"
@@ -243,7 +246,7 @@ def tokenize(data: PreparedData, encoder_path: str, data_args: DataArguments, ar
             print("\n" + summarize_report(data.report) + "\n", flush=True)
     with args.main_process_first(desc="tokenizing"):
         tokenized = tokenize_dataset(data.raw, tokenizer, max_length=data_args.max_length)
-    return tokenizer, tokenized
+    return tokenized
 
 
 def fit_baseline(data: PreparedData, seed: int) -> dict:
@@ -516,7 +519,10 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
     logger.info("contrastive stage before the head: %g passes (%s)", data.report["recipe"]["contrastive_epochs"],
                 data.report["recipe"]["why"])
     audit = audit_export(data_args, args)
-    tokenizer, tokenized = tokenize(data, encoder_path, data_args, args)
+    # e-mails masked, whitespace collapsed; the reading plan may widen max_length (a new DataArguments from here on)
+    tokenizer = ticket_tokenizer(AutoTokenizer.from_pretrained(encoder_path))
+    data_args = plan_reading(data, tokenizer, data_args)
+    tokenized = tokenize(data, tokenizer, data_args, args)
     baseline = fit_baseline(data, args.seed)
     model, weights = build_model(encoder_path, data, data_args, model_args)
     trainer, probe = train_model(model, weights, tokenizer, tokenized, data, model_args, args, [clock, *callbacks])
