@@ -2,6 +2,7 @@
 
     python benchmarks/bench_selection.py run --dataset its --size 300 --draws 20       # trains 20 default runs
     python benchmarks/bench_selection.py analyze --dataset its --size 300              # replays every rule
+    python benchmarks/bench_selection.py analyze --dataset its_desk --size 1000 --reachable  # ... and what no rule can beat
     python benchmarks/bench_selection.py run --dataset its --size 300 --name batch8 -- --per_device_train_batch_size 8
 
 A run's validation split chooses the combination of the head with the wide part and a prior correction
@@ -218,6 +219,25 @@ def figures(logits, labels, num_labels) -> dict:
     return scores(labels, np.asarray(logits).argmax(-1), num_labels)
 
 
+def reachable(arrays, baseline_test: dict, head_test: dict) -> list[tuple[float, float]]:
+    """The combinations (wide weight 0 to 1 by 0.05, prior strength -1 to 1 by 0.125) whose TEST figures meet both
+    goals at once: at or above the baseline in accuracy and macro-F1, and not below the head alone (0.5 accuracy
+    point, 1 macro-F1 point). An upper bound for any rule that chooses among them: none may look at test."""
+    from custom_trainer.combine import combined_logits
+
+    labels, num_labels = arrays["test_labels"], arrays["test_head_logits"].shape[1]
+    found = []
+    for weight in np.round(np.arange(0.0, 1.0001, 0.05), 2):
+        for strength in np.round(np.arange(-1.0, 1.0001, 0.125), 3):
+            test = figures(combined_logits(arrays["test_head_logits"], arrays.get("test_wide_logits"), weight,
+                                           strength, arrays["validation_prior"]), labels, num_labels)
+            if (test["accuracy"] >= baseline_test["accuracy"] and test["macro_f1"] >= baseline_test["macro_f1"]
+                    and test["accuracy"] >= head_test["accuracy"] - 0.005
+                    and test["macro_f1"] >= head_test["macro_f1"] - 0.01):
+                found.append((float(weight), float(strength)))
+    return found
+
+
 def analyze(args) -> dict:
     from custom_trainer.combine import combined_logits
 
@@ -227,6 +247,7 @@ def analyze(args) -> dict:
     if not runs:
         sys.exit(f"no finished runs in {args.runs or folder}; run `bench_selection.py run` first")
     results = {name: [] for name in RULES}
+    reachable_runs = 0
     for run_dir in runs:
         arrays = np.load(run_dir / "reports" / "combination_inputs.npz")
         metrics = json.loads((run_dir / "reports" / "metrics.json").read_text())
@@ -236,6 +257,8 @@ def analyze(args) -> dict:
         wide_val = arrays["validation_wide_logits"] if "validation_wide_logits" in arrays else None
         wide_test = arrays["test_wide_logits"] if "test_wide_logits" in arrays else None
         head_test = figures(arrays["test_head_logits"], arrays["test_labels"], num_labels)
+        if args.reachable:
+            reachable_runs += bool(reachable(dict(arrays), baseline["test"], head_test))
         for name, rule in RULES.items():
             weight, strength = rule(arrays["validation_head_logits"], wide_val, arrays["validation_labels"], prior,
                                     baseline["validation"])
@@ -269,6 +292,10 @@ def analyze(args) -> dict:
               f"{s['below_baseline_share']:.0%} ({int(frame['below_baseline'].sum())}/{len(frame)}) | "
               f"{100 * s['mean_gain_accuracy']:+.2f} / {100 * s['mean_gain_macro_f1']:+.2f} | "
               f"{s['mean_accuracy']:.4f} / {s['mean_macro_f1']:.4f} |")
+    if args.reachable:
+        print(f"draws where some combination meets both goals on test (an upper bound for any rule): "
+              f"{reachable_runs} of {len(runs)}")
+        summary["reachable"] = {"draws": len(runs), "reachable": reachable_runs}
     if not args.runs:
         (folder / "analysis.json").write_text(json.dumps(summary, indent=2, default=float))
     return summary
@@ -285,6 +312,8 @@ def main(argv=None):
                         "flags for every run after --)")
     parser.add_argument("--runs", default="", help="analyze: the runs matching this glob instead (any train.py "
                         "output folders with reports/combination_inputs.npz, e.g. 'outputs/long_tickets/default/*')")
+    parser.add_argument("--reachable", action="store_true", help="analyze: also count the draws where any "
+                        "combination (a fine grid, judged on test) meets both goals: what no rule can beat")
     argv = list(sys.argv[1:] if argv is None else argv)
     # argparse gives a trailing positional nothing once the first one matched, so the flags after -- are split here
     train_args = argv[argv.index("--") + 1:] if "--" in argv else []
