@@ -80,6 +80,22 @@ RECIPES = {"default": [],
 
 
 # ---------------------------------------------------------------------------------------------------------- data
+def issues_with_text(project: str) -> pd.DataFrame:
+    """One Jira project's issues (`load_project`), title and description cleaned, those left without text dropped."""
+    frame = load_project(project)
+    frame["title"], frame["description"] = clean(frame["title"]), clean(frame["description"])
+    return frame[(frame["title"] + frame["description"]).str.strip() != ""]
+
+
+def write_files(folder: Path, train: list[pd.DataFrame], test: list[pd.DataFrame], label_column: str) -> dict:
+    """train.csv and test.csv in ``folder`` (each label's rows joined, shuffled with seed 0): their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    columns = ["issuekey", "title", "description", label_column]
+    for name, parts in (("train", train), ("test", test)):
+        pd.concat(parts)[columns].sample(frac=1.0, random_state=0).to_csv(folder / f"{name}.csv", index=False)
+    return {"train": str(folder / "train.csv"), "test": str(folder / "test.csv")}
+
+
 def eligible_types(frame: pd.DataFrame, per_type: int, n_types: int) -> list[str] | None:
     """The project's ``n_types`` most frequent issue types if each has 2 * ``per_type`` issues, else None."""
     counts = frame["type"].value_counts()
@@ -89,10 +105,7 @@ def eligible_types(frame: pd.DataFrame, per_type: int, n_types: int) -> list[str
 
 def build_project(project: str, per_type: int, n_types: int, data_dir: Path) -> dict | None:
     """Train and test files of one project (``per_type`` issues of each type in each), or None if too small."""
-    frame = load_project(project)
-    frame["title"], frame["description"] = clean(frame["title"]), clean(frame["description"])
-    frame = frame[(frame["title"] + frame["description"]).str.strip() != ""]
-    frame = frame.drop_duplicates(subset=["title", "description"])
+    frame = issues_with_text(project).drop_duplicates(subset=["title", "description"])
     types = eligible_types(frame, per_type, n_types)
     if types is None:
         return None
@@ -103,12 +116,7 @@ def build_project(project: str, per_type: int, n_types: int, data_dir: Path) -> 
         order = rng.permutation(len(rows))[: 2 * per_type]
         train.append(rows.iloc[order[:per_type]])
         test.append(rows.iloc[order[per_type:]])
-    folder = data_dir / project
-    folder.mkdir(parents=True, exist_ok=True)
-    columns = ["issuekey", "title", "description", "type"]
-    for name, parts in (("train", train), ("test", test)):
-        pd.concat(parts)[columns].sample(frac=1.0, random_state=0).to_csv(folder / f"{name}.csv", index=False)
-    return {"types": types, "train": str(folder / "train.csv"), "test": str(folder / "test.csv")}
+    return {"types": types, **write_files(data_dir / project, train, test, "type")}
 
 
 GITHUB_ISSUES = REPO.parent / "shared" / "external_data" / "ticket_tagger" / "rafaels-rebalanced-dataset-only-english.txt"
@@ -159,9 +167,7 @@ def component_project(project: str, n_labels: int, min_issues: int, data_dir: Pa
     """Train and test files of one project routed by component: the issues with exactly one component among the
     project's ``n_labels`` most frequent ones that have ``min_issues`` such issues, 75% train / 25% test per
     component (seed 0), label column ``component``; None if fewer than 3 components qualify."""
-    frame = load_project(project)
-    frame["title"], frame["description"] = clean(frame["title"]), clean(frame["description"])
-    frame = frame[(frame["title"] + frame["description"]).str.strip() != ""]
+    frame = issues_with_text(project)
     frame = frame[frame["n_components"] == 1].drop_duplicates(subset=["title", "description"])
     counts = frame["component"].value_counts()
     labels = list(counts[counts >= min_issues].index[:n_labels])
@@ -175,14 +181,9 @@ def component_project(project: str, n_labels: int, min_issues: int, data_dir: Pa
         cut = int(round(0.75 * len(rows)))
         train.append(rows.iloc[order[:cut]])
         test.append(rows.iloc[order[cut:]])
-    folder = data_dir / project
-    folder.mkdir(parents=True, exist_ok=True)
-    columns = ["issuekey", "title", "description", "component"]
-    for name, parts in (("train", train), ("test", test)):
-        pd.concat(parts)[columns].sample(frac=1.0, random_state=0).to_csv(folder / f"{name}.csv", index=False)
     shares = (counts[labels] / counts[labels].sum()).round(3).tolist()
-    return {"types": labels, "shares": shares, "label_column": "component", "train": str(folder / "train.csv"),
-            "test": str(folder / "test.csv")}
+    return {"types": labels, "shares": shares, "label_column": "component",
+            **write_files(data_dir / project, train, test, "component")}
 
 
 def long_share(test_csv: Path, max_length: int = 128) -> tuple[float, float]:
