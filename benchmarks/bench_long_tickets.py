@@ -37,6 +37,7 @@ Recipes (`RECIPES`; arguments after `--` go to every run):
 - head_tail_512: `--max_length 512 --head_tail_length 128 --tail_length 32`: a ticket longer than 128 tokens is read
   in one pass of its first 96 and its last 32 tokens (out of 512); the wide part reads all 512;
 - head_tail_512_tail_64: the same with the last 64 tokens and the first 64;
+- head_tail_256: the encoder reads 256 tokens: a ticket longer than that, its first 192 and last 64 (out of 512);
 - contrastive: SetFit's sentence-pair stage before the head, tickets cut at 128 tokens (`--contrastive_epochs 8
   --contrastive_learning_rate 5e-5 --head_tail_length 0`: 8 passes over the training tickets, every pair in a batch
   of 32; custom_trainer/contrastive.py).
@@ -76,7 +77,8 @@ RECIPES = {"default": [],
            "contrastive": ["--contrastive_epochs", "8", "--contrastive_learning_rate", "5e-5",
                            "--head_tail_length", "0"],
            "head_tail_512": ["--max_length", "512", "--head_tail_length", "128", "--tail_length", "32"],
-           "head_tail_512_tail_64": ["--max_length", "512", "--head_tail_length", "128", "--tail_length", "64"]}
+           "head_tail_512_tail_64": ["--max_length", "512", "--head_tail_length", "128", "--tail_length", "64"],
+           "head_tail_256": ["--max_length", "512", "--head_tail_length", "256", "--tail_length", "64"]}
 
 
 # ---------------------------------------------------------------------------------------------------------- data
