@@ -15,6 +15,9 @@ of each (100 per type train, 100 per type test, drawn with seed 0: outputs/long_
 With `--source github` the "projects" are disjoint draws of GitHub issues of many repositories (bug, enhancement,
 question: Kallis et al.'s Ticket Tagger data as rebalanced by Birchler et al., read from
 ../shared/external_data/ticket_tagger; `github_draws`), 100 of each type to train on and 100 to test, GH0 to GH4.
+`--min_chars N` keeps only the issues of at least N characters (500: a median near 950, the length of e-mails and
+long issue reports); there are too few long enhancements for disjoint test sets, so its draws GHL0, GHL1, ... train
+on disjoint issues and share one test set.
 With `--source components` the shape is a larger desk's instead: every issue of a Jira project's most frequent
 components (at most 11, each with at least 20 issues with exactly that one component), the label is the component
 (the team an issue goes to), long-tailed as the project is, 75% to train and 25% to test, stratified, seed 0
@@ -125,12 +128,15 @@ GITHUB_ISSUES = REPO.parent / "shared" / "external_data" / "ticket_tagger" / "ra
 GITHUB_LABELS = ("bug", "enhancement", "question")
 
 
-def github_draws(draws: int, per_type: int, data_dir: Path) -> dict:
+def github_draws(draws: int, per_type: int, data_dir: Path, min_chars: int = 0) -> dict:
     """``draws`` disjoint pairs of train and test files of GitHub issues (``per_type`` of each label in each file)
     from Kallis et al.'s Ticket Tagger data as rebalanced by Birchler et al. (ChristianBirchler/ticket-tagger-analysis,
     datasets/preprocessing/balancing/rafaels-rebalanced-dataset-only-english.txt: 1,230 English issues of many
     repositories per label, fastText lines ``__label__<type> "<title and body>"``), read from ../shared/external_data,
-    never copied into the repository. Title and body come joined, so the text is the description alone."""
+    never copied into the repository. Title and body come joined, so the text is the description alone.
+
+    min_chars > 0: only issues of at least that many characters, and the draws (GHL0, ...) share one test set,
+    each training on its own disjoint ``per_type`` issues a label."""
     if not GITHUB_ISSUES.is_file():
         sys.exit(f"bench_long_tickets: the GitHub issues (Ticket Tagger data) not found at {GITHUB_ISSUES}")
     rows = []
@@ -139,25 +145,31 @@ def github_draws(draws: int, per_type: int, data_dir: Path) -> dict:
         rows.append({"type": label.removeprefix("__label__"), "description": text.strip().strip('"').strip()})
     frame = pd.DataFrame(rows)
     frame = frame[frame["description"] != ""].drop_duplicates(subset=["description"])
+    frame = frame[frame["description"].str.len() >= min_chars]
     frame.insert(0, "title", "")
     frame.insert(0, "issuekey", [f"GH-{i}" for i in range(len(frame))])
     rng = np.random.default_rng(0)
     orders = {label: rng.permutation(int((frame["type"] == label).sum())) for label in GITHUB_LABELS}
-    if min(len(order) for order in orders.values()) < 2 * per_type * draws:
-        sys.exit(f"bench_long_tickets: {draws} disjoint draws of {2 * per_type} issues a label need more issues")
+    # Disjoint train and test files a draw, or (min_chars) one test set: each label's first per_type issues.
+    needed = per_type * (draws + 1) if min_chars else 2 * per_type * draws
+    if min(len(order) for order in orders.values()) < needed:
+        fewest = min(orders, key=lambda label: len(orders[label]))
+        sys.exit(f"bench_long_tickets: {draws} draws need {needed} issues a label; '{fewest}' has "
+                 f"{len(orders[fewest])} of at least {min_chars} characters")
     projects = {}
     for draw in range(draws):
         parts = {"train": [], "test": []}
         for label in GITHUB_LABELS:
-            rows_ = frame[frame["type"] == label]
-            order = orders[label][2 * per_type * draw: 2 * per_type * (draw + 1)]
-            parts["train"].append(rows_.iloc[order[:per_type]])
-            parts["test"].append(rows_.iloc[order[per_type:]])
-        folder = data_dir / f"GH{draw}"
+            rows_, order = frame[frame["type"] == label], orders[label]
+            train_at = per_type * (draw + 1) if min_chars else 2 * per_type * draw
+            test_at = 0 if min_chars else train_at + per_type
+            parts["train"].append(rows_.iloc[order[train_at: train_at + per_type]])
+            parts["test"].append(rows_.iloc[order[test_at: test_at + per_type]])
+        folder = data_dir / f"{'GHL' if min_chars else 'GH'}{draw}"
         folder.mkdir(parents=True, exist_ok=True)
         for name, chunks in parts.items():
             pd.concat(chunks).sample(frac=1.0, random_state=0).to_csv(folder / f"{name}.csv", index=False)
-        projects[f"GH{draw}"] = {"types": list(GITHUB_LABELS), "train": str(folder / "train.csv"),
+        projects[folder.name] = {"types": list(GITHUB_LABELS), "train": str(folder / "train.csv"),
                                  "test": str(folder / "test.csv")}
     return projects
 
@@ -293,6 +305,8 @@ def main(argv=None) -> dict:
                              "components: Jira projects routed by component (long-tailed, hundreds to thousands "
                              "of tickets)")
     parser.add_argument("--draws", type=int, default=5, help="--source github: how many disjoint draws")
+    parser.add_argument("--min_chars", type=int, default=0, help="--source github: only issues of at least this many "
+                                                                 "characters; the draws then share one test set")
     parser.add_argument("--per_type", type=int, default=100, help="issues per type in train and in test")
     parser.add_argument("--n_types", type=int, default=3, help="classes: the project's most frequent issue types")
     parser.add_argument("--n_components", type=int, default=11, help="--source components: at most this many "
@@ -311,7 +325,7 @@ def main(argv=None) -> dict:
     projects = {}
     candidates = args.projects or available_projects() if args.source == "jira" else []
     if args.source == "github":
-        projects = github_draws(args.draws, args.per_type, data_dir)
+        projects = github_draws(args.draws, args.per_type, data_dir, args.min_chars)
         for files in projects.values():
             files["long_share"], files["median_chars"] = long_share(Path(files["test"]))
     if args.source == "components":
