@@ -314,7 +314,8 @@ def train_model(model, weights, tokenizer, tokenized, data: PreparedData, model_
     if contrastive_epochs and resume_from is None:  # a resumed run has its trained encoder already
         contrastive = contrastive_stage(model, tokenized["train"], collator, contrastive_epochs,
                                         learning_rate=args.contrastive_learning_rate,
-                                        batch_size=args.per_device_train_batch_size, seed=args.seed, bf16=bf16_on_cpu,
+                                        batch_size=args.contrastive_batch_size or args.per_device_train_batch_size,
+                                        seed=args.seed, bf16=bf16_on_cpu,
                                         device=args.device)
     if args.head_probe_epochs > 0 and resume_from is None:  # a resumed run loads its trained head instead
         probe = probe_head(model, tokenized["train"], collator, args.head_probe_epochs,

@@ -339,6 +339,11 @@ class TicketTrainingArguments(TrainingArguments):
     contrastive_learning_rate: float = field(
         default=5e-5, metadata={"help": "Peak learning rate of the contrastive stage (contrastive_epochs)."}
     )
+    contrastive_batch_size: int | None = field(
+        default=None,
+        metadata={"help": "Tickets a step of the contrastive stage (every pair among them counts); smaller batches "
+                  "make more steps over the same passes. Unset: per_device_train_batch_size."},
+    )
 
     # The seed's recipe.
     learning_rate: float = field(default=2e-5, metadata={"help": "Peak learning rate (AdamW)."})
@@ -390,6 +395,8 @@ class TicketTrainingArguments(TrainingArguments):
             raise ValueError(f"contrastive_epochs must be >= 0, got {self.contrastive_epochs}")
         if not self.contrastive_learning_rate > 0:
             raise ValueError(f"contrastive_learning_rate must be > 0, got {self.contrastive_learning_rate}")
+        if self.contrastive_batch_size is not None and self.contrastive_batch_size < 2:
+            raise ValueError(f"contrastive_batch_size must be >= 2 (a pair), got {self.contrastive_batch_size}")
         if not 0 < self.one_cycle_pct_start < 1:
             raise ValueError(f"one_cycle_pct_start must be in (0, 1), got {self.one_cycle_pct_start}")
         super().__post_init__()

@@ -59,12 +59,15 @@ def test_train_py_records_the_stage(tiny_bert, tmp_path, dataset_cache):
     import train
 
     flags = tiny_run_flags(tiny_bert, tmp_path / "run", dataset_cache)
-    data_args, model_args, args, _ = parse_args([*flags, "--num_train_epochs", "1", "--contrastive_epochs", "1"])
+    data_args, model_args, args, _ = parse_args([*flags, "--num_train_epochs", "1", "--contrastive_epochs", "1",
+                                                 "--contrastive_batch_size", "4"])
     metrics = train.main(data_args, model_args, args)
-    recipe = json.loads((tmp_path / "run" / "reports" / "data_report.json").read_text())["recipe"]
-    assert recipe == {"contrastive_epochs": 1.0, "why": "set by contrastive_epochs"}
+    report = json.loads((tmp_path / "run" / "reports" / "data_report.json").read_text())
+    assert report["recipe"] == {"contrastive_epochs": 1.0, "why": "set by contrastive_epochs"}
     stage = metrics["head_probe"]["contrastive"]
-    assert stage["epochs"] == 1 and stage["steps"] >= 1 and stage["seconds"] >= 0
+    train_tickets = report["splits"]["train"]
+    # Its own batch size (not the head's 32 or so): one pass makes a step per 4 tickets.
+    assert stage["batch_size"] == 4 and stage["steps"] == train_tickets // 4 and stage["seconds"] >= 0
 
 
 @pytest.mark.parametrize("epochs, labels, expected, why", [
