@@ -300,7 +300,8 @@ def main(argv=None) -> dict:
     argv = argv[: argv.index("--")] if "--" in argv else argv
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
-    parser.add_argument("--projects", nargs="+", default=None, help="these Jira projects (default: every eligible)")
+    parser.add_argument("--projects", nargs="+", default=None, help="these Jira projects (default: every eligible); "
+                                                                    "with --source github, these draws (e.g. GH5)")
     parser.add_argument("--source", choices=["jira", "github", "components"], default="jira",
                         help="jira: Jira projects of the Tawosi dataset; github: disjoint draws of GitHub issues "
                              "(bug / enhancement / question) of the Ticket Tagger data, one 'project' a draw; "
@@ -328,6 +329,10 @@ def main(argv=None) -> dict:
     candidates = args.projects or available_projects() if args.source == "jira" else []
     if args.source == "github":
         projects = github_draws(args.draws, args.per_type, data_dir, args.min_chars)
+        unknown = sorted(set(args.projects or []) - set(projects))
+        if unknown:
+            sys.exit(f"bench_long_tickets: no draw(s) {unknown}; --draws {args.draws} makes {sorted(projects)}")
+        projects = {name: files for name, files in projects.items() if name in (args.projects or projects)}
         for files in projects.values():
             files["long_share"], files["median_chars"] = long_share(Path(files["test"]))
     if args.source == "components":
