@@ -152,22 +152,23 @@ def github_draws(draws: int, per_type: int, data_dir: Path, min_chars: int = 0) 
     frame.insert(0, "issuekey", [f"GH-{i}" for i in range(len(frame))])
     rng = np.random.default_rng(0)
     orders = {label: rng.permutation(int((frame["type"] == label).sum())) for label in GITHUB_LABELS}
-    # Disjoint train and test files a draw, or (min_chars) one test set: each label's first per_type issues.
-    needed = per_type * (draws + 1) if min_chars else 2 * per_type * draws
+    # Disjoint train and test files a draw, or (long issues only) one test set: each label's first per_type issues.
+    shared_test = min_chars > 0
+    needed = per_type * (draws + 1) if shared_test else 2 * per_type * draws
     if min(len(order) for order in orders.values()) < needed:
         fewest = min(orders, key=lambda label: len(orders[label]))
         sys.exit(f"bench_long_tickets: {draws} draws need {needed} issues a label; '{fewest}' has "
-                 f"{len(orders[fewest])} of at least {min_chars} characters")
+                 f"{len(orders[fewest])}" + (f" of at least {min_chars} characters" if shared_test else ""))
     projects = {}
     for draw in range(draws):
+        train_at = per_type * (draw + 1) if shared_test else 2 * per_type * draw
+        test_at = 0 if shared_test else train_at + per_type
         parts = {"train": [], "test": []}
         for label in GITHUB_LABELS:
             rows_, order = frame[frame["type"] == label], orders[label]
-            train_at = per_type * (draw + 1) if min_chars else 2 * per_type * draw
-            test_at = 0 if min_chars else train_at + per_type
             parts["train"].append(rows_.iloc[order[train_at: train_at + per_type]])
             parts["test"].append(rows_.iloc[order[test_at: test_at + per_type]])
-        folder = data_dir / f"{'GHL' if min_chars else 'GH'}{draw}"
+        folder = data_dir / f"{'GHL' if shared_test else 'GH'}{draw}"
         folder.mkdir(parents=True, exist_ok=True)
         for name, chunks in parts.items():
             pd.concat(chunks).sample(frac=1.0, random_state=0).to_csv(folder / f"{name}.csv", index=False)
