@@ -94,16 +94,25 @@ def _data_section(report: dict) -> str:
     if lengths:
         parts.append(f"<p>Tokens per ticket: median {lengths['p50']}, 90th percentile {lengths['p90']}; "
                      f"{lengths['share_truncated']:.1%} cut at {lengths['max_length']}.</p>")
+    said: set[str] = set()  # the recipe's and the reading's reasons share their sizes and "measured ..." sentence
     recipe = report.get("recipe")
     if recipe:
         made = f"{recipe['contrastive_epochs']:g} passes" if recipe["contrastive_epochs"] else "none"
-        parts.append(f"<p>Contrastive stage before the head: {escape(made)} ({escape(recipe['why'])}).</p>")
+        parts.append(f"<p>Contrastive stage before the head: {escape(made)}{_because(recipe['why'], said)}.</p>")
     reading = report.get("reading")
     if reading:
         how = (f"first and last tokens, {reading['head_tail_length']} of up to {reading['max_length']}"
                if reading["head_tail_length"] else f"the first {reading['max_length']} tokens")
-        parts.append(f"<p>Long tickets read by: {escape(how)} ({escape(reading['why'])}).</p>")
+        parts.append(f"<p>Long tickets read by: {escape(how)}{_because(reading['why'], said)}.</p>")
     return "".join(parts)
+
+
+def _because(why: str, said: set[str]) -> str:
+    """`` (why)`` without the "; "-separated parts of it an earlier line of the report already gave (added to
+    ``said``); empty when nothing new is left."""
+    parts = [part for part in why.split("; ") if part not in said]
+    said.update(parts)
+    return f" ({escape('; '.join(parts))})" if parts else ""
 
 
 def fields_section(fields: dict | None) -> str:
