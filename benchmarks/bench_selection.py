@@ -23,7 +23,8 @@ script measures that over many draws:
   ``--runs GLOB`` replays them on any other train.py runs instead (e.g. benchmarks/bench_long_tickets.py's).
   For each rule: the share of draws whose test accuracy is below the head alone's by more than 0.5 point or whose
   macro-F1 is below by more than 1 point (goal: under 5%), the share below the run's TF-IDF + logistic-regression
-  baseline in accuracy or macro-F1 (goal: never), and the mean gain over the head alone.
+  baseline in accuracy or macro-F1 (goal: never), and the mean gain over the head alone. ``--test_noise`` also
+  judges each run's choice on 200 redrawn test sets of its size: how much of "below" the test size alone makes.
 
 Outputs go to outputs/selection/<dataset>/<size>/. Figures and the machine go to benchmarks/RESULTS.md.
 """
@@ -238,6 +239,26 @@ def reachable(arrays, baseline_test: dict, head_test: dict) -> list[tuple[float,
     return found
 
 
+def below_on_redrawn_tests(logits, head_logits, labels, resamples: int = 200, seed: int = 0) -> tuple[float, float]:
+    """How often a test set of the same size, redrawn (a paired bootstrap of the test tickets), would call these
+    predictions "below the head alone" (accuracy more than 0.5 point or macro-F1 more than 1 point under it), and the
+    standard deviation of the macro-F1 difference over those redraws: what a run's test size alone can say."""
+    from custom_trainer.combine import scores
+
+    num_labels = np.asarray(head_logits).shape[1]
+    predicted, head = np.asarray(logits).argmax(-1), np.asarray(head_logits).argmax(-1)
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    below, differences = 0, []
+    for _ in range(resamples):
+        rows = rng.integers(0, len(labels), len(labels))
+        ours = scores(labels[rows], predicted[rows], num_labels)
+        theirs = scores(labels[rows], head[rows], num_labels)
+        below += ours["accuracy"] < theirs["accuracy"] - 0.005 or ours["macro_f1"] < theirs["macro_f1"] - 0.01
+        differences.append(ours["macro_f1"] - theirs["macro_f1"])
+    return below / resamples, float(np.std(differences))
+
+
 def analyze(args) -> dict:
     from custom_trainer.combine import combined_logits
 
@@ -274,6 +295,9 @@ def analyze(args) -> dict:
                 "below_baseline": test["accuracy"] < baseline["test"]["accuracy"] or
                 test["macro_f1"] < baseline["test"]["macro_f1"],
                 "validation_tickets": int(len(arrays["validation_labels"]))})
+            if args.test_noise:
+                results[name][-1]["below_head_redrawn"], results[name][-1]["difference_sd_redrawn"] = (
+                    below_on_redrawn_tests(logits, arrays["test_head_logits"], arrays["test_labels"]))
     print(f"{args.runs or f'{args.dataset}, {args.size} tickets'}, {len(runs)} draws (validation: "
           f"{results['head alone'][0]['validation_tickets']} tickets in the first)")
     print("| rule | below the head alone (>0.5 acc or >1 macro-F1 pt) | below the baseline | mean gain acc / macro-F1 "
@@ -287,11 +311,23 @@ def analyze(args) -> dict:
                          "mean_gain_macro_f1": float(frame["gain_macro_f1"].mean()),
                          "mean_accuracy": float(frame["accuracy"].mean()),
                          "mean_macro_f1": float(frame["macro_f1"].mean()), "runs": rows}
+        if args.test_noise:
+            s = summary[name]
+            s["below_head_share_redrawn"] = float(frame["below_head_redrawn"].mean())
+            s["difference_sd_redrawn"] = float(frame["difference_sd_redrawn"].median())
         s = summary[name]
         print(f"| {name} | {s['below_head_share']:.0%} ({int(frame['below_head'].sum())}/{len(frame)}) | "
               f"{s['below_baseline_share']:.0%} ({int(frame['below_baseline'].sum())}/{len(frame)}) | "
               f"{100 * s['mean_gain_accuracy']:+.2f} / {100 * s['mean_gain_macro_f1']:+.2f} | "
               f"{s['mean_accuracy']:.4f} / {s['mean_macro_f1']:.4f} |")
+    if args.test_noise:
+        print("\nthe same choices judged on redrawn test sets of the same size (200 paired bootstrap resamples a run):")
+        for name, s in summary.items():
+            if name != "head alone":
+                print(f"- {name}: below the head alone on {s['below_head_share_redrawn']:.0%} of redrawn test sets "
+                      f"(measured: {s['below_head_share']:.0%}); macro-F1 difference from the head alone varies by "
+                      f"{100 * s['difference_sd_redrawn']:.2f} points (median standard deviation) with the test "
+                      "tickets alone")
     if args.reachable:
         print(f"draws where some combination meets both goals on test (an upper bound for any rule): "
               f"{reachable_runs} of {len(runs)}")
@@ -314,6 +350,9 @@ def main(argv=None):
                         "output folders with reports/combination_inputs.npz, e.g. 'outputs/long_tickets/default/*')")
     parser.add_argument("--reachable", action="store_true", help="analyze: also count the draws where any "
                         "combination (a fine grid, judged on test) meets both goals: what no rule can beat")
+    parser.add_argument("--test_noise", action="store_true", help="analyze: also judge each choice on 200 redrawn "
+                        "test sets of the run's test size (paired bootstrap): how often the test size alone would "
+                        "call the same choice below the head alone")
     argv = list(sys.argv[1:] if argv is None else argv)
     # argparse gives a trailing positional nothing once the first one matched, so the flags after -- are split here
     train_args = argv[argv.index("--") + 1:] if "--" in argv else []
