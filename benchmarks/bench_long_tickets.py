@@ -45,6 +45,8 @@ Recipes (`RECIPES`; arguments after `--` go to every run):
 - no_calibration: no calibration split (`--calibration_size 0`): its 30 tickets train instead (270 training tickets
   against 240); nothing is auto-routed and there are no prediction sets until `ticket-classifier calibrate`
   certifies on labelled tickets, where today 30 calibration tickets certify no misrouting target of the menu;
+- stage_probe_only: no fine-tuning after the stage (`--num_train_epochs 0`): the head is trained on the frozen,
+  contrastively tuned encoder's vectors only, SetFit's recipe in full;
 - contrastive: SetFit's sentence-pair stage before the head, tickets cut at 128 tokens (`--contrastive_epochs 8
   --contrastive_learning_rate 5e-5 --head_tail_length 0`: 8 passes over the training tickets, every pair in a batch
   of 32; custom_trainer/contrastive.py).
@@ -87,7 +89,8 @@ RECIPES = {"default": [],
            "head_tail_512_tail_64": ["--max_length", "512", "--head_tail_length", "128", "--tail_length", "64"],
            "head_tail_256": ["--max_length", "512", "--head_tail_length", "256", "--tail_length", "64"],
            "stage_batch_8": ["--contrastive_batch_size", "8"],
-           "no_calibration": ["--calibration_size", "0"]}
+           "no_calibration": ["--calibration_size", "0"],
+           "stage_probe_only": ["--num_train_epochs", "0"]}
 
 
 # ---------------------------------------------------------------------------------------------------------- data
