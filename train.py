@@ -317,6 +317,8 @@ def train_model(model, weights, tokenizer, tokenized, data: PreparedData, model_
                                         batch_size=args.contrastive_batch_size or args.per_device_train_batch_size,
                                         seed=args.seed, bf16=bf16_on_cpu,
                                         device=args.device)
+    if not data.report["recipe"]["fine_tune"]:  # SetFit's recipe: the head on the stage's vectors, nothing after
+        args.num_train_epochs = 0
     if args.head_probe_epochs > 0 and resume_from is None:  # a resumed run loads its trained head instead
         probe = probe_head(model, tokenized["train"], collator, args.head_probe_epochs,
                            learning_rate=args.head_learning_rate or 1e-3, class_weights=weights,
@@ -516,9 +518,11 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
 
     encoder_path = resolve_encoder(model_args.model_name_or_path)  # an unreachable encoder fails before any data work
     data = prepare_data(data_args, model_args, args.seed)
-    data.report["recipe"] = stage_plan(args.contrastive_epochs, data.raw["train"]["label"])  # said, with why
-    logger.info("contrastive stage before the head: %g passes (%s)", data.report["recipe"]["contrastive_epochs"],
-                data.report["recipe"]["why"])
+    data.report["recipe"] = stage_plan(args.contrastive_epochs, data.raw["train"]["label"],  # said, with why
+                                       args.fine_tune_after_stage, args.head_probe_epochs > 0)
+    logger.info("contrastive stage before the head: %g passes, %s after it (%s)",
+                data.report["recipe"]["contrastive_epochs"],
+                "fine-tuning" if data.report["recipe"]["fine_tune"] else "no fine-tuning", data.report["recipe"]["why"])
     audit = audit_export(data_args, args)
     # e-mails masked, whitespace collapsed; the reading plan may widen max_length (a new DataArguments from here on)
     tokenizer = ticket_tokenizer(AutoTokenizer.from_pretrained(encoder_path))

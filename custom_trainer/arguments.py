@@ -336,6 +336,13 @@ class TicketTrainingArguments(TrainingArguments):
                   "small export of balanced labels (under 500 training tickets, the rarest label at least half the "
                   "largest), else off; the data report's `recipe` says which and why (benchmarks/RESULTS.md)."},
     )
+    fine_tune_after_stage: bool | None = field(
+        default=None,
+        metadata={"help": "After the contrastive stage and the head probe, fine-tune the whole model for "
+                  "num_train_epochs too. Unset: no after a stage the rule makes (the head on the stage's frozen "
+                  "vectors only, SetFit's recipe; benchmarks/RESULTS.md, issue 38), yes after one set by "
+                  "contrastive_epochs; without a stage the model is always fine-tuned."},
+    )
     contrastive_learning_rate: float = field(
         default=5e-5, metadata={"help": "Peak learning rate of the contrastive stage (contrastive_epochs)."}
     )

@@ -5,9 +5,10 @@ SetFit first fine-tunes the encoder so that tickets of one queue get similar sen
 different queues dissimilar ones (cosine similarity regressed to 1 or 0 over sampled pairs), then fits a classifier
 on the vectors. Here the pairs are every pair of tickets inside a batch (a batch of 32 holds 496 pairs, positives and
 negatives weighed alike as SetFit samples them half and half), so one pass over the training tickets costs one
-forward and backward pass per ticket, as a fine-tuning epoch does. After the stage the usual recipe follows: the head
-probe on the (now contrastively trained) vectors, then fine-tuning with the focal loss. `stage_plan`
-decides whether a run makes it when ``contrastive_epochs`` is unset: a small export of balanced labels does.
+forward and backward pass per ticket, as a fine-tuning epoch does. After the stage the head probe is trained on the
+(now contrastively trained) vectors; then, as SetFit does, nothing more when the stage was the rule's, or fine-tuning
+with the focal loss when it was set by hand (``fine_tune_after_stage`` decides either way). `stage_plan` decides
+whether a run makes the stage when ``contrastive_epochs`` is unset: a small export of balanced labels does.
 
 ``pair_loss`` is the pure loss; ``contrastive_stage`` trains the encoder with it.
 """
@@ -29,19 +30,36 @@ logger = logging.getLogger(__name__)
 DEFAULT_EPOCHS = 8.0
 
 
-def stage_plan(epochs: float | None, train_labels) -> dict:
-    """The data report's ``recipe``: how many passes the contrastive stage makes, and why.
+def stage_plan(epochs: float | None, train_labels, fine_tune: bool | None = None, head_probe: bool = True) -> dict:
+    """The data report's ``recipe``: how many passes the contrastive stage makes, whether the whole model is
+    fine-tuned after it, and why.
 
     epochs: ``contrastive_epochs`` as set (None = unset: the rule decides; 0 = off); train_labels: the training
-    split's label ids. Unset, the stage makes ``DEFAULT_EPOCHS`` passes for a small export of balanced labels
-    (`custom_trainer.small_exports.small_and_balanced`), else none."""
+    split's label ids; fine_tune: ``fine_tune_after_stage`` as set (None = unset); head_probe: whether the head is
+    trained on the frozen vectors (``head_probe_epochs`` > 0). Unset, the stage makes ``DEFAULT_EPOCHS`` passes for
+    a small export of balanced labels (`custom_trainer.small_exports.small_and_balanced`), else none; after a stage
+    the rule makes, the head is trained on the stage's frozen vectors only (SetFit's recipe: no fine-tuning, which
+    needs the head probe); after a stage set by hand, the model is fine-tuned as without one."""
     if epochs is not None:
-        return {"contrastive_epochs": float(epochs),
+        plan = {"contrastive_epochs": float(epochs),
                 "why": "set by contrastive_epochs" if epochs else "off: contrastive_epochs is 0"}
-    small, sizes = small_and_balanced(train_labels)
-    if not small:
-        return {"contrastive_epochs": 0.0, "why": f"off: {sizes}; {MEASURED}; contrastive_epochs overrides"}
-    return {"contrastive_epochs": DEFAULT_EPOCHS, "why": f"on: {sizes}; {MEASURED}; contrastive_epochs overrides"}
+    else:
+        small, sizes = small_and_balanced(train_labels)
+        state = "on" if small else "off"
+        plan = {"contrastive_epochs": DEFAULT_EPOCHS if small else 0.0,
+                "why": f"{state}: {sizes}; {MEASURED}; contrastive_epochs overrides"}
+    if not plan["contrastive_epochs"]:
+        return {**plan, "fine_tune": True}
+    if fine_tune is not None:
+        return {**plan, "fine_tune": fine_tune, "why": f"{plan['why']}; set by fine_tune_after_stage"}
+    if epochs is not None or not head_probe:
+        return {**plan, "fine_tune": True, "why": plan["why"] + ("" if head_probe else
+                                                                 "; fine-tuned after it: head_probe_epochs is 0")}
+    return {**plan, "fine_tune": False, "why": f"{plan['why']}; {NO_FINE_TUNING}"}
+
+
+NO_FINE_TUNING = ("after it, the head is trained on the stage's frozen vectors and nothing is fine-tuned (SetFit's "
+                  "recipe); fine_tune_after_stage overrides")
 
 
 def pair_loss(vectors: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

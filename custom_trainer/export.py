@@ -160,6 +160,22 @@ def training_time_card(metrics: dict) -> str:
             f"{f' x {processes} processes' if processes > 1 else ''} ({', '.join(speed)}).\n\n")
 
 
+def recipe_text(args, contrastive: dict | None) -> str:
+    """The card's recipe: the contrastive stage if one ran, the head probe, and the fine-tuning if any."""
+    stage = (f"a contrastive sentence-pair stage ({contrastive['epochs']:g} passes, lr {contrastive['learning_rate']}, "
+             f"batches of {contrastive['batch_size']}), then " if contrastive else "")
+    probe = (f"the head trained alone on frozen sentence vectors ({args.head_probe_epochs:g} passes)"
+             if args.head_probe_epochs else "")
+    if not args.num_train_epochs:
+        return f"{stage}{probe}; no fine-tuning after it (SetFit's recipe), seed {args.seed}."
+    return (f"{stage}{probe + ', then ' if probe else ''}lr {args.learning_rate}"
+            f"{f' (head {args.head_learning_rate})' if args.head_learning_rate else ''}, weight decay "
+            f"{args.weight_decay}, batch {args.per_device_train_batch_size}\nx {args.gradient_accumulation_steps} "
+            f"accumulation, up to {args.num_train_epochs} epochs,\n{'one-cycle' if args.one_cycle else args.lr_scheduler_type} "
+            f"schedule, gradient clipping {args.max_grad_norm},\nearly stopping on validation macro-F1 (patience "
+            f"{args.early_stopping_patience}), seed {args.seed}.")
+
+
 def model_card(data_source: str, model_args, args, metrics: dict) -> str:
     """The export's README.md: recipe, figures beside the baseline's, per-label F1, routing and its guarantee, use."""
     test, validation, baseline = metrics["test"], metrics["validation"], metrics["baseline"]
@@ -187,10 +203,7 @@ Encoder `{model_args.model_name_or_path}` with a classification head on the {POO
 Linear -> {model_args.head_hidden_size}, GELU, Dropout, Linear), trained with focal loss
 (gamma {model_args.focal_gamma}, class weights: {model_args.class_weighting}) on **{data_source}**.
 
-Recipe: {f"the head trained alone on frozen sentence vectors ({args.head_probe_epochs:g} passes), then " if args.head_probe_epochs else ""}lr {args.learning_rate}{f" (head {args.head_learning_rate})" if args.head_learning_rate else ""}, weight decay {args.weight_decay}, batch {args.per_device_train_batch_size}
-x {args.gradient_accumulation_steps} accumulation, up to {args.num_train_epochs} epochs,
-{"one-cycle" if args.one_cycle else args.lr_scheduler_type} schedule, gradient clipping {args.max_grad_norm},
-early stopping on validation macro-F1 (patience {args.early_stopping_patience}), seed {args.seed}.
+Recipe: {recipe_text(args, (metrics.get("head_probe") or {}).get("contrastive"))}
 
 | split | accuracy | macro-F1 | weighted F1 |
 | --- | --- | --- | --- |

@@ -63,7 +63,9 @@ def test_train_py_records_the_stage(tiny_bert, tmp_path, dataset_cache):
                                                  "--contrastive_batch_size", "4"])
     metrics = train.main(data_args, model_args, args)
     report = json.loads((tmp_path / "run" / "reports" / "data_report.json").read_text())
-    assert report["recipe"] == {"contrastive_epochs": 1.0, "why": "set by contrastive_epochs"}
+    # Set by hand: fine-tuned after it, as before the rule (1 epoch here).
+    assert report["recipe"] == {"contrastive_epochs": 1.0, "why": "set by contrastive_epochs", "fine_tune": True}
+    assert {e["epoch"] for e in metrics["evaluations"]} == {1}
     stage = metrics["head_probe"]["contrastive"]
     train_tickets = report["splits"]["train"]
     # Its own batch size (not the head's 32 or so): one pass makes a step per 4 tickets.
@@ -83,6 +85,20 @@ def test_stage_plan_makes_the_stage_for_small_balanced_exports_only(epochs, labe
     assert plan["contrastive_epochs"] == expected and why in plan["why"], plan
 
 
+@pytest.mark.parametrize("epochs, labels, fine_tune, head_probe, expected, why", [
+    (None, [0] * 100 + [1] * 100 + [2] * 100, None, True, False, "nothing is fine-tuned (SetFit's recipe)"),
+    (None, [0] * 100 + [1] * 100 + [2] * 100, True, True, True, "set by fine_tune_after_stage"),
+    (None, [0] * 100 + [1] * 100 + [2] * 100, None, False, True, "head_probe_epochs is 0"),  # else no head trains
+    (8.0, [0] * 100 + [1] * 100 + [2] * 100, None, True, True, "set by contrastive_epochs"),
+    (8.0, [0] * 100 + [1] * 100 + [2] * 100, False, True, False, "set by fine_tune_after_stage"),
+    (None, [0] * 170 + [1] * 170 + [2] * 170, False, True, True, "not a small export"),  # no stage: always fine-tuned
+])
+def test_stage_plan_fine_tunes_after_a_stage_it_sets_by_hand_only(epochs, labels, fine_tune, head_probe, expected,
+                                                                  why):
+    plan = stage_plan(epochs, labels, fine_tune, head_probe)
+    assert plan["fine_tune"] is expected and why in plan["why"], plan
+
+
 def test_a_small_balanced_run_makes_the_stage_by_default_and_says_why(tiny_bert, tmp_path, dataset_cache):
     from custom_trainer.arguments import parse_args
     from tests.conftest import tiny_run_flags
@@ -95,5 +111,9 @@ def test_a_small_balanced_run_makes_the_stage_by_default_and_says_why(tiny_bert,
     recipe = json.loads((tmp_path / "run" / "reports" / "data_report.json").read_text())["recipe"]
     assert recipe["contrastive_epochs"] == 8.0 and recipe["why"].startswith("on: "), recipe
     assert metrics["head_probe"]["contrastive"]["epochs"] == 8.0
+    # SetFit's recipe: the head on the stage's frozen vectors, no epoch of fine-tuning after it.
+    assert recipe["fine_tune"] is False and {e["epoch"] for e in metrics["evaluations"]} == {0}
+    card = (tmp_path / "run" / "model" / "README.md").read_text()
+    assert "a contrastive sentence-pair stage (8 passes" in card and "no fine-tuning after it" in card
     page = (tmp_path / "run" / "reports" / "index.html").read_text()
     assert "Contrastive stage before the head: 8 passes (on: " in page  # the team lead's report says it too
