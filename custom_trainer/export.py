@@ -167,7 +167,8 @@ def recipe_text(args, contrastive: dict | None) -> str:
     probe = (f"the head trained alone on frozen sentence vectors ({args.head_probe_epochs:g} passes)"
              if args.head_probe_epochs else "")
     if not args.num_train_epochs:
-        return f"{stage}{probe}; no fine-tuning after it (SetFit's recipe), seed {args.seed}."
+        setfit = " (SetFit's recipe)" if contrastive and probe else ""
+        return f"{stage}{probe or 'an untrained head'}; no fine-tuning after it{setfit}, seed {args.seed}."
     return (f"{stage}{probe + ', then ' if probe else ''}lr {args.learning_rate}"
             f"{f' (head {args.head_learning_rate})' if args.head_learning_rate else ''}, weight decay "
             f"{args.weight_decay}, batch {args.per_device_train_batch_size}\nx {args.gradient_accumulation_steps} "
