@@ -106,3 +106,22 @@ def test_an_export_of_an_older_release_is_kept_as_a_version(parts, tmp_path):
     export(parts, tmp_path / "model", "second")
     assert (tmp_path / "model").is_symlink() and verify_export(tmp_path / "model")["data_fingerprint"] == "second"
     assert any(v.startswith("before-") for v in versions(tmp_path))
+
+
+def test_the_card_recipe_says_whether_the_model_was_fine_tuned_after_the_stage():
+    from types import SimpleNamespace
+
+    from custom_trainer.export import recipe_text
+
+    args = SimpleNamespace(head_probe_epochs=20.0, num_train_epochs=3.0, seed=7, learning_rate=1e-4,
+                           head_learning_rate=None, weight_decay=0.01, per_device_train_batch_size=32,
+                           gradient_accumulation_steps=1, one_cycle=True, lr_scheduler_type="linear", max_grad_norm=1.0,
+                           early_stopping_patience=2)
+    stage = {"epochs": 8.0, "learning_rate": 5e-05, "batch_size": 32}
+    fine_tuned = recipe_text(args, None)
+    assert "frozen sentence vectors (20 passes), then lr 0.0001" in fine_tuned and "up to 3.0 epochs" in fine_tuned
+    assert recipe_text(args, stage).startswith("a contrastive sentence-pair stage (8 passes, lr 5e-05, batches of 32)")
+    args.num_train_epochs = 0
+    setfit = recipe_text(args, stage)
+    assert setfit.endswith("(20 passes); no fine-tuning after it (SetFit's recipe), seed 7.")
+    assert "epochs" not in setfit and "SetFit" not in recipe_text(args, None)
