@@ -26,7 +26,9 @@ components (at most 11, each with at least 20 issues with exactly that one compo
 Recipes (`RECIPES`; arguments after `--` go to every run):
 - default: the default command. Since session 17 that makes the contrastive stage on these small balanced projects
   and reads their long tickets by their two ends, as `head_tail_512` does (custom_trainer/small_exports.py: every
-  project here has over 20% of its training tickets over 128 tokens); the data report's `recipe` and `reading` say so;
+  project here has over 20% of its training tickets over 128 tokens); since session 20 it fine-tunes nothing after
+  the stage (the head on the stage's frozen vectors, as `stage_probe_only`); the data report's `recipe` and
+  `reading` say so;
 - no_stage: the default command without the stage, tickets cut at 128 tokens (`--contrastive_epochs 0
   --head_tail_length 0`): the default before session 17;
 - whole_512: `--max_length 512 --chunk_length 128`: the encoder reads up to 512 tokens as 128-token windows, each
@@ -46,7 +48,8 @@ Recipes (`RECIPES`; arguments after `--` go to every run):
   against 240); nothing is auto-routed and there are no prediction sets until `ticket-classifier calibrate`
   certifies on labelled tickets, where today 30 calibration tickets certify no misrouting target of the menu;
 - stage_probe_only: no fine-tuning after the stage (`--num_train_epochs 0`): the head is trained on the frozen,
-  contrastively tuned encoder's vectors only, SetFit's recipe in full;
+  contrastively tuned encoder's vectors only, SetFit's recipe in full (the default since session 20 wherever the
+  rule makes the stage; `-- --fine_tune_after_stage true` gives the default of sessions 17-19);
 - contrastive: SetFit's sentence-pair stage before the head, tickets cut at 128 tokens (`--contrastive_epochs 8
   --contrastive_learning_rate 5e-5 --head_tail_length 0`: 8 passes over the training tickets, every pair in a batch
   of 32; custom_trainer/contrastive.py).
