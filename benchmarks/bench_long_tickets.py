@@ -67,6 +67,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -234,7 +235,10 @@ def train_run(recipe: str, project: str, files: dict, output: Path, extra: list[
                "--text_columns", *TEXT_COLUMNS, "--label_column", files.get("label_column", "type"), "--output_dir", str(output),
                "--disable_tqdm", "true", *flags, *extra]
     print(f"\n[{recipe} {project}] {' '.join(command)}", flush=True)
-    return timed(command, f"train.py for {recipe} on {project}")
+    seconds = timed(command, f"train.py for {recipe} on {project}")
+    for checkpoint in output.glob("checkpoint-*"):  # about 270 MB each; the tables read model/ and reports/ only
+        shutil.rmtree(checkpoint, ignore_errors=True)
+    return seconds
 
 
 def routing_speed(model_dir: Path, test_csv: Path) -> float:
