@@ -303,10 +303,16 @@ def choose_checkpoint(args: TicketTrainingArguments, validation_tickets: int) ->
 
 def train_model(model, weights, tokenizer, tokenized, data: PreparedData, model_args: ModelArguments,
                 args: TicketTrainingArguments, callbacks) -> tuple[TicketTrainer, dict | None]:
-    """Probe the head on frozen vectors, then fine-tune with early stopping on validation macro-F1; the model is
-    scored in fp32 from then on (the exported model's arithmetic)."""
+    """The contrastive stage if the recipe makes one, the head probed on frozen vectors, then (unless the recipe
+    says no fine-tuning) fine-tuning with early stopping on validation macro-F1; the model is scored in fp32 from
+    then on (the exported model's arithmetic)."""
     collator = DataCollatorWithPadding(tokenizer)
-    resume_from = resume_checkpoint(args)
+    fine_tune = data.report["recipe"]["fine_tune"]
+    if not fine_tune:  # SetFit's recipe: the head on the stage's vectors, no step after it (max_steps would win)
+        args.num_train_epochs, args.max_steps = 0, -1
+        if args.resume_from_checkpoint:
+            logger.info("resume_from_checkpoint: nothing to resume, this run fine-tunes nothing; it starts over")
+    resume_from = resume_checkpoint(args) if fine_tune else None
     checkpoint = choose_checkpoint(args, len(tokenized["validation"]))
     probe, contrastive = None, None
     bf16_on_cpu = args.bf16 and (args.use_cpu or not torch.cuda.is_available())
@@ -317,8 +323,6 @@ def train_model(model, weights, tokenizer, tokenized, data: PreparedData, model_
                                         batch_size=args.contrastive_batch_size or args.per_device_train_batch_size,
                                         seed=args.seed, bf16=bf16_on_cpu,
                                         device=args.device)
-    if not data.report["recipe"]["fine_tune"]:  # SetFit's recipe: the head on the stage's vectors, nothing after
-        args.num_train_epochs = 0
     if args.head_probe_epochs > 0 and resume_from is None:  # a resumed run loads its trained head instead
         probe = probe_head(model, tokenized["train"], collator, args.head_probe_epochs,
                            learning_rate=args.head_learning_rate or 1e-3, class_weights=weights,

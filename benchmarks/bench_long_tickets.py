@@ -47,9 +47,10 @@ Recipes (`RECIPES`; arguments after `--` go to every run):
 - no_calibration: no calibration split (`--calibration_size 0`): its 30 tickets train instead (270 training tickets
   against 240); nothing is auto-routed and there are no prediction sets until `ticket-classifier calibrate`
   certifies on labelled tickets, where today 30 calibration tickets certify no misrouting target of the menu;
-- stage_probe_only: no fine-tuning after the stage (`--num_train_epochs 0`): the head is trained on the frozen,
-  contrastively tuned encoder's vectors only, SetFit's recipe in full (the default since session 20 wherever the
-  rule makes the stage; `-- --fine_tune_after_stage true` gives the default of sessions 17-19);
+- stage_probe_only: no fine-tuning (`--num_train_epochs 0`): the head is trained on the frozen encoder's vectors
+  only; where the rule makes the stage (these small balanced projects) that is SetFit's recipe in full and the
+  default since session 20 (`-- --fine_tune_after_stage true` gives the default of sessions 17-19); with
+  `--source components` (no stage) it is a probe of the untuned encoder;
 - contrastive: SetFit's sentence-pair stage before the head, tickets cut at 128 tokens (`--contrastive_epochs 8
   --contrastive_learning_rate 5e-5 --head_tail_length 0`: 8 passes over the training tickets, every pair in a batch
   of 32; custom_trainer/contrastive.py).

@@ -23,8 +23,10 @@ script measures that over many draws:
   ``--runs GLOB`` replays them on any other train.py runs instead (e.g. benchmarks/bench_long_tickets.py's).
   For each rule: the share of draws whose test accuracy is below the head alone's by more than 0.5 point or whose
   macro-F1 is below by more than 1 point (goal: under 5%), the share below the run's TF-IDF + logistic-regression
-  baseline in accuracy or macro-F1 (goal: never), and the mean gain over the head alone. ``--test_noise`` also
-  judges each run's choice on 200 redrawn test sets of its size: how much of "below" the test size alone makes.
+  baseline in accuracy or macro-F1 (goal: never), and the mean gain over the head alone. ``--test_noise`` also says
+  what the test size alone makes of "below": how often a choice no better and no worse than the head alone would be
+  called below on each run's test tickets (a paired sign-flip null), and how far the difference moves over paired
+  bootstrap resamples of them.
 
 Outputs go to outputs/selection/<dataset>/<size>/. Figures and the machine go to benchmarks/RESULTS.md.
 """
@@ -239,24 +241,32 @@ def reachable(arrays, baseline_test: dict, head_test: dict) -> list[tuple[float,
     return found
 
 
-def below_on_redrawn_tests(logits, head_logits, labels, resamples: int = 200, seed: int = 0) -> tuple[float, float]:
-    """How often a test set of the same size, redrawn (a paired bootstrap of the test tickets), would call these
-    predictions "below the head alone" (accuracy more than 0.5 point or macro-F1 more than 1 point under it), and the
-    standard deviation of the macro-F1 difference over those redraws: what a run's test size alone can say."""
+def test_noise(logits, head_logits, labels, resamples: int = 200, seed: int = 0) -> tuple[float, float]:
+    """What the test tickets alone can say about a choice against the head alone, two figures:
+
+    - below by chance: how often "below the head alone" (accuracy more than 0.5 point or macro-F1 more than 1 point
+      under it) is called when the choice is in truth no better and no worse, on these tickets: a paired sign-flip
+      null, each ticket's two predictions swapped with probability 1/2 (a test's false alarm rate at this size);
+    - the standard deviation of the macro-F1 difference over paired bootstrap resamples of the test tickets."""
     from custom_trainer.combine import scores
 
     num_labels = np.asarray(head_logits).shape[1]
     predicted, head = np.asarray(logits).argmax(-1), np.asarray(head_logits).argmax(-1)
     labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
-    below, differences = 0, []
+
+    def below(ours, theirs) -> bool:
+        ours, theirs = scores(labels, ours, num_labels), scores(labels, theirs, num_labels)
+        return ours["accuracy"] < theirs["accuracy"] - 0.005 or ours["macro_f1"] < theirs["macro_f1"] - 0.01
+
+    by_chance, differences = 0, []
     for _ in range(resamples):
+        swap = rng.random(len(labels)) < 0.5
+        by_chance += below(np.where(swap, head, predicted), np.where(swap, predicted, head))
         rows = rng.integers(0, len(labels), len(labels))
-        ours = scores(labels[rows], predicted[rows], num_labels)
-        theirs = scores(labels[rows], head[rows], num_labels)
-        below += ours["accuracy"] < theirs["accuracy"] - 0.005 or ours["macro_f1"] < theirs["macro_f1"] - 0.01
-        differences.append(ours["macro_f1"] - theirs["macro_f1"])
-    return below / resamples, float(np.std(differences))
+        differences.append(scores(labels[rows], predicted[rows], num_labels)["macro_f1"]
+                           - scores(labels[rows], head[rows], num_labels)["macro_f1"])
+    return by_chance / resamples, float(np.std(differences))
 
 
 def analyze(args) -> dict:
@@ -296,8 +306,8 @@ def analyze(args) -> dict:
                 test["macro_f1"] < baseline["test"]["macro_f1"],
                 "validation_tickets": int(len(arrays["validation_labels"]))})
             if args.test_noise:
-                results[name][-1]["below_head_redrawn"], results[name][-1]["difference_sd_redrawn"] = (
-                    below_on_redrawn_tests(logits, arrays["test_head_logits"], arrays["test_labels"]))
+                results[name][-1]["below_by_chance"], results[name][-1]["difference_sd"] = (
+                    test_noise(logits, arrays["test_head_logits"], arrays["test_labels"]))
     print(f"{args.runs or f'{args.dataset}, {args.size} tickets'}, {len(runs)} draws (validation: "
           f"{results['head alone'][0]['validation_tickets']} tickets in the first)")
     print("| rule | below the head alone (>0.5 acc or >1 macro-F1 pt) | below the baseline | mean gain acc / macro-F1 "
@@ -311,23 +321,22 @@ def analyze(args) -> dict:
                          "mean_gain_macro_f1": float(frame["gain_macro_f1"].mean()),
                          "mean_accuracy": float(frame["accuracy"].mean()),
                          "mean_macro_f1": float(frame["macro_f1"].mean()), "runs": rows}
-        if args.test_noise:
-            s = summary[name]
-            s["below_head_share_redrawn"] = float(frame["below_head_redrawn"].mean())
-            s["difference_sd_redrawn"] = float(frame["difference_sd_redrawn"].median())
         s = summary[name]
+        if args.test_noise:
+            s["below_by_chance_share"] = float(frame["below_by_chance"].mean())
+            s["difference_sd"] = float(frame["difference_sd"].median())
         print(f"| {name} | {s['below_head_share']:.0%} ({int(frame['below_head'].sum())}/{len(frame)}) | "
               f"{s['below_baseline_share']:.0%} ({int(frame['below_baseline'].sum())}/{len(frame)}) | "
               f"{100 * s['mean_gain_accuracy']:+.2f} / {100 * s['mean_gain_macro_f1']:+.2f} | "
               f"{s['mean_accuracy']:.4f} / {s['mean_macro_f1']:.4f} |")
     if args.test_noise:
-        print("\nthe same choices judged on redrawn test sets of the same size (200 paired bootstrap resamples a run):")
+        print("\nwhat the test tickets alone can say (200 resamples a run):")
         for name, s in summary.items():
             if name != "head alone":
-                print(f"- {name}: below the head alone on {s['below_head_share_redrawn']:.0%} of redrawn test sets "
-                      f"(measured: {s['below_head_share']:.0%}); macro-F1 difference from the head alone varies by "
-                      f"{100 * s['difference_sd_redrawn']:.2f} points (median standard deviation) with the test "
-                      "tickets alone")
+                print(f"- {name}: measured below the head alone in {s['below_head_share']:.0%} of runs; a choice no "
+                      f"better and no worse than the head alone would be called below in {s['below_by_chance_share']:.0%} "
+                      f"(paired sign-flip null); the macro-F1 difference moves by {100 * s['difference_sd']:.2f} "
+                      "points (median standard deviation over paired bootstrap resamples of the test tickets)")
     if args.reachable:
         print(f"draws where some combination meets both goals on test (an upper bound for any rule): "
               f"{reachable_runs} of {len(runs)}")
@@ -350,9 +359,9 @@ def main(argv=None):
                         "output folders with reports/combination_inputs.npz, e.g. 'outputs/long_tickets/default/*')")
     parser.add_argument("--reachable", action="store_true", help="analyze: also count the draws where any "
                         "combination (a fine grid, judged on test) meets both goals: what no rule can beat")
-    parser.add_argument("--test_noise", action="store_true", help="analyze: also judge each choice on 200 redrawn "
-                        "test sets of the run's test size (paired bootstrap): how often the test size alone would "
-                        "call the same choice below the head alone")
+    parser.add_argument("--test_noise", action="store_true", help="analyze: also say what each run's test tickets "
+                        "alone make of 'below the head alone': how often a choice exactly as good would be called "
+                        "below (a paired sign-flip null) and how far the difference moves (paired bootstrap)")
     argv = list(sys.argv[1:] if argv is None else argv)
     # argparse gives a trailing positional nothing once the first one matched, so the flags after -- are split here
     train_args = argv[argv.index("--") + 1:] if "--" in argv else []

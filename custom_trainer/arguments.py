@@ -398,6 +398,9 @@ class TicketTrainingArguments(TrainingArguments):
             raise ValueError(f"bootstrap_resamples must be >= 10, got {self.bootstrap_resamples}")
         if self.head_probe_epochs < 0:
             raise ValueError(f"head_probe_epochs must be >= 0, got {self.head_probe_epochs}")
+        if self.fine_tune_after_stage is False and self.head_probe_epochs == 0:
+            raise ValueError("fine_tune_after_stage false with head_probe_epochs 0 would train no head at all; set "
+                             "head_probe_epochs > 0 (the head on the stage's frozen vectors) or fine-tune")
         if self.contrastive_epochs is not None and self.contrastive_epochs < 0:
             raise ValueError(f"contrastive_epochs must be >= 0, got {self.contrastive_epochs}")
         if not self.contrastive_learning_rate > 0:

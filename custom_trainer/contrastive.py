@@ -51,10 +51,13 @@ def stage_plan(epochs: float | None, train_labels, fine_tune: bool | None = None
     if not plan["contrastive_epochs"]:
         return {**plan, "fine_tune": True}
     if fine_tune is not None:
-        return {**plan, "fine_tune": fine_tune, "why": f"{plan['why']}; set by fine_tune_after_stage"}
+        return {**plan, "fine_tune": fine_tune,
+                "why": f"{plan['why']}; {'fine-tuned' if fine_tune else 'no fine-tuning'} after it: set by "
+                       "fine_tune_after_stage"}
     if epochs is not None or not head_probe:
-        return {**plan, "fine_tune": True, "why": plan["why"] + ("" if head_probe else
-                                                                 "; fine-tuned after it: head_probe_epochs is 0")}
+        return {**plan, "fine_tune": True,
+                "why": plan["why"] + ("; fine-tuned after it, as without a stage (fine_tune_after_stage overrides)"
+                                      if head_probe else "; fine-tuned after it: head_probe_epochs is 0")}
     return {**plan, "fine_tune": False, "why": f"{plan['why']}; {NO_FINE_TUNING}"}
 
 

@@ -97,7 +97,9 @@ def _data_section(report: dict) -> str:
     said: set[str] = set()  # the recipe's and the reading's reasons share their sizes and "measured ..." sentence
     recipe = report.get("recipe")
     if recipe:
-        made = f"{recipe['contrastive_epochs']:g} passes" if recipe["contrastive_epochs"] else "none"
+        made = (f"{recipe['contrastive_epochs']:g} passes, then "
+                f"{'fine-tuning' if recipe.get('fine_tune', True) else 'no fine-tuning'}"
+                if recipe["contrastive_epochs"] else "none")
         parts.append(f"<p>Contrastive stage before the head: {escape(made)}{_because(recipe['why'], said)}.</p>")
     reading = report.get("reading")
     if reading:

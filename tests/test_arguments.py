@@ -71,6 +71,8 @@ def test_wrong_type_is_named(tmp_path):
         (["--focal_gamma", "-2"], "focal_gamma must be >= 0, got -2.0"),
         (["--frozen_layers", "-1"], "frozen_layers must be >= 0, got -1"),
         (["--contrastive_batch_size", "1"], r"contrastive_batch_size must be >= 2 \(a pair\), got 1"),
+        (["--fine_tune_after_stage", "false", "--head_probe_epochs", "0"],
+         "fine_tune_after_stage false with head_probe_epochs 0 would train no head at all"),
         (["--pooling", "max"], r"pooling must be one of \('cls', 'mean'\), got 'max'"),
         (["--max_length", "2"], "max_length must be >= 8 tokens, got 2"),
         (["--head_tail_length", "128"], r"head_tail_length must be 0 or between 8 and max_length - 1 \(127\), got 128"),
