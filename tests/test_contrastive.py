@@ -108,8 +108,13 @@ def test_a_small_balanced_run_makes_the_stage_by_default_and_says_why(tiny_bert,
     flags = tiny_run_flags(tiny_bert, tmp_path / "run", dataset_cache)
     at = flags.index("--contrastive_epochs")
     del flags[at:at + 2]  # unset: the rule decides (the seed corpus of 30 a queue is small and balanced)
-    # max_steps would override num_train_epochs in the Trainer: the rule's "no fine-tuning" has to hold against it
-    metrics = train.main(*parse_args([*flags, "--num_train_epochs", "1", "--max_steps", "3"])[:3])
+    # max_steps would override num_train_epochs in the Trainer: the rule's "no fine-tuning" has to hold against it;
+    # and a checkpoint left in output_dir is not resumed (there is no fine-tuning to resume; the stage runs anew)
+    left = tmp_path / "run" / "checkpoint-99"
+    left.mkdir(parents=True)
+    (left / "trainer_state.json").write_text("{}")
+    metrics = train.main(*parse_args([*flags, "--num_train_epochs", "1", "--max_steps", "3",
+                                      "--resume_from_checkpoint", "auto"])[:3])
     recipe = json.loads((tmp_path / "run" / "reports" / "data_report.json").read_text())["recipe"]
     assert recipe["contrastive_epochs"] == 8.0 and recipe["why"].startswith("on: "), recipe
     assert metrics["head_probe"]["contrastive"]["epochs"] == 8.0
