@@ -54,10 +54,11 @@ def stage_plan(epochs: float | None, train_labels, fine_tune: bool | None = None
         return {**plan, "fine_tune": fine_tune,
                 "why": f"{plan['why']}; {'fine-tuned' if fine_tune else 'no fine-tuning'} after it: set by "
                        "fine_tune_after_stage"}
-    if epochs is not None or not head_probe:
+    if not head_probe:  # without the probe, no fine-tuning would leave the head untrained
+        return {**plan, "fine_tune": True, "why": f"{plan['why']}; fine-tuned after it: head_probe_epochs is 0"}
+    if epochs is not None:
         return {**plan, "fine_tune": True,
-                "why": plan["why"] + ("; fine-tuned after it, as without a stage (fine_tune_after_stage overrides)"
-                                      if head_probe else "; fine-tuned after it: head_probe_epochs is 0")}
+                "why": f"{plan['why']}; fine-tuned after it, as without a stage (fine_tune_after_stage overrides)"}
     return {**plan, "fine_tune": False, "why": f"{plan['why']}; {NO_FINE_TUNING}"}
 
 
