@@ -26,11 +26,12 @@ from custom_trainer.losses import CLASS_WEIGHT_POWERS
 from custom_trainer.arguments import DataArguments, ModelArguments, TicketTrainingArguments, parse_args
 from custom_trainer.audit import audit_file, summarize_audit
 from custom_trainer.baseline import ADVICE, baseline_metrics, compare_to_baseline, ticket_strings
-from custom_trainer.contrastive import contrastive_stage, stage_plan
-from custom_trainer.small_exports import reading_plan
+from custom_trainer.contrastive import contrastive_stage, stage_plan, stage_step_cost
+from custom_trainer.small_exports import encoder_plan, projected_run_seconds, reading_plan
 from custom_trainer.confidence import RoutingRule, fit_routing, softmax
 from custom_trainer.combine import choose, export_weights, log_prior
-from custom_trainer.encoders import resolve_encoder
+from custom_trainer.encoders import (EMBEDDED, LARGER, LARGER_INSTALL, larger_encoder_path, larger_encoder_pieces,
+                                     resolve_encoder)
 from custom_trainer.evaluation import bootstrap_intervals
 from custom_trainer.export import export_model, model_card
 from custom_trainer.fields import field_specs, fields_summary, finish_fields, split_scores
@@ -232,6 +233,52 @@ def plan_reading(data: PreparedData, tokenizer, data_args: DataArguments) -> Dat
     logger.info("reading: max_length %d, head_tail_length %d (%s)", reading["max_length"],
                 reading["head_tail_length"], reading["why"])
     return replace(data_args, max_length=reading["max_length"], head_tail_length=reading["head_tail_length"])
+
+
+def choose_encoder(encoder_path: str, data: PreparedData, data_args: DataArguments, model_args: ModelArguments,
+                   args: TicketTrainingArguments, started: float):
+    """The encoder the run trains, its tokenizer and its reading plan: the larger all-mpnet-base-v2 instead of the
+    embedded encoder for a small export of balanced labels, where its packages are installed and a timed step of
+    its stage on a throwaway copy projects the run within ``small_export_budget_s``
+    (custom_trainer/small_exports.py ``encoder_plan``); said in the data report's ``encoder``, with why."""
+    recipe = data.report["recipe"]
+    batch_size = args.contrastive_batch_size or args.per_device_train_batch_size
+    sizes = {split: len(rows) for split, rows in data.raw.items()}
+    larger = {}
+
+    def projected() -> float:
+        with torch.random.fork_rng(devices=[]):  # the timing draws no random number the run would draw
+            return timed_projection()
+
+    def timed_projection() -> float:
+        larger["path"] = path = str(larger_encoder_path())
+        larger["tokenizer"] = tokenizer = ticket_tokenizer(AutoTokenizer.from_pretrained(path))
+        larger["data_args"] = reading = plan_reading(data, tokenizer, data_args)
+        count = min(batch_size, sizes["train"])
+        sample = tokenize_dataset(data.raw["train"].shuffle(seed=args.seed).select(range(count)), tokenizer,
+                                  max_length=reading.max_length)
+        throwaway, _ = build_model(path, data, reading, model_args)
+        cost = stage_step_cost(throwaway, sample, DataCollatorWithPadding(tokenizer), count,
+                               bf16=args.bf16 and (args.use_cpu or not torch.cuda.is_available()), device=args.device)
+        del throwaway
+        logger.info("larger encoder: a contrastive step of %d tickets took %.2f s, scoring them %.2f s", count,
+                    cost["step_s"], cost["forward_s"])
+        read_again = 2 * sizes["train"] + 2 * sizes["validation"] + sizes["test"] + sizes.get("calibration", 0)
+        return projected_run_seconds(cost["step_s"], cost["forward_s"], sizes["train"], read_again,
+                                     recipe["contrastive_epochs"], count, time.time() - started)
+
+    installed = larger_encoder_pieces() is not None
+    if model_args.larger_encoder_for_small_exports and not installed:
+        raise ValueError(f"larger_encoder_for_small_exports: true needs {LARGER}'s packages: {LARGER_INSTALL}")
+    plan = encoder_plan(model_args.larger_encoder_for_small_exports, model_args.model_name_or_path == EMBEDDED,
+                        args.contrastive_epochs is None and recipe["contrastive_epochs"] > 0, installed, projected,
+                        model_args.small_export_budget_s)
+    data.report["encoder"] = {"name": LARGER if plan["larger"] else model_args.model_name_or_path, **plan}
+    logger.info("encoder: %s (%s)", data.report["encoder"]["name"], plan["why"])
+    if plan["larger"]:
+        return larger["path"], replace(model_args, model_name_or_path=LARGER), larger["tokenizer"], larger["data_args"]
+    tokenizer = ticket_tokenizer(AutoTokenizer.from_pretrained(encoder_path))
+    return encoder_path, model_args, tokenizer, plan_reading(data, tokenizer, data_args)
 
 
 def tokenize(data: PreparedData, tokenizer, data_args: DataArguments, args: TicketTrainingArguments):
@@ -529,8 +576,8 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
                 "fine-tuning" if data.report["recipe"]["fine_tune"] else "no fine-tuning", data.report["recipe"]["why"])
     audit = audit_export(data_args, args)
     # e-mails masked, whitespace collapsed; the reading plan may widen max_length (a new DataArguments from here on)
-    tokenizer = ticket_tokenizer(AutoTokenizer.from_pretrained(encoder_path))
-    data_args = plan_reading(data, tokenizer, data_args)
+    encoder_path, model_args, tokenizer, data_args = choose_encoder(encoder_path, data, data_args, model_args, args,
+                                                                    started)
     tokenized = tokenize(data, tokenizer, data_args, args)
     baseline = fit_baseline(data, args.seed)
     model, weights = build_model(encoder_path, data, data_args, model_args)

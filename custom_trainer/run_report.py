@@ -95,6 +95,9 @@ def _data_section(report: dict) -> str:
         parts.append(f"<p>Tokens per ticket: median {lengths['p50']}, 90th percentile {lengths['p90']}; "
                      f"{lengths['share_truncated']:.1%} cut at {lengths['max_length']}.</p>")
     said: set[str] = set()  # the recipe's and the reading's reasons share their sizes and "measured ..." sentence
+    encoder = report.get("encoder")
+    if encoder:
+        parts.append(f"<p>Encoder: {escape(str(encoder['name']))} ({escape(encoder['why'])}).</p>")
     recipe = report.get("recipe")
     if recipe:
         made = (f"{recipe['contrastive_epochs']:g} passes, then "

@@ -1,6 +1,7 @@
 """What a small export of balanced labels gets by default (issue 38), decided from its training split and said in
-the data report with why: a contrastive stage before the head (`stage_plan`) and, where many of its tickets are
-longer than ``max_length``, reading them by their two ends (`reading_plan`).
+the data report with why: a contrastive stage before the head (`stage_plan`), where many of its tickets are
+longer than ``max_length``, reading them by their two ends (`reading_plan`), and, where it is installed and a timed
+step says the run fits its budget, the larger encoder all-mpnet-base-v2 (`encoder_plan`).
 
 Both were measured at 300 training tickets of three balanced issue types (five Jira projects, five draws of GitHub
 issues) against the run without them, each with a check written down before its runs; both lost or were not tried
@@ -9,7 +10,9 @@ on long-tailed queues and larger exports, which keep the plain recipe (benchmark
 
 from __future__ import annotations
 
+import math
 from collections import Counter
+from typing import Callable
 
 SMALL_EXPORT = 500  # training tickets, fewer: small
 BALANCED = 0.5  # the rarest label holds at least this share of the largest label's tickets
@@ -56,3 +59,57 @@ def reading_plan(head_tail_length: int | None, max_length: int, chunk_length: in
     return {"max_length": READ_FACTOR * max_length, "head_tail_length": max_length,
             "why": f"on: {sizes}; {share_over:.0%} of training tickets over {max_length} tokens: each is read by its "
                    f"first and last tokens out of {READ_FACTOR * max_length}; {MEASURED}"}
+
+
+LARGER_MEASURED = ("measured with the stage and the head on its frozen vectors: +1.7 macro-F1 over all-MiniLM-L6-v2 on "
+                   "eight 300-ticket runs, +0.95 on eight fresh small runs, for about 2.7x the time "
+                   "(benchmarks/RESULTS.md, issue 38)")
+
+
+def encoder_plan(setting: bool | None, default_encoder: bool, stage_by_rule: bool, installed: bool,
+                 projected_seconds: Callable[[], float], budget_s: float) -> dict:
+    """Whether the run trains the larger encoder all-mpnet-base-v2 instead of the embedded all-MiniLM-L6-v2:
+    ``{"larger": bool, "why": str, "projected_s": float | None}``.
+
+    setting: ``larger_encoder_for_small_exports`` as set (None = unset: the rule decides); default_encoder: whether
+    ``model_name_or_path`` is the embedded encoder (another encoder set by hand is never replaced); stage_by_rule:
+    whether the rule made the contrastive stage (a small export of balanced labels); installed: whether the larger
+    encoder's packages are installed; projected_seconds: called only when the answer depends on it, the whole run's
+    projected seconds with the larger encoder (a timed step of its stage, `projected_run_seconds`); budget_s:
+    ``small_export_budget_s``. Unset, a small balanced export gets the larger encoder where it is installed and the
+    projection is within the budget; set true, wherever it is installed, whatever the projection."""
+    off = {"larger": False, "projected_s": None}
+    if setting is False:
+        return {**off, "why": "off: larger_encoder_for_small_exports is false"}
+    if not default_encoder:
+        return {**off, "why": "off: model_name_or_path is set to another encoder"}
+    if setting is None and not stage_by_rule:
+        return {**off, "why": "off: only where the rule makes the contrastive stage, on a small export of balanced "
+                              "labels (see recipe)"}
+    if not installed:
+        return {**off, "why": "off: all-mpnet-base-v2's packages are not installed (docs/training.md, 'Few tickets: "
+                              "a larger encoder')"}
+    projected = float(projected_seconds())
+    if setting is None and projected > budget_s:
+        return {"larger": False, "projected_s": round(projected, 1),
+                "why": f"off: a timed step of its stage projects {projected:.0f} s for the run on this machine, over "
+                       f"small_export_budget_s {budget_s:g}; larger_encoder_for_small_exports overrides"}
+    chosen = ("on: set by larger_encoder_for_small_exports" if setting else
+              f"on: a small export of balanced labels; a timed step of its stage projects {projected:.0f} s for the "
+              f"run on this machine, within small_export_budget_s {budget_s:g}; {LARGER_MEASURED}; "
+              "larger_encoder_for_small_exports overrides")
+    return {"larger": True, "projected_s": round(projected, 1), "why": chosen}
+
+
+def projected_run_seconds(step_s: float, forward_s: float, train_tickets: int, forward_tickets: int,
+                          stage_epochs: float, batch_size: int, elapsed_s: float, fixed_s: float = 15.0) -> float:
+    """The run's seconds projected from a timed stage step and a timed scoring batch of ``batch_size`` tickets.
+
+    step_s: seconds of one contrastive step of ``batch_size`` tickets; forward_s: seconds of one fp32 forward over
+    ``batch_size`` tickets (the scored splits are read in fp32); train_tickets: the training split; forward_tickets:
+    tickets read once more after training (validation twice, test, calibration, the training split for the head
+    probe and for the similar-tickets index); stage_epochs: the stage's passes; elapsed_s: seconds the run has taken
+    so far; fixed_s: the baseline, the wide part, the reports and the export."""
+    steps_per_epoch = train_tickets // batch_size if train_tickets > batch_size else 1
+    stage_steps = max(1, round(stage_epochs * steps_per_epoch))
+    return elapsed_s + stage_steps * step_s + math.ceil(forward_tickets / batch_size) * forward_s + fixed_s

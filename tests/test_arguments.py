@@ -74,6 +74,10 @@ def test_wrong_type_is_named(tmp_path):
         (["--fine_tune_after_stage", "false", "--head_probe_epochs", "0"],
          "fine_tune_after_stage false with head_probe_epochs 0 would train no head at all"),
         (["--pooling", "max"], r"pooling must be one of \('cls', 'mean'\), got 'max'"),
+        (["--small_export_budget_s", "0"], "small_export_budget_s must be > 0, got 0.0"),
+        (["--larger_encoder_for_small_exports", "true", "--model_name_or_path", "/some/encoder"],
+         "larger_encoder_for_small_exports: true replaces the embedded encoder, but model_name_or_path is "
+         "'/some/encoder': set one of them"),
         (["--max_length", "2"], "max_length must be >= 8 tokens, got 2"),
         (["--head_tail_length", "128"], r"head_tail_length must be 0 or between 8 and max_length - 1 \(127\), got 128"),
         (["--max_length", "512", "--head_tail_length", "128", "--tail_length", "128"],

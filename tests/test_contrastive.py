@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from custom_trainer.contrastive import contrastive_stage, pair_loss, stage_plan
+from custom_trainer.contrastive import contrastive_stage, pair_loss, stage_plan, stage_step_cost
 from custom_trainer.probe import sentence_vectors
 from tests.test_probe import setup
 
@@ -51,6 +51,20 @@ def test_the_stage_pulls_queues_apart_and_leaves_the_head_alone(tiny_bert, seed_
     assert any(not torch.equal(v, encoder_before[k]) for k, v in model.encoder.state_dict().items())
     for key, value in model.head.state_dict().items():
         assert torch.equal(value, head_before[key]), key
+
+
+def test_a_stage_of_one_step_runs(tiny_bert, seed_dataset):
+    """One step in all (its warm-up is the whole schedule): the learning-rate schedule must not divide by zero."""
+    model, data, collator = setup(tiny_bert, seed_dataset, n=16)
+    result = contrastive_stage(model, data, collator, epochs=1, learning_rate=1e-3, batch_size=32, seed=0)
+    assert result["steps"] == 1
+
+
+def test_stage_step_cost_times_a_step_and_a_scoring_batch(tiny_bert, seed_dataset):
+    model, data, collator = setup(tiny_bert, seed_dataset, n=32)
+    cost = stage_step_cost(model, data, collator, 32)
+    assert cost["step_s"] > 0 and cost["forward_s"] > 0, cost
+    assert cost["step_s"] < 60 and cost["forward_s"] < 60  # seconds, not milliseconds or a count
 
 
 def test_train_py_records_the_stage(tiny_bert, tmp_path, dataset_cache):

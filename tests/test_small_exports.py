@@ -54,3 +54,105 @@ def test_a_small_balanced_run_of_long_tickets_reads_them_by_their_two_ends(tiny_
     config = json.loads((tmp_path / "run" / "model" / "config.json").read_text())
     assert (config["max_input_length"], config["head_tail_length"], config["tail_length"]) == (64, 16, 4)
     assert "Long tickets read by: first and last tokens, 16 of up to 64" in (reports / "index.html").read_text()
+
+
+# encoder_plan: the larger encoder for a small balanced export, where installed and within the budget.
+def _never_timed():
+    raise AssertionError("the projection was asked for where the answer does not depend on it")
+
+
+@pytest.mark.parametrize("setting, default_encoder, by_rule, installed, words", [
+    (False, True, True, True, "larger_encoder_for_small_exports is false"),
+    (None, False, True, True, "another encoder"),                # a hand-set encoder is never replaced
+    (True, False, True, True, "another encoder"),
+    (None, True, False, True, "only where the rule makes the contrastive stage"),
+    (None, True, True, False, "not installed"),
+])
+def test_encoder_plan_keeps_the_embedded_encoder_without_timing_when_it_cannot_apply(setting, default_encoder,
+                                                                                     by_rule, installed, words):
+    from custom_trainer.small_exports import encoder_plan
+
+    plan = encoder_plan(setting, default_encoder, by_rule, installed, _never_timed, 600)
+    assert plan["larger"] is False and plan["projected_s"] is None and words in plan["why"], plan
+
+
+@pytest.mark.parametrize("setting, by_rule, projected, larger, words", [
+    (None, True, 250.0, True, "within small_export_budget_s 600"),
+    (None, True, 600.0, True, "projects 600 s"),                  # at the budget
+    (None, True, 600.5, False, "over small_export_budget_s 600"),
+    (True, True, 900.0, True, "set by larger_encoder_for_small_exports"),   # set: whatever the projection
+    (True, False, 300.0, True, "set by"),                                   # set: whatever the export
+])
+def test_encoder_plan_decides_on_the_projection_unless_set(setting, by_rule, projected, larger, words):
+    from custom_trainer.small_exports import encoder_plan
+
+    plan = encoder_plan(setting, True, by_rule, True, lambda: projected, 600)
+    assert plan["larger"] is larger and plan["projected_s"] == projected and words in plan["why"], plan
+
+
+def test_projected_run_seconds_counts_the_stage_steps_and_the_scoring_batches():
+    from custom_trainer.small_exports import projected_run_seconds
+
+    # 240 training tickets in batches of 32: 7 full steps a pass (the last partial batch is dropped), 8 passes = 56
+    # steps; 870 tickets scored = 28 batches; plus what the run took so far and the fixed part.
+    seconds = projected_run_seconds(3.0, 1.0, 240, 870, 8.0, 32, elapsed_s=20.0, fixed_s=15.0)
+    assert seconds == 20.0 + 56 * 3.0 + 28 * 1.0 + 15.0
+    # fewer training tickets than a batch: one step a pass
+    assert projected_run_seconds(2.0, 0.0, 20, 0, 8.0, 32, elapsed_s=0.0, fixed_s=0.0) == 16.0
+
+
+@pytest.fixture
+def larger_stand_in(monkeypatch, tiny_bert, tiny_distilbert):
+    """The embedded encoder stood in for by tiny_bert, the installed larger one by tiny_distilbert (no 420 MB)."""
+    import train
+
+    monkeypatch.setattr(train, "resolve_encoder", lambda name: str(tiny_bert))
+    monkeypatch.setattr(train, "larger_encoder_pieces", lambda: ["installed"])
+    monkeypatch.setattr(train, "larger_encoder_path", lambda: tiny_distilbert)
+
+
+def _default_run_flags(tiny_bert, output_dir, dataset_cache) -> list[str]:
+    from tests.conftest import tiny_run_flags
+
+    flags = tiny_run_flags(tiny_bert, output_dir, dataset_cache)
+    flags[flags.index("--model_name_or_path") + 1] = "embedded"  # left at its default
+    flags[flags.index("--corpus_size") + 1] = "12"  # 12 tickets a queue: still small and balanced, and quick
+    at = flags.index("--contrastive_epochs")
+    del flags[at:at + 2]  # unset: the rule makes the stage (the seed corpus of 30 a queue is small and balanced)
+    return flags
+
+
+@pytest.mark.parametrize("budget, larger", [(3600, True), (0.01, False)])
+def test_a_small_balanced_run_trains_the_larger_encoder_when_a_timed_step_fits_the_budget(
+        larger_stand_in, tiny_bert, tmp_path, dataset_cache, budget, larger):
+    from custom_trainer.arguments import parse_args
+    import train
+
+    flags = _default_run_flags(tiny_bert, tmp_path / "run", dataset_cache)
+    train.main(*parse_args([*flags, "--small_export_budget_s", str(budget)])[:3])
+    encoder = json.loads((tmp_path / "run" / "reports" / "data_report.json").read_text())["encoder"]
+    assert encoder["larger"] is larger and encoder["projected_s"] > 0, encoder
+    config = json.loads((tmp_path / "run" / "model" / "config.json").read_text())
+    card = (tmp_path / "run" / "model" / "README.md").read_text()
+    if larger:  # the export is the larger encoder's, and the card names it
+        assert encoder["name"] == "all-mpnet-base-v2" and "within small_export_budget_s 3600" in encoder["why"]
+        assert config["encoder_config"]["model_type"] == "distilbert", config.get("encoder_config")
+        assert "Encoder `all-mpnet-base-v2`" in card
+    else:
+        assert encoder["name"] == "embedded" and "over small_export_budget_s 0.01" in encoder["why"]
+        assert config["encoder_config"]["model_type"] == "bert"
+        assert "Encoder `embedded`" in card
+    page = (tmp_path / "run" / "reports" / "index.html").read_text()
+    assert f"Encoder: {encoder['name']} (" in page
+
+
+def test_the_larger_encoder_asked_for_and_not_installed_fails_before_training(
+        larger_stand_in, monkeypatch, tiny_bert, tmp_path, dataset_cache):
+    from custom_trainer.arguments import parse_args
+    import train
+
+    monkeypatch.setattr(train, "larger_encoder_pieces", lambda: None)
+    flags = _default_run_flags(tiny_bert, tmp_path / "run", dataset_cache)
+    with pytest.raises(ValueError, match="larger_encoder_for_small_exports: true needs all-mpnet-base-v2's packages"):
+        train.main(*parse_args([*flags, "--larger_encoder_for_small_exports", "true"])[:3])
+    assert not (tmp_path / "run" / "model").exists()
