@@ -276,7 +276,8 @@ def choose_encoder(encoder_path: str, data: PreparedData, data_args: DataArgumen
     data.report["encoder"] = {"name": LARGER if plan["larger"] else model_args.model_name_or_path, **plan}
     logger.info("encoder: %s (%s)", data.report["encoder"]["name"], plan["why"])
     if plan["larger"]:
-        return larger["path"], replace(model_args, model_name_or_path=LARGER), larger["tokenizer"], larger["data_args"]
+        chosen = replace(model_args, model_name_or_path=LARGER, larger_encoder_for_small_exports=None)  # said in why
+        return larger["path"], chosen, larger["tokenizer"], larger["data_args"]
     tokenizer = ticket_tokenizer(AutoTokenizer.from_pretrained(encoder_path))
     return encoder_path, model_args, tokenizer, plan_reading(data, tokenizer, data_args)
 

@@ -155,9 +155,10 @@ def contrastive_stage(model, dataset, collator, epochs: float, learning_rate: fl
 def stage_step_cost(model, sample, collator, batch_size: int, bf16: bool = False,
                     device: str | torch.device | None = None) -> dict:
     """Seconds of one contrastive step and of one fp32 scoring forward over ``sample`` (``batch_size`` tokenised
-    training tickets) on this machine, as the run would make them (on ``device``): each timed after an untimed
-    warm-up (a first step builds kernels and the optimizer's state and takes about twice as long), the step as the
-    mean of two steps after it. ``model`` is trained by it: pass a throwaway."""
+    training tickets, with their ``length``) on this machine, as the run would make them (on ``device``): each timed
+    after an untimed warm-up (a first step builds kernels and the optimizer's state and takes about twice as long),
+    the step as the mean of two steps after it, the forward scaled from the padded batch to the sample's mean read
+    length (scoring batches are sorted by length). ``model`` is trained by it: pass a throwaway."""
     steps: list[float] = []
     contrastive_stage(model, sample, collator, 3, batch_size=batch_size, bf16=bf16, device=device, step_seconds=steps)
     device = next(model.parameters()).device if device is None else torch.device(device)
@@ -171,5 +172,10 @@ def stage_step_cost(model, sample, collator, batch_size: int, bf16: bool = False
         model.sentence_vectors(**inputs)  # warm-up
         started = time.perf_counter()
         model.sentence_vectors(**inputs)
+    forward_s = time.perf_counter() - started
+    # Scoring sorts tickets by length, so its batches carry little padding: a batch of the sample's tickets costs
+    # their mean read length, not the longest one's this padded batch was timed at.
+    cap = model.config.head_tail_length or None  # read by its two ends: at most head_tail_length tokens a ticket
+    read = [min(length, cap) if cap else length for length in sample["length"]]
     return {"step_s": round(sum(steps[1:]) / len(steps[1:]), 3),
-            "forward_s": round(time.perf_counter() - started, 3)}
+            "forward_s": round(forward_s * (sum(read) / len(read)) / max(read), 3)}
