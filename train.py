@@ -246,18 +246,22 @@ def choose_encoder(encoder_path: str, data: PreparedData, data_args: DataArgumen
     sizes = {split: len(rows) for split, rows in data.raw.items()}
     larger = {}
 
+    def prepared() -> dict:  # the larger encoder's folder, tokenizer and reading plan, made once
+        if not larger:
+            path = str(larger_encoder_path())
+            tokenizer = ticket_tokenizer(AutoTokenizer.from_pretrained(path))
+            larger.update(path=path, tokenizer=tokenizer, data_args=plan_reading(data, tokenizer, data_args))
+        return larger
+
     def projected() -> float:
         with torch.random.fork_rng(devices=[]):  # the timing draws no random number the run would draw
-            return timed_projection()
+            return timed_projection(**prepared())
 
-    def timed_projection() -> float:
-        larger["path"] = path = str(larger_encoder_path())
-        larger["tokenizer"] = tokenizer = ticket_tokenizer(AutoTokenizer.from_pretrained(path))
-        larger["data_args"] = reading = plan_reading(data, tokenizer, data_args)
+    def timed_projection(path: str, tokenizer, data_args: DataArguments) -> float:
         count = min(batch_size, sizes["train"])
         sample = tokenize_dataset(data.raw["train"].shuffle(seed=args.seed).select(range(count)), tokenizer,
-                                  max_length=reading.max_length)
-        throwaway, _ = build_model(path, data, reading, model_args)
+                                  max_length=data_args.max_length)
+        throwaway, _ = build_model(path, data, data_args, model_args)
         cost = stage_step_cost(throwaway, sample, DataCollatorWithPadding(tokenizer), count,
                                bf16=args.bf16 and (args.use_cpu or not torch.cuda.is_available()), device=args.device)
         del throwaway
@@ -277,7 +281,7 @@ def choose_encoder(encoder_path: str, data: PreparedData, data_args: DataArgumen
     logger.info("encoder: %s (%s)", data.report["encoder"]["name"], plan["why"])
     if plan["larger"]:
         chosen = replace(model_args, model_name_or_path=LARGER, larger_encoder_for_small_exports=None)  # said in why
-        return larger["path"], chosen, larger["tokenizer"], larger["data_args"]
+        return prepared()["path"], chosen, larger["tokenizer"], larger["data_args"]
     tokenizer = ticket_tokenizer(AutoTokenizer.from_pretrained(encoder_path))
     return encoder_path, model_args, tokenizer, plan_reading(data, tokenizer, data_args)
 

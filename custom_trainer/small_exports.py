@@ -77,7 +77,7 @@ def encoder_plan(setting: bool | None, default_encoder: bool, stage_by_rule: boo
     encoder's packages are installed; projected_seconds: called only when the answer depends on it, the whole run's
     projected seconds with the larger encoder (a timed step of its stage, `projected_run_seconds`); budget_s:
     ``small_export_budget_s``. Unset, a small balanced export gets the larger encoder where it is installed and the
-    projection is within the budget; set true, wherever it is installed, whatever the projection."""
+    projection is within the budget; set true, wherever it is installed, untimed."""
     off = {"larger": False, "projected_s": None}
     if setting is False:
         return {**off, "why": "off: larger_encoder_for_small_exports is false"}
@@ -89,16 +89,17 @@ def encoder_plan(setting: bool | None, default_encoder: bool, stage_by_rule: boo
     if not installed:
         return {**off, "why": "off: all-mpnet-base-v2's packages are not installed (docs/training.md, 'Few tickets: "
                               "a larger encoder')"}
+    if setting:
+        return {"larger": True, "projected_s": None, "why": "on: set by larger_encoder_for_small_exports"}
     projected = float(projected_seconds())
-    if setting is None and projected > budget_s:
+    if projected > budget_s:
         return {"larger": False, "projected_s": round(projected, 1),
                 "why": f"off: a timed step of its stage projects {projected:.0f} s for the run on this machine, over "
                        f"small_export_budget_s {budget_s:g}; larger_encoder_for_small_exports overrides"}
-    chosen = ("on: set by larger_encoder_for_small_exports" if setting else
-              f"on: a small export of balanced labels; a timed step of its stage projects {projected:.0f} s for the "
-              f"run on this machine, within small_export_budget_s {budget_s:g}; {LARGER_MEASURED}; "
-              "larger_encoder_for_small_exports overrides")
-    return {"larger": True, "projected_s": round(projected, 1), "why": chosen}
+    return {"larger": True, "projected_s": round(projected, 1),
+            "why": f"on: a small export of balanced labels; a timed step of its stage projects {projected:.0f} s for "
+                   f"the run on this machine, within small_export_budget_s {budget_s:g}; {LARGER_MEASURED}; "
+                   "larger_encoder_for_small_exports overrides"}
 
 
 def projected_run_seconds(step_s: float, forward_s: float, train_tickets: int, forward_tickets: int,

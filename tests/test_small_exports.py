@@ -80,14 +80,20 @@ def test_encoder_plan_keeps_the_embedded_encoder_without_timing_when_it_cannot_a
     (None, True, 250.0, True, "within small_export_budget_s 600"),
     (None, True, 600.0, True, "projects 600 s"),                  # at the budget
     (None, True, 600.5, False, "over small_export_budget_s 600"),
-    (True, True, 900.0, True, "set by larger_encoder_for_small_exports"),   # set: whatever the projection
-    (True, False, 300.0, True, "set by"),                                   # set: whatever the export
 ])
 def test_encoder_plan_decides_on_the_projection_unless_set(setting, by_rule, projected, larger, words):
     from custom_trainer.small_exports import encoder_plan
 
     plan = encoder_plan(setting, True, by_rule, True, lambda: projected, 600)
     assert plan["larger"] is larger and plan["projected_s"] == projected and words in plan["why"], plan
+
+
+@pytest.mark.parametrize("by_rule", [True, False])
+def test_encoder_plan_set_true_takes_the_larger_encoder_untimed(by_rule):
+    from custom_trainer.small_exports import encoder_plan
+
+    plan = encoder_plan(True, True, by_rule, True, _never_timed, 600)  # whatever the export, whatever the machine
+    assert plan == {"larger": True, "projected_s": None, "why": "on: set by larger_encoder_for_small_exports"}
 
 
 def test_projected_run_seconds_counts_the_stage_steps_and_the_scoring_batches():
@@ -135,7 +141,8 @@ def test_a_small_balanced_run_trains_the_larger_encoder_when_a_timed_step_fits_t
     flags = _default_run_flags(tiny_bert, tmp_path / "run", dataset_cache)
     train.main(*parse_args([*flags, "--small_export_budget_s", str(budget), *setting])[:3])
     encoder = json.loads((tmp_path / "run" / "reports" / "data_report.json").read_text())["encoder"]
-    assert encoder["larger"] is larger and encoder["projected_s"] > 0 and words in encoder["why"], encoder
+    assert encoder["larger"] is larger and words in encoder["why"], encoder
+    assert (encoder["projected_s"] is None) == bool(setting), encoder  # timed unless set
     config = json.loads((tmp_path / "run" / "model" / "config.json").read_text())
     card = (tmp_path / "run" / "model" / "README.md").read_text()
     if larger:  # the export is the larger encoder's, and the card names it
