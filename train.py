@@ -254,7 +254,8 @@ def choose_encoder(encoder_path: str, data: PreparedData, data_args: DataArgumen
         return larger
 
     def projected() -> float:
-        with torch.random.fork_rng(devices=[]):  # the timing draws no random number the run would draw
+        on_gpu = [torch.device(args.device).index or 0] if torch.device(args.device).type == "cuda" else []
+        with torch.random.fork_rng(devices=on_gpu):  # the timing draws no random number the run would draw
             return timed_projection(**prepared())
 
     def timed_projection(path: str, tokenizer, data_args: DataArguments) -> float:
@@ -275,8 +276,8 @@ def choose_encoder(encoder_path: str, data: PreparedData, data_args: DataArgumen
     if model_args.larger_encoder_for_small_exports and not installed:
         raise ValueError(f"larger_encoder_for_small_exports: true needs {LARGER}'s packages: {LARGER_INSTALL}")
     plan = encoder_plan(model_args.larger_encoder_for_small_exports, model_args.model_name_or_path == EMBEDDED,
-                        args.contrastive_epochs is None and recipe["contrastive_epochs"] > 0, installed, projected,
-                        model_args.small_export_budget_s)
+                        args.contrastive_epochs is None and recipe["contrastive_epochs"] > 0, recipe["fine_tune"],
+                        installed, projected, model_args.small_export_budget_s)
     data.report["encoder"] = {"name": LARGER if plan["larger"] else model_args.model_name_or_path, **plan}
     logger.info("encoder: %s (%s)", data.report["encoder"]["name"], plan["why"])
     if plan["larger"]:

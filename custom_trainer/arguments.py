@@ -175,9 +175,10 @@ class ModelArguments:
     larger_encoder_for_small_exports: bool | None = field(
         default=None,
         metadata={"help": "Train all-mpnet-base-v2 instead of the embedded encoder. Unset: yes for a small export of "
-                  "balanced labels (the contrastive stage's rule) where its packages are installed and a timed step "
-                  "projects the run within small_export_budget_s (benchmarks/RESULTS.md, issue 38); never when "
-                  "model_name_or_path names another encoder. The data report's `encoder` says which and why."},
+                  "balanced labels (the contrastive stage's rule, no fine-tuning after it) where its packages are "
+                  "installed and a timed step projects the run within small_export_budget_s (benchmarks/RESULTS.md, "
+                  "issue 38); never when model_name_or_path names another encoder; true: always, untimed. The data "
+                  "report's `encoder` says which and why."},
     )
     small_export_budget_s: float = field(
         default=600.0,

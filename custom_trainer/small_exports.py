@@ -66,14 +66,16 @@ LARGER_MEASURED = ("measured with the stage and the head on its frozen vectors: 
                    "(benchmarks/RESULTS.md, issue 38)")
 
 
-def encoder_plan(setting: bool | None, default_encoder: bool, stage_by_rule: bool, installed: bool,
+def encoder_plan(setting: bool | None, default_encoder: bool, stage_by_rule: bool, fine_tune: bool, installed: bool,
                  projected_seconds: Callable[[], float], budget_s: float) -> dict:
     """Whether the run trains the larger encoder all-mpnet-base-v2 instead of the embedded all-MiniLM-L6-v2:
     ``{"larger": bool, "why": str, "projected_s": float | None}``.
 
     setting: ``larger_encoder_for_small_exports`` as set (None = unset: the rule decides); default_encoder: whether
     ``model_name_or_path`` is the embedded encoder (another encoder set by hand is never replaced); stage_by_rule:
-    whether the rule made the contrastive stage (a small export of balanced labels); installed: whether the larger
+    whether the rule made the contrastive stage (a small export of balanced labels); fine_tune: whether the whole
+    model is fine-tuned after the stage (the larger encoder was measured without it, and the projection leaves
+    fine-tuning out: unset, it keeps the embedded encoder then); installed: whether the larger
     encoder's packages are installed; projected_seconds: called only when the answer depends on it, the whole run's
     projected seconds with the larger encoder (a timed step of its stage, `projected_run_seconds`); budget_s:
     ``small_export_budget_s``. Unset, a small balanced export gets the larger encoder where it is installed and the
@@ -82,10 +84,13 @@ def encoder_plan(setting: bool | None, default_encoder: bool, stage_by_rule: boo
     if setting is False:
         return {**off, "why": "off: larger_encoder_for_small_exports is false"}
     if not default_encoder:
-        return {**off, "why": "off: model_name_or_path is set to another encoder"}
+        return {**off, "why": "off: model_name_or_path is set, the rule does not choose"}
     if setting is None and not stage_by_rule:
         return {**off, "why": "off: only where the rule makes the contrastive stage, on a small export of balanced "
                               "labels (see recipe)"}
+    if setting is None and fine_tune:
+        return {**off, "why": "off: the model is fine-tuned after the stage (fine_tune_after_stage or head_probe_epochs "
+                              "0); the larger encoder was measured without fine-tuning, and its time is not projected"}
     if not installed:
         return {**off, "why": "off: all-mpnet-base-v2's packages are not installed (docs/training.md, 'Few tickets: "
                               "a larger encoder')"}

