@@ -235,6 +235,11 @@ def plan_reading(data: PreparedData, tokenizer, data_args: DataArguments) -> Dat
     return replace(data_args, max_length=reading["max_length"], head_tail_length=reading["head_tail_length"])
 
 
+def bf16_on_cpu(args: TicketTrainingArguments) -> bool:
+    """Whether the steps outside the Trainer (the stage, the probe) run under bf16 autocast on the CPU."""
+    return args.bf16 and (args.use_cpu or not torch.cuda.is_available())
+
+
 def choose_encoder(encoder_path: str, data: PreparedData, data_args: DataArguments, model_args: ModelArguments,
                    args: TicketTrainingArguments, started: float):
     """The encoder the run trains, its tokenizer and its reading plan: the larger all-mpnet-base-v2 instead of the
@@ -263,8 +268,8 @@ def choose_encoder(encoder_path: str, data: PreparedData, data_args: DataArgumen
         sample = tokenize_dataset(data.raw["train"].shuffle(seed=args.seed).select(range(count)), tokenizer,
                                   max_length=data_args.max_length)
         throwaway, _ = build_model(path, data, data_args, model_args)
-        cost = stage_step_cost(throwaway, sample, DataCollatorWithPadding(tokenizer), count,
-                               bf16=args.bf16 and (args.use_cpu or not torch.cuda.is_available()), device=args.device)
+        cost = stage_step_cost(throwaway, sample, DataCollatorWithPadding(tokenizer), count, bf16=bf16_on_cpu(args),
+                               device=args.device)
         del throwaway
         logger.info("larger encoder: a contrastive step of %d tickets took %.2f s, scoring them %.2f s", count,
                     cost["step_s"], cost["forward_s"])
@@ -368,19 +373,18 @@ def train_model(model, weights, tokenizer, tokenized, data: PreparedData, model_
     resume_from = resume_checkpoint(args) if fine_tune else None
     checkpoint = choose_checkpoint(args, len(tokenized["validation"]))
     probe, contrastive = None, None
-    bf16_on_cpu = args.bf16 and (args.use_cpu or not torch.cuda.is_available())
     contrastive_epochs = data.report["recipe"]["contrastive_epochs"]  # stage_plan's: set, or chosen by the rule
     if contrastive_epochs and resume_from is None:  # a resumed run has its trained encoder already
         contrastive = contrastive_stage(model, tokenized["train"], collator, contrastive_epochs,
                                         learning_rate=args.contrastive_learning_rate,
                                         batch_size=args.contrastive_batch_size or args.per_device_train_batch_size,
-                                        seed=args.seed, bf16=bf16_on_cpu,
+                                        seed=args.seed, bf16=bf16_on_cpu(args),
                                         device=args.device)
     if args.head_probe_epochs > 0 and resume_from is None:  # a resumed run loads its trained head instead
         probe = probe_head(model, tokenized["train"], collator, args.head_probe_epochs,
                            learning_rate=args.head_learning_rate or 1e-3, class_weights=weights,
                            gamma=model_args.focal_gamma, seed=args.seed,
-                           bf16=bf16_on_cpu)
+                           bf16=bf16_on_cpu(args))
     trainer = TicketTrainer(
         model=model,
         args=args,

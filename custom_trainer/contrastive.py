@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from custom_trainer.small_exports import MEASURED, small_and_balanced
+from custom_trainer.small_exports import MEASURED, small_and_balanced, stage_steps
 
 logger = logging.getLogger(__name__)
 
@@ -109,8 +109,7 @@ def contrastive_stage(model, dataset, collator, epochs: float, learning_rate: fl
     generator = torch.Generator().manual_seed(seed)
     loader = DataLoader(dataset.select_columns(columns), batch_size=batch_size, shuffle=True, collate_fn=collator,
                         generator=generator, drop_last=len(dataset) > batch_size)
-    steps_per_epoch = max(1, len(loader))
-    total = max(1, round(epochs * steps_per_epoch))
+    total = stage_steps(len(dataset), batch_size, epochs)  # the loader drops a last partial batch, as counted there
     parameters = [p for p in model.encoder.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=learning_rate, weight_decay=0.01)
     warmup = max(1, total // 10)
@@ -167,9 +166,7 @@ def stage_step_cost(model, sample, collator, batch_size: int, bf16: bool = False
     model.to(device).eval()
     columns = [c for c in ("input_ids", "attention_mask", "token_type_ids") if c in sample.column_names]
     batch = collator([sample.select_columns(columns)[i] for i in range(len(sample))])
-    inputs = {"input_ids": batch["input_ids"].to(device), "attention_mask": batch["attention_mask"].to(device)}
-    if "token_type_ids" in batch and model._encoder_takes_token_types:
-        inputs["token_type_ids"] = batch["token_type_ids"].to(device)
+    inputs = {key: value.to(device) for key, value in batch.items()}  # the model drops token types it cannot take
     synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)  # kernels run async on a GPU
     with torch.no_grad():
         model.sentence_vectors(**inputs)  # warm-up

@@ -116,6 +116,12 @@ def projected_run_seconds(step_s: float, forward_s: float, train_tickets: int, f
     tickets read once more after training (validation twice, test, calibration, the training split for the head
     probe and for the similar-tickets index); stage_epochs: the stage's passes; elapsed_s: seconds the run has taken
     so far; fixed_s: the baseline, the wide part, the reports and the export."""
-    steps_per_epoch = train_tickets // batch_size if train_tickets > batch_size else 1
-    stage_steps = max(1, round(stage_epochs * steps_per_epoch))
-    return elapsed_s + stage_steps * step_s + math.ceil(forward_tickets / batch_size) * forward_s + fixed_s
+    return (elapsed_s + stage_steps(train_tickets, batch_size, stage_epochs) * step_s
+            + math.ceil(forward_tickets / batch_size) * forward_s + fixed_s)
+
+
+def stage_steps(tickets: int, batch_size: int, epochs: float) -> int:
+    """Steps of a contrastive stage of ``epochs`` passes over ``tickets`` in batches of ``batch_size``: a last
+    partial batch is dropped (a pair-wise loss over a few tickets is noise), unless there is only one batch."""
+    per_epoch = tickets // batch_size if tickets > batch_size else 1
+    return max(1, round(epochs * per_epoch))
