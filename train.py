@@ -26,9 +26,10 @@ from custom_trainer.losses import CLASS_WEIGHT_POWERS
 from custom_trainer.arguments import DataArguments, ModelArguments, TicketTrainingArguments, parse_args
 from custom_trainer.audit import audit_file, summarize_audit
 from custom_trainer.baseline import ADVICE, baseline_metrics, compare_to_baseline, ticket_strings
-from custom_trainer.contrastive import contrastive_stage, stage_plan, stage_step_cost
+from custom_trainer.contrastive import WARMUP_STEPS, contrastive_stage, stage_plan, stage_step_cost
 from custom_trainer.small_exports import encoder_plan, projected_run_seconds, reading_plan
 from custom_trainer.confidence import RoutingRule, fit_routing, softmax
+from custom_trainer.cpu_memory import keep_freed_memory
 from custom_trainer.combine import choose, export_weights, log_prior
 from custom_trainer.encoders import (EMBEDDED, LARGER, LARGER_INSTALL, larger_encoder_path, larger_encoder_pieces,
                                      resolve_encoder)
@@ -271,11 +272,13 @@ def choose_encoder(encoder_path: str, data: PreparedData, data_args: DataArgumen
         cost = stage_step_cost(throwaway, sample, DataCollatorWithPadding(tokenizer), count, bf16=bf16_on_cpu(args),
                                device=args.device)
         del throwaway
-        logger.info("larger encoder: a contrastive step of %d tickets took %.2f s, scoring them %.2f s", count,
-                    cost["step_s"], cost["forward_s"])
+        logger.info("larger encoder: the first %d contrastive steps of %d tickets took %.2f s, a step after them "
+                    "%.2f s, scoring them %.2f s", WARMUP_STEPS, count, cost["warmup_s"], cost["step_s"],
+                    cost["forward_s"])
         read_again = 2 * sizes["train"] + 2 * sizes["validation"] + sizes["test"] + sizes.get("calibration", 0)
         return projected_run_seconds(cost["step_s"], cost["forward_s"], sizes["train"], read_again,
-                                     recipe["contrastive_epochs"], count, time.time() - started)
+                                     recipe["contrastive_epochs"], count, time.time() - started,
+                                     warmup_s=cost["warmup_s"], warmup_steps=WARMUP_STEPS)
 
     installed = larger_encoder_pieces() is not None
     if model_args.larger_encoder_for_small_exports and not installed:
@@ -576,6 +579,8 @@ def print_summary(metrics: dict, output_dir: Path, seconds: float) -> None:
 def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrainingArguments, callbacks=()) -> dict:
     started, clock = time.time(), EvaluationClock()
     set_seed(args.seed)
+    if args.keep_freed_memory and args.device.type == "cpu":
+        keep_freed_memory()  # from the start: the contrastive stage and its timing run before the Trainer (exact)
 
     encoder_path = resolve_encoder(model_args.model_name_or_path)  # an unreachable encoder fails before any data work
     data = prepare_data(data_args, model_args, args.seed)

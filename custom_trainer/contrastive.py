@@ -29,6 +29,11 @@ logger = logging.getLogger(__name__)
 
 
 DEFAULT_EPOCHS = 8.0
+# A stage's first two steps take about twice a later step's seconds (measured with all-mpnet-base-v2 on 2 cores:
+# 7.0, 6.8, then 3.6-4.3 s natively on AMX; 19.5, 18.9, then 12.3-13.7 s under AVX2 arithmetic): `stage_step_cost`
+# times them apart from the steady steps after them.
+WARMUP_STEPS = 2
+STEADY_STEPS = 2
 
 
 def stage_plan(epochs: float | None, train_labels, fine_tune: bool | None = None, head_probe: bool = True) -> dict:
@@ -155,13 +160,16 @@ def contrastive_stage(model, dataset, collator, epochs: float, learning_rate: fl
 
 def stage_step_cost(model, sample, collator, batch_size: int, bf16: bool = False,
                     device: str | torch.device | None = None) -> dict:
-    """Seconds of one contrastive step and of one fp32 scoring forward over ``sample`` (``batch_size`` tokenised
-    training tickets, with their ``length``) on this machine, as the run would make them (on ``device``): each timed
-    after an untimed warm-up (a first step builds kernels and the optimizer's state and takes about twice as long),
-    the step as the mean of two steps after it, the forward scaled from the padded batch to the sample's mean read
-    length (scoring batches are sorted by length). ``model`` is trained by it: pass a throwaway."""
+    """Seconds of the contrastive stage's steps and of one fp32 scoring forward over ``sample`` (``batch_size``
+    tokenised training tickets, with their ``length``) on this machine, as the run would make them (on ``device``):
+    ``{"warmup_s", "step_s", "forward_s"}``. The first ``WARMUP_STEPS`` steps of a stage are slow (kernels, the
+    optimizer's state, freshly mapped memory: about twice a later step's seconds on AMX and on AVX2 arithmetic alike);
+    ``warmup_s`` is their seconds together, ``step_s`` the mean of the ``STEADY_STEPS`` after them. The forward is
+    timed after an untimed one and scaled from the padded batch to the sample's mean read length (scoring batches are
+    sorted by length). ``model`` is trained by it: pass a throwaway."""
     steps: list[float] = []
-    contrastive_stage(model, sample, collator, 3, batch_size=batch_size, bf16=bf16, device=device, step_seconds=steps)
+    contrastive_stage(model, sample, collator, WARMUP_STEPS + STEADY_STEPS, batch_size=batch_size, bf16=bf16,
+                      device=device, step_seconds=steps)
     device = next(model.parameters()).device if device is None else torch.device(device)
     model.to(device).eval()
     columns = [c for c in ("input_ids", "attention_mask", "token_type_ids") if c in sample.column_names]
@@ -179,5 +187,6 @@ def stage_step_cost(model, sample, collator, batch_size: int, bf16: bool = False
     # their mean read length, not the longest one's this padded batch was timed at.
     cap = model.config.head_tail_length or None  # read by its two ends: at most head_tail_length tokens a ticket
     read = [min(length, cap) if cap else length for length in sample["length"]]
-    return {"step_s": round(sum(steps[1:]) / len(steps[1:]), 3),
+    steady = steps[WARMUP_STEPS:]
+    return {"warmup_s": round(sum(steps[:WARMUP_STEPS]), 3), "step_s": round(sum(steady) / len(steady), 3),
             "forward_s": round(forward_s * (sum(read) / len(read)) / max(read), 3)}

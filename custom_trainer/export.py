@@ -166,6 +166,9 @@ def recipe_text(args, contrastive: dict | None) -> str:
              f"batches of {contrastive['batch_size']}), then " if contrastive else "")
     probe = (f"the head trained alone on frozen sentence vectors ({args.head_probe_epochs:g} passes)"
              if args.head_probe_epochs else "")
+    # train.py's choose_checkpoint turns load_best_model_at_end off where validation is too small to choose an epoch
+    epoch_choice = (f"early stopping on validation macro-F1 (patience {args.early_stopping_patience})"
+                    if args.load_best_model_at_end else "the last epoch kept (no epoch chosen on validation)")
     if not args.num_train_epochs:
         setfit = " (SetFit's recipe)" if contrastive and probe else ""
         return f"{stage}{probe or 'an untrained head'}; no fine-tuning after it{setfit}, seed {args.seed}."
@@ -173,8 +176,7 @@ def recipe_text(args, contrastive: dict | None) -> str:
             f"{f' (head {args.head_learning_rate})' if args.head_learning_rate else ''}, weight decay "
             f"{args.weight_decay}, batch {args.per_device_train_batch_size}\nx {args.gradient_accumulation_steps} "
             f"accumulation, up to {args.num_train_epochs} epochs,\n{'one-cycle' if args.one_cycle else args.lr_scheduler_type} "
-            f"schedule, gradient clipping {args.max_grad_norm},\nearly stopping on validation macro-F1 (patience "
-            f"{args.early_stopping_patience}), seed {args.seed}.")
+            f"schedule, gradient clipping {args.max_grad_norm},\n{epoch_choice}, seed {args.seed}.")
 
 
 def model_card(data_source: str, model_args, args, metrics: dict) -> str:

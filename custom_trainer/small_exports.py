@@ -108,16 +108,20 @@ def encoder_plan(setting: bool | None, default_encoder: bool, stage_by_rule: boo
 
 
 def projected_run_seconds(step_s: float, forward_s: float, train_tickets: int, forward_tickets: int,
-                          stage_epochs: float, batch_size: int, elapsed_s: float, fixed_s: float = 15.0) -> float:
-    """The run's seconds projected from a timed stage step and a timed scoring batch of ``batch_size`` tickets.
+                          stage_epochs: float, batch_size: int, elapsed_s: float, fixed_s: float = 15.0,
+                          warmup_s: float = 0.0, warmup_steps: int = 0) -> float:
+    """The run's seconds projected from timed stage steps and a timed scoring batch of ``batch_size`` tickets.
 
-    step_s: seconds of one contrastive step of ``batch_size`` tickets; forward_s: seconds of one fp32 forward over
-    ``batch_size`` tickets (the scored splits are read in fp32); train_tickets: the training split; forward_tickets:
-    tickets read once more after training (validation twice, test, calibration, the training split for the head
-    probe and for the similar-tickets index); stage_epochs: the stage's passes; elapsed_s: seconds the run has taken
-    so far; fixed_s: the baseline, the wide part, the reports and the export."""
-    return (elapsed_s + stage_steps(train_tickets, batch_size, stage_epochs) * step_s
-            + math.ceil(forward_tickets / batch_size) * forward_s + fixed_s)
+    step_s: seconds of one steady contrastive step of ``batch_size`` tickets; warmup_s: seconds of the stage's first
+    ``warmup_steps`` steps together (slower than the steady ones; 0, 0: none counted apart); forward_s: seconds of
+    one fp32 forward over ``batch_size`` tickets (the scored splits are read in fp32); train_tickets: the training
+    split; forward_tickets: tickets read once more after training (validation twice, test, calibration, the training
+    split for the head probe and for the similar-tickets index); stage_epochs: the stage's passes; elapsed_s: seconds
+    the run has taken so far; fixed_s: the baseline, the wide part, the reports and the export."""
+    steps = stage_steps(train_tickets, batch_size, stage_epochs)
+    warm = min(steps, warmup_steps)
+    stage_s = (warmup_s * warm / warmup_steps if warm else 0.0) + (steps - warm) * step_s
+    return elapsed_s + stage_s + math.ceil(forward_tickets / batch_size) * forward_s + fixed_s
 
 
 def stage_steps(tickets: int, batch_size: int, epochs: float) -> int:

@@ -63,8 +63,25 @@ def test_a_stage_of_one_step_runs(tiny_bert, seed_dataset):
 def test_stage_step_cost_times_a_step_and_a_scoring_batch(tiny_bert, seed_dataset):
     model, data, collator = setup(tiny_bert, seed_dataset, n=32)
     cost = stage_step_cost(model, data, collator, 32)
-    assert cost["step_s"] > 0 and cost["forward_s"] > 0, cost
+    assert cost["step_s"] > 0 and cost["forward_s"] > 0 and cost["warmup_s"] > 0, cost
     assert cost["step_s"] < 60 and cost["forward_s"] < 60  # seconds, not milliseconds or a count
+
+
+def test_stage_step_cost_times_the_first_steps_apart(tiny_bert, seed_dataset, monkeypatch):
+    """The slow first steps are summed into warmup_s, the steady step is the mean of the steps after them."""
+    import custom_trainer.contrastive as contrastive
+
+    model, data, collator = setup(tiny_bert, seed_dataset, n=32)
+    stage = contrastive.contrastive_stage
+
+    def timed_as_written(*args, step_seconds, **kwargs):  # the real stage, then step seconds written by hand
+        result = stage(*args, **kwargs)
+        step_seconds.extend([7.0, 6.0, 4.0, 3.0][:result["steps"]])
+        return result
+
+    monkeypatch.setattr(contrastive, "contrastive_stage", timed_as_written)
+    cost = stage_step_cost(model, data, collator, 32)
+    assert (cost["warmup_s"], cost["step_s"]) == (13.0, 3.5)
 
 
 def test_train_py_records_the_stage(tiny_bert, tmp_path, dataset_cache):

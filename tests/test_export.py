@@ -116,7 +116,7 @@ def test_the_card_recipe_says_whether_the_model_was_fine_tuned_after_the_stage()
     args = SimpleNamespace(head_probe_epochs=20.0, num_train_epochs=3.0, seed=7, learning_rate=1e-4,
                            head_learning_rate=None, weight_decay=0.01, per_device_train_batch_size=32,
                            gradient_accumulation_steps=1, one_cycle=True, lr_scheduler_type="linear", max_grad_norm=1.0,
-                           early_stopping_patience=2)
+                           early_stopping_patience=2, load_best_model_at_end=True)
     stage = {"epochs": 8.0, "learning_rate": 5e-05, "batch_size": 32}
     fine_tuned = recipe_text(args, None)
     assert "frozen sentence vectors (20 passes), then lr 0.0001" in fine_tuned and "up to 3.0 epochs" in fine_tuned
@@ -125,3 +125,18 @@ def test_the_card_recipe_says_whether_the_model_was_fine_tuned_after_the_stage()
     setfit = recipe_text(args, stage)
     assert setfit.endswith("(20 passes); no fine-tuning after it (SetFit's recipe), seed 7.")
     assert "epochs" not in setfit and "SetFit" not in recipe_text(args, None)
+
+
+def test_the_card_recipe_says_early_stopping_only_where_validation_chose_the_epoch():
+    from types import SimpleNamespace
+
+    from custom_trainer.export import recipe_text
+
+    args = SimpleNamespace(head_probe_epochs=0, num_train_epochs=3.0, seed=7, learning_rate=1e-4,
+                           head_learning_rate=None, weight_decay=0.01, per_device_train_batch_size=32,
+                           gradient_accumulation_steps=1, one_cycle=True, lr_scheduler_type="linear", max_grad_norm=1.0,
+                           early_stopping_patience=2, load_best_model_at_end=True)
+    assert "early stopping on validation macro-F1 (patience 2)" in recipe_text(args, None)
+    args.load_best_model_at_end = False  # what train.py's choose_checkpoint sets under 200 validation tickets
+    last = recipe_text(args, None)
+    assert "early stopping" not in last and "the last epoch kept (no epoch chosen on validation)" in last

@@ -109,6 +109,18 @@ def test_projected_run_seconds_counts_the_stage_steps_and_the_scoring_batches():
     assert projected_run_seconds(2.0, 0.0, 20, 0, 8.0, 32, elapsed_s=0.0, fixed_s=0.0) == 16.0
 
 
+def test_projected_run_seconds_counts_the_slow_first_steps_once():
+    from custom_trainer.small_exports import projected_run_seconds
+
+    # the first two steps took 14 s together, a later one 3.5 s: 14 + 54 x 3.5 for 56 steps
+    seconds = projected_run_seconds(3.5, 0.0, 240, 0, 8.0, 32, elapsed_s=0.0, fixed_s=0.0, warmup_s=14.0,
+                                    warmup_steps=2)
+    assert seconds == 14.0 + 54 * 3.5
+    # a one-step stage pays half the warm-up it was timed at, and no steady step
+    assert projected_run_seconds(3.5, 0.0, 20, 0, 1.0, 32, elapsed_s=0.0, fixed_s=0.0, warmup_s=14.0,
+                                 warmup_steps=2) == 7.0
+
+
 @pytest.fixture
 def larger_stand_in(monkeypatch, tiny_bert, tiny_distilbert):
     """The embedded encoder stood in for by tiny_bert, the installed larger one by tiny_distilbert (no 420 MB)."""
