@@ -259,12 +259,16 @@ def choose_encoder(encoder_path: str, data: PreparedData, data_args: DataArgumen
             larger.update(path=path, tokenizer=tokenizer, data_args=plan_reading(data, tokenizer, data_args))
         return larger
 
-    def projected() -> float:
-        on_gpu = [torch.device(args.device).index or 0] if torch.device(args.device).type == "cuda" else []
-        with torch.random.fork_rng(devices=on_gpu):  # the timing draws no random number the run would draw
-            return timed_projection(**prepared())
+    timed = {}
 
-    def timed_projection(path: str, tokenizer, data_args: DataArguments) -> float:
+    def projected(passes: float) -> float:  # the steps are timed once, the passes are arithmetic
+        if not timed:
+            on_gpu = [torch.device(args.device).index or 0] if torch.device(args.device).type == "cuda" else []
+            with torch.random.fork_rng(devices=on_gpu):  # the timing draws no random number the run would draw
+                timed.update(timed_steps(**prepared()))
+        return projected_run_seconds(stage_epochs=passes, **timed)
+
+    def timed_steps(path: str, tokenizer, data_args: DataArguments) -> dict:
         count = min(batch_size, sizes["train"])
         sample = tokenize_dataset(data.raw["train"].shuffle(seed=args.seed).select(range(count)), tokenizer,
                                   max_length=data_args.max_length)
@@ -276,17 +280,20 @@ def choose_encoder(encoder_path: str, data: PreparedData, data_args: DataArgumen
                     "%.2f s, scoring them %.2f s", WARMUP_STEPS, count, cost["warmup_s"], cost["step_s"],
                     cost["forward_s"])
         read_again = 2 * sizes["train"] + 2 * sizes["validation"] + sizes["test"] + sizes.get("calibration", 0)
-        return projected_run_seconds(cost["step_s"], cost["forward_s"], sizes["train"], read_again,
-                                     recipe["contrastive_epochs"], count, time.time() - started,
-                                     warmup_s=cost["warmup_s"], warmup_steps=WARMUP_STEPS)
+        return {"step_s": cost["step_s"], "forward_s": cost["forward_s"], "train_tickets": sizes["train"],
+                "forward_tickets": read_again, "batch_size": count, "elapsed_s": time.time() - started,
+                "warmup_s": cost["warmup_s"], "warmup_steps": WARMUP_STEPS}
 
     installed = larger_encoder_pieces() is not None
     if model_args.larger_encoder_for_small_exports and not installed:
         raise ValueError(f"larger_encoder_for_small_exports: true needs {LARGER}'s packages: {LARGER_INSTALL}")
     plan = encoder_plan(model_args.larger_encoder_for_small_exports, model_args.model_name_or_path == EMBEDDED,
                         args.contrastive_epochs is None and recipe["contrastive_epochs"] > 0, recipe["fine_tune"],
-                        installed, projected, model_args.small_export_budget_s)
+                        installed, projected, model_args.small_export_budget_s, recipe["contrastive_epochs"])
     data.report["encoder"] = {"name": LARGER if plan["larger"] else model_args.model_name_or_path, **plan}
+    if plan["contrastive_epochs"] is not None:  # the larger encoder fits with fewer passes of the stage: said in both
+        recipe["contrastive_epochs"] = plan["contrastive_epochs"]
+        recipe["why"] += f"; {plan['contrastive_epochs']:g} passes with {LARGER} (see encoder)"
     logger.info("encoder: %s (%s)", data.report["encoder"]["name"], plan["why"])
     if plan["larger"]:
         chosen = replace(model_args, model_name_or_path=LARGER, larger_encoder_for_small_exports=None)  # said in why

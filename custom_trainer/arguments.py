@@ -176,14 +176,15 @@ class ModelArguments:
         default=None,
         metadata={"help": "Train all-mpnet-base-v2 instead of the embedded encoder. Unset: yes for a small export of "
                   "balanced labels (the contrastive stage's rule, no fine-tuning after it) where its packages are "
-                  "installed and a timed step projects the run within small_export_budget_s (benchmarks/RESULTS.md, "
-                  "issue 38); never when model_name_or_path names another encoder; true: always, untimed. The data "
-                  "report's `encoder` says which and why."},
+                  "installed and a timed step projects the run within small_export_budget_s, with the stage's 8 "
+                  "passes or else with 4 (benchmarks/RESULTS.md, issue 38); never when model_name_or_path names "
+                  "another encoder; true: always, untimed. The data report's `encoder` says which and why."},
     )
     small_export_budget_s: float = field(
         default=600.0,
         metadata={"help": "Seconds a small export's run may take on this machine with the larger encoder (projected "
-                  "from a timed step before training); over it, the embedded encoder trains instead."},
+                  "from timed steps before training); over it with the stage's 8 passes, the larger encoder trains "
+                  "with 4 where that fits, else the embedded encoder trains instead."},
     )
     # The embedded encoder (all-MiniLM-L6-v2) was trained to make the mean of its token vectors the sentence
     # vector; on held-out problems and hand-written tickets mean pooling routes better than its first token

@@ -1,7 +1,8 @@
 """What a small export of balanced labels gets by default (issue 38), decided from its training split and said in
 the data report with why: a contrastive stage before the head (`stage_plan`), where many of its tickets are
-longer than ``max_length``, reading them by their two ends (`reading_plan`), and, where it is installed and a timed
-step says the run fits its budget, the larger encoder all-mpnet-base-v2 (`encoder_plan`).
+longer than ``max_length``, reading them by their two ends (`reading_plan`), and, where it is installed and timed
+steps say the run fits its budget, the larger encoder all-mpnet-base-v2 (`encoder_plan`; with half the stage's
+passes where only that fits).
 
 Both were measured at 300 training tickets of three balanced issue types (five Jira projects, five draws of GitHub
 issues) against the run without them, each with a check written down before its runs; both lost or were not tried
@@ -64,12 +65,16 @@ def reading_plan(head_tail_length: int | None, max_length: int, chunk_length: in
 LARGER_MEASURED = ("measured with the stage and the head on its frozen vectors: +1.7 macro-F1 over all-MiniLM-L6-v2 on "
                    "eight 300-ticket runs, +0.95 on eight fresh small runs, for about 2.7x the time "
                    "(benchmarks/RESULTS.md, issue 38)")
+FEWER_PASSES = 4.0  # the larger encoder's stage where the rule's passes do not fit the budget
+FEWER_MEASURED = ("with 4 passes it was measured against all-MiniLM-L6-v2 with 8 on eight fresh small runs "
+                  "(benchmarks/RESULTS.md, issue 38, session 22)")
 
 
 def encoder_plan(setting: bool | None, default_encoder: bool, stage_by_rule: bool, fine_tune: bool, installed: bool,
-                 projected_seconds: Callable[[], float], budget_s: float) -> dict:
-    """Whether the run trains the larger encoder all-mpnet-base-v2 instead of the embedded all-MiniLM-L6-v2:
-    ``{"larger": bool, "why": str, "projected_s": float | None}``.
+                 projected_seconds: Callable[[float], float], budget_s: float, passes: float = 8.0) -> dict:
+    """Whether the run trains the larger encoder all-mpnet-base-v2 instead of the embedded all-MiniLM-L6-v2, and
+    with how many passes of the contrastive stage: ``{"larger": bool, "contrastive_epochs": float | None, "why": str,
+    "projected_s": float | None}`` (``contrastive_epochs`` None: the recipe's, unchanged).
 
     setting: ``larger_encoder_for_small_exports`` as set (None = unset: the rule decides); default_encoder: whether
     ``model_name_or_path`` is the embedded encoder (another encoder set by hand is never replaced); stage_by_rule:
@@ -77,10 +82,11 @@ def encoder_plan(setting: bool | None, default_encoder: bool, stage_by_rule: boo
     model is fine-tuned after the stage (the larger encoder was measured without it, and the projection leaves
     fine-tuning out: unset, it keeps the embedded encoder then); installed: whether the larger
     encoder's packages are installed; projected_seconds: called only when the answer depends on it, the whole run's
-    projected seconds with the larger encoder (a timed step of its stage, `projected_run_seconds`); budget_s:
-    ``small_export_budget_s``. Unset, a small balanced export gets the larger encoder where it is installed and the
-    projection is within the budget; set true, wherever it is installed, untimed."""
-    off = {"larger": False, "projected_s": None}
+    projected seconds with the larger encoder and a stage of the given passes (timed steps of its stage,
+    `projected_run_seconds`); budget_s: ``small_export_budget_s``; passes: the rule's passes of the stage. Unset, a
+    small balanced export gets the larger encoder where it is installed and the projection is within the budget,
+    with ``passes``, else with ``FEWER_PASSES`` where that fits; set true, wherever it is installed, untimed."""
+    off = {"larger": False, "contrastive_epochs": None, "projected_s": None}
     if setting is False:
         return {**off, "why": "off: larger_encoder_for_small_exports is false"}
     if not default_encoder:
@@ -95,16 +101,25 @@ def encoder_plan(setting: bool | None, default_encoder: bool, stage_by_rule: boo
         return {**off, "why": "off: all-mpnet-base-v2's packages are not installed (docs/training.md, 'Few tickets: "
                               "a larger encoder')"}
     if setting:
-        return {"larger": True, "projected_s": None, "why": "on: set by larger_encoder_for_small_exports"}
-    projected = float(projected_seconds())
-    if projected > budget_s:
-        return {"larger": False, "projected_s": round(projected, 1),
-                "why": f"off: a timed step of its stage projects {projected:.0f} s for the run on this machine, over "
-                       f"small_export_budget_s {budget_s:g}; larger_encoder_for_small_exports overrides"}
-    return {"larger": True, "projected_s": round(projected, 1),
-            "why": f"on: a small export of balanced labels; a timed step of its stage projects {projected:.0f} s for "
-                   f"the run on this machine, within small_export_budget_s {budget_s:g}; {LARGER_MEASURED}; "
-                   "larger_encoder_for_small_exports overrides"}
+        return {"larger": True, "contrastive_epochs": None, "projected_s": None,
+                "why": "on: set by larger_encoder_for_small_exports"}
+    projected = float(projected_seconds(passes))
+    if projected <= budget_s:
+        return {"larger": True, "contrastive_epochs": None, "projected_s": round(projected, 1),
+                "why": f"on: a small export of balanced labels; a timed step of its stage projects {projected:.0f} s "
+                       f"for the run on this machine, within small_export_budget_s {budget_s:g}; {LARGER_MEASURED}; "
+                       "larger_encoder_for_small_exports overrides"}
+    over = (f"a timed step of its stage projects {projected:.0f} s for the run on this machine with {passes:g} passes, "
+            f"over small_export_budget_s {budget_s:g}")
+    fewer = float(projected_seconds(FEWER_PASSES)) if passes > FEWER_PASSES else None
+    if fewer is not None and fewer <= budget_s:
+        return {"larger": True, "contrastive_epochs": FEWER_PASSES, "projected_s": round(fewer, 1),
+                "why": f"on, with {FEWER_PASSES:g} passes of the stage: a small export of balanced labels; {over}, "
+                       f"{fewer:.0f} s with {FEWER_PASSES:g}; {LARGER_MEASURED}; {FEWER_MEASURED}; "
+                       "larger_encoder_for_small_exports overrides"}
+    fewer_too = f" ({fewer:.0f} s with {FEWER_PASSES:g} passes)" if fewer is not None else ""
+    return {"larger": False, "contrastive_epochs": None, "projected_s": round(projected, 1),
+            "why": f"off: {over}{fewer_too}; larger_encoder_for_small_exports overrides"}
 
 
 def projected_run_seconds(step_s: float, forward_s: float, train_tickets: int, forward_tickets: int,

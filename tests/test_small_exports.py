@@ -57,7 +57,7 @@ def test_a_small_balanced_run_of_long_tickets_reads_them_by_their_two_ends(tiny_
 
 
 # encoder_plan: the larger encoder for a small balanced export, where installed and within the budget.
-def _never_timed():
+def _never_timed(passes):
     raise AssertionError("the projection was asked for where the answer does not depend on it")
 
 
@@ -86,8 +86,37 @@ def test_encoder_plan_keeps_the_embedded_encoder_without_timing_when_it_cannot_a
 def test_encoder_plan_decides_on_the_projection_unless_set(setting, by_rule, projected, larger, words):
     from custom_trainer.small_exports import encoder_plan
 
-    plan = encoder_plan(setting, True, by_rule, False, True, lambda: projected, 600)
+    plan = encoder_plan(setting, True, by_rule, False, True, lambda passes: projected, 600)
     assert plan["larger"] is larger and plan["projected_s"] == projected and words in plan["why"], plan
+    assert plan["contrastive_epochs"] is None, plan  # fits with the rule's passes, or not even with fewer
+
+
+@pytest.mark.parametrize("per_pass, larger, passes, projected, words", [
+    (70.0, True, None, 560.0, "within small_export_budget_s 600"),           # 8 passes fit
+    (100.0, True, 4.0, 400.0, "on, with 4 passes of the stage"),             # 8 do not (800 s), 4 do
+    (160.0, False, None, 1280.0, "over small_export_budget_s 600 (640 s with 4 passes)"),  # neither
+])
+def test_encoder_plan_takes_fewer_passes_where_the_rules_do_not_fit(per_pass, larger, passes, projected, words):
+    from custom_trainer.small_exports import encoder_plan
+
+    asked = []
+
+    def projected_seconds(stage_passes):
+        asked.append(stage_passes)
+        return per_pass * stage_passes
+
+    plan = encoder_plan(None, True, True, False, True, projected_seconds, 600, 8.0)
+    assert plan["larger"] is larger and plan["contrastive_epochs"] == passes, plan
+    assert plan["projected_s"] == projected and words in plan["why"], plan
+    assert asked == ([8.0] if per_pass == 70.0 else [8.0, 4.0])
+
+
+def test_encoder_plan_tries_no_fewer_passes_than_it_has():
+    from custom_trainer.small_exports import encoder_plan
+
+    asked = []
+    plan = encoder_plan(None, True, True, False, True, lambda passes: asked.append(passes) or 900.0, 600, 4.0)
+    assert not plan["larger"] and asked == [4.0] and "with 4 passes" in plan["why"], plan
 
 
 @pytest.mark.parametrize("by_rule", [True, False])
@@ -95,7 +124,8 @@ def test_encoder_plan_set_true_takes_the_larger_encoder_untimed(by_rule):
     from custom_trainer.small_exports import encoder_plan
 
     plan = encoder_plan(True, True, by_rule, True, True, _never_timed, 600)  # whatever the export, machine, recipe
-    assert plan == {"larger": True, "projected_s": None, "why": "on: set by larger_encoder_for_small_exports"}
+    assert plan == {"larger": True, "contrastive_epochs": None, "projected_s": None,
+                    "why": "on: set by larger_encoder_for_small_exports"}
 
 
 def test_projected_run_seconds_counts_the_stage_steps_and_the_scoring_batches():
@@ -169,6 +199,23 @@ def test_a_small_balanced_run_trains_the_larger_encoder_when_a_timed_step_fits_t
         assert "Encoder `embedded`" in card
     page = (tmp_path / "run" / "reports" / "index.html").read_text()
     assert f"Encoder: {encoder['name']} (" in page
+
+
+def test_a_run_whose_rule_passes_do_not_fit_trains_the_larger_encoder_with_fewer(
+        larger_stand_in, monkeypatch, tiny_bert, tmp_path, dataset_cache):
+    """8 passes project over the budget, 4 within it: the larger encoder trains, its stage makes 4 passes, and the
+    data report's recipe and encoder say so."""
+    from custom_trainer.arguments import parse_args
+    import train
+
+    monkeypatch.setattr(train, "projected_run_seconds", lambda stage_epochs, **timed: 100.0 * stage_epochs)
+    flags = _default_run_flags(tiny_bert, tmp_path / "run", dataset_cache)
+    metrics = train.main(*parse_args([*flags, "--small_export_budget_s", "500"])[:3])
+    report = json.loads((tmp_path / "run" / "reports" / "data_report.json").read_text())
+    assert report["encoder"]["larger"] and report["encoder"]["contrastive_epochs"] == 4.0, report["encoder"]
+    assert "on, with 4 passes of the stage" in report["encoder"]["why"]
+    assert report["recipe"]["contrastive_epochs"] == 4.0 and "4 passes with all-mpnet-base-v2" in report["recipe"]["why"]
+    assert metrics["head_probe"]["contrastive"]["epochs"] == 4.0, metrics["head_probe"]["contrastive"]
 
 
 def test_the_larger_encoder_asked_for_and_not_installed_fails_before_training(
