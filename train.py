@@ -586,8 +586,6 @@ def print_summary(metrics: dict, output_dir: Path, seconds: float) -> None:
 def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrainingArguments, callbacks=()) -> dict:
     started, clock = time.time(), EvaluationClock()
     set_seed(args.seed)
-    if args.keep_freed_memory and args.device.type == "cpu":
-        keep_freed_memory()  # from the start: the contrastive stage and its timing run before the Trainer (exact)
 
     encoder_path = resolve_encoder(model_args.model_name_or_path)  # an unreachable encoder fails before any data work
     data = prepare_data(data_args, model_args, args.seed)
@@ -596,6 +594,8 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
     logger.info("contrastive stage before the head: %g passes, %s after it (%s)",
                 data.report["recipe"]["contrastive_epochs"],
                 "fine-tuning" if data.report["recipe"]["fine_tune"] else "no fine-tuning", data.report["recipe"]["why"])
+    if args.keep_freed_memory and args.device.type == "cpu" and data.report["recipe"]["contrastive_epochs"]:
+        keep_freed_memory()  # the stage and the larger encoder's timing run before the Trainer, which applies it (exact)
     audit = audit_export(data_args, args)
     # e-mails masked, whitespace collapsed; the reading plan may widen max_length (a new DataArguments from here on)
     encoder_path, model_args, tokenizer, data_args = choose_encoder(encoder_path, data, data_args, model_args, args,

@@ -340,8 +340,8 @@ class TicketTrainingArguments(TrainingArguments):
     keep_freed_memory: bool = field(
         default=True,
         metadata={"help": "Training on a CPU under glibc: keep freed memory in the process for the next step instead "
-                  "of returning it to the OS and faulting it in again (custom_trainer/cpu_memory.py), from train.py's start "
-                  "(the contrastive stage too). Exact; the process keeps its peak memory until it ends."},
+                  "of returning it to the OS and faulting it in again (custom_trainer/cpu_memory.py), from the contrastive "
+                  "stage on where a run makes one. Exact; the process keeps its peak memory until it ends."},
     )
     head_probe_epochs: float = field(
         default=20.0,

@@ -84,15 +84,22 @@ def test_stage_step_cost_times_the_first_steps_apart(tiny_bert, seed_dataset, mo
     assert (cost["warmup_s"], cost["step_s"]) == (13.0, 3.5)
 
 
-def test_train_py_records_the_stage(tiny_bert, tmp_path, dataset_cache):
+def test_train_py_records_the_stage(tiny_bert, tmp_path, dataset_cache, monkeypatch):
     from custom_trainer.arguments import parse_args
     from tests.conftest import tiny_run_flags
     import train
 
+    calls, stage = [], train.contrastive_stage
+    monkeypatch.setattr(train, "keep_freed_memory", lambda: calls.append("memory kept") or True)
+    monkeypatch.setattr(train, "contrastive_stage", lambda *a, **k: calls.append("stage") or stage(*a, **k))
     flags = tiny_run_flags(tiny_bert, tmp_path / "run", dataset_cache)
     data_args, model_args, args, _ = parse_args([*flags, "--num_train_epochs", "1", "--contrastive_epochs", "1",
                                                  "--contrastive_batch_size", "4"])
     metrics = train.main(data_args, model_args, args)
+    assert calls == ["memory kept", "stage"]  # the stage runs before the Trainer, with freed memory kept as it does
+    # A few dozen validation tickets choose no epoch: the card does not claim early stopping.
+    card = (tmp_path / "run" / "model" / "README.md").read_text().replace("\n", " ")
+    assert "the last epoch kept (no epoch chosen on validation)" in card and "early stopping" not in card
     report = json.loads((tmp_path / "run" / "reports" / "data_report.json").read_text())
     # Set by hand: fine-tuned after it, as before the rule (1 epoch here).
     assert report["recipe"]["contrastive_epochs"] == 1.0 and report["recipe"]["fine_tune"] is True

@@ -218,6 +218,22 @@ def test_a_run_whose_rule_passes_do_not_fit_trains_the_larger_encoder_with_fewer
     assert metrics["head_probe"]["contrastive"]["epochs"] == 4.0, metrics["head_probe"]["contrastive"]
 
 
+def test_the_timed_first_steps_reach_the_projection(larger_stand_in, monkeypatch, tiny_bert, tmp_path,
+                                                     dataset_cache):
+    from custom_trainer.arguments import parse_args
+    import train
+
+    monkeypatch.setattr(train, "stage_step_cost", lambda *a, **k: {"warmup_s": 400.0, "step_s": 0.0, "forward_s": 0.0})
+    asked, projected = [], train.projected_run_seconds
+    monkeypatch.setattr(train, "projected_run_seconds", lambda **kw: asked.append(kw) or projected(**kw))
+    flags = _default_run_flags(tiny_bert, tmp_path / "run", dataset_cache)
+    train.main(*parse_args([*flags, "--small_export_budget_s", "300"])[:3])
+    encoder = json.loads((tmp_path / "run" / "reports" / "data_report.json").read_text())["encoder"]
+    assert asked[0]["warmup_s"] == 400.0 and asked[0]["warmup_steps"] == 2, asked
+    # 400 s of slow first steps alone are over 300 s, with 8 passes or 4: the embedded encoder
+    assert not encoder["larger"] and encoder["projected_s"] >= 400.0 and "with 4 passes" in encoder["why"], encoder
+
+
 def test_the_larger_encoder_asked_for_and_not_installed_fails_before_training(
         larger_stand_in, monkeypatch, tiny_bert, tmp_path, dataset_cache):
     from custom_trainer.arguments import parse_args
