@@ -244,8 +244,8 @@ def bf16_on_cpu(args: TicketTrainingArguments) -> bool:
 def choose_encoder(encoder_path: str, data: PreparedData, data_args: DataArguments, model_args: ModelArguments,
                    args: TicketTrainingArguments, started: float):
     """The encoder the run trains, its tokenizer and its reading plan: the larger all-mpnet-base-v2 instead of the
-    embedded encoder for a small export of balanced labels, where its packages are installed and a timed step of
-    its stage on a throwaway copy projects the run within ``small_export_budget_s``
+    embedded encoder for a small export of balanced labels, where its packages are installed and timed steps of
+    its stage on a throwaway copy project the run within ``small_export_budget_s`` (with 8 passes, or else 4)
     (custom_trainer/small_exports.py ``encoder_plan``); said in the data report's ``encoder``, with why."""
     recipe = data.report["recipe"]
     batch_size = args.contrastive_batch_size or args.per_device_train_batch_size
@@ -294,6 +294,7 @@ def choose_encoder(encoder_path: str, data: PreparedData, data_args: DataArgumen
     if plan["contrastive_epochs"] is not None:  # the larger encoder fits with fewer passes of the stage: said in both
         recipe["contrastive_epochs"] = plan["contrastive_epochs"]
         recipe["why"] += f"; {plan['contrastive_epochs']:g} passes with {LARGER} (see encoder)"
+        logger.info("contrastive stage before the head: %g passes with %s instead", recipe["contrastive_epochs"], LARGER)
     logger.info("encoder: %s (%s)", data.report["encoder"]["name"], plan["why"])
     if plan["larger"]:
         chosen = replace(model_args, model_name_or_path=LARGER, larger_encoder_for_small_exports=None)  # said in why

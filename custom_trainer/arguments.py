@@ -176,7 +176,7 @@ class ModelArguments:
         default=None,
         metadata={"help": "Train all-mpnet-base-v2 instead of the embedded encoder. Unset: yes for a small export of "
                   "balanced labels (the contrastive stage's rule, no fine-tuning after it) where its packages are "
-                  "installed and a timed step projects the run within small_export_budget_s, with the stage's 8 "
+                  "installed and timed steps project the run within small_export_budget_s, with the stage's 8 "
                   "passes or else with 4 (benchmarks/RESULTS.md, issue 38); never when model_name_or_path names "
                   "another encoder; true: always, untimed. The data report's `encoder` says which and why."},
     )
@@ -340,8 +340,8 @@ class TicketTrainingArguments(TrainingArguments):
     keep_freed_memory: bool = field(
         default=True,
         metadata={"help": "Training on a CPU under glibc: keep freed memory in the process for the next step instead "
-                  "of returning it to the OS and faulting it in again (custom_trainer/cpu_memory.py), from the contrastive "
-                  "stage on where a run makes one. Exact; the process keeps its peak memory until it ends."},
+                  "of returning it to the OS and faulting it in again (custom_trainer/cpu_memory.py), from the Trainer's "
+                  "start, or from before the contrastive stage where a run makes one. Exact; the process keeps its peak memory until it ends."},
     )
     head_probe_epochs: float = field(
         default=20.0,
@@ -354,7 +354,8 @@ class TicketTrainingArguments(TrainingArguments):
                   "on SetFit's sentence-pair objective (every pair in a batch: cosine similarity to 1 for one "
                   "queue, 0 for two; custom_trainer/contrastive.py); 0 = off. Unset (the default): 8 passes for a "
                   "small export of balanced labels (under 500 training tickets, the rarest label at least half the "
-                  "largest), else off; the data report's `recipe` says which and why (benchmarks/RESULTS.md)."},
+                  "largest; 4 where all-mpnet-base-v2 trains because only 4 fit small_export_budget_s), else off; the "
+                  "data report's `recipe` says which and why (benchmarks/RESULTS.md)."},
     )
     fine_tune_after_stage: bool | None = field(
         default=None,

@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 
 DEFAULT_EPOCHS = 8.0
-# A stage's first two steps take 1.4 to 1.9 times a later step's seconds (measured with all-mpnet-base-v2 on 2 cores:
+# A stage's first two steps take 1.3 to 2.0 times a later step's seconds (measured with all-mpnet-base-v2 on 2 cores:
 # 7.0, 6.8, then 3.6-4.3 s natively on AMX; 19.5, 18.9, then 12.3-13.7 s under AVX2 arithmetic): `stage_step_cost`
 # times them apart from the steady steps after them.
 WARMUP_STEPS = 2
@@ -164,7 +164,7 @@ def stage_step_cost(model, sample, collator, batch_size: int, bf16: bool = False
     """Seconds of the contrastive stage's steps and of one fp32 scoring forward over ``sample`` (``batch_size``
     tokenised training tickets, with their ``length``) on this machine, as the run would make them (on ``device``):
     ``{"warmup_s", "step_s", "forward_s"}``. The first ``WARMUP_STEPS`` steps of a stage are slow (kernels, the
-    optimizer's state, freshly mapped memory: 1.4 to 1.9 times a later step's seconds on AMX and on AVX2 arithmetic);
+    optimizer's state, freshly mapped memory: 1.3 to 2.0 times a later step's seconds on AMX and on AVX2 arithmetic);
     ``warmup_s`` is their seconds together, ``step_s`` the mean of the ``STEADY_STEPS`` after them. The forward is
     timed after an untimed one and scaled from the padded batch to the sample's mean read length (scoring batches are
     sorted by length). ``model`` is trained by it: pass a throwaway."""

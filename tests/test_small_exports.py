@@ -80,7 +80,7 @@ def test_encoder_plan_keeps_the_embedded_encoder_without_timing_when_it_cannot_a
 
 @pytest.mark.parametrize("setting, by_rule, projected, larger, words", [
     (None, True, 250.0, True, "within small_export_budget_s 600"),
-    (None, True, 600.0, True, "projects 600 s"),                  # at the budget
+    (None, True, 600.0, True, "project 600 s"),                  # at the budget
     (None, True, 600.5, False, "over small_export_budget_s 600"),
 ])
 def test_encoder_plan_decides_on_the_projection_unless_set(setting, by_rule, projected, larger, words):
@@ -216,6 +216,9 @@ def test_a_run_whose_rule_passes_do_not_fit_trains_the_larger_encoder_with_fewer
     assert "on, with 4 passes of the stage" in report["encoder"]["why"]
     assert report["recipe"]["contrastive_epochs"] == 4.0 and "4 passes with all-mpnet-base-v2" in report["recipe"]["why"]
     assert metrics["head_probe"]["contrastive"]["epochs"] == 4.0, metrics["head_probe"]["contrastive"]
+    card = (tmp_path / "run" / "model" / "README.md").read_text().replace("\n", " ")
+    page = (tmp_path / "run" / "reports" / "index.html").read_text()
+    assert "a contrastive sentence-pair stage (4 passes" in card and "Contrastive stage before the head: 4 passes" in page
 
 
 def test_the_timed_first_steps_reach_the_projection(larger_stand_in, monkeypatch, tiny_bert, tmp_path,
