@@ -294,7 +294,8 @@ def choose_encoder(encoder_path: str, data: PreparedData, data_args: DataArgumen
     if plan["contrastive_epochs"] is not None:  # the larger encoder fits with fewer passes of the stage: said in both
         recipe["contrastive_epochs"] = plan["contrastive_epochs"]
         recipe["why"] += f"; {plan['contrastive_epochs']:g} passes with {LARGER} (see encoder)"
-        logger.info("contrastive stage before the head: %g passes with %s instead", recipe["contrastive_epochs"], LARGER)
+        logger.info("contrastive stage before the head: %g passes with %s instead", recipe["contrastive_epochs"],
+                    LARGER)
     logger.info("encoder: %s (%s)", data.report["encoder"]["name"], plan["why"])
     if plan["larger"]:
         chosen = replace(model_args, model_name_or_path=LARGER, larger_encoder_for_small_exports=None)  # said in why

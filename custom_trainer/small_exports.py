@@ -106,20 +106,26 @@ def encoder_plan(setting: bool | None, default_encoder: bool, stage_by_rule: boo
     projected = float(projected_seconds(passes))
     if projected <= budget_s:
         return {"larger": True, "contrastive_epochs": None, "projected_s": round(projected, 1),
-                "why": f"on: a small export of balanced labels; timed steps of its stage project {projected:.0f} s "
+                "why": f"on: a small export of balanced labels; timed steps of its stage project "
+                       f"{_seconds(projected, budget_s)} s "
                        f"for the run on this machine, within small_export_budget_s {budget_s:g}; {LARGER_MEASURED}; "
                        "larger_encoder_for_small_exports overrides"}
-    over = (f"timed steps of its stage project {projected:.0f} s for the run on this machine with {passes:g} passes, "
-            f"over small_export_budget_s {budget_s:g}")
+    over = (f"timed steps of its stage project {_seconds(projected, budget_s)} s for the run on this machine with "
+            f"{passes:g} passes, over small_export_budget_s {budget_s:g}")
     fewer = float(projected_seconds(FEWER_PASSES)) if passes > FEWER_PASSES else None
     if fewer is not None and fewer <= budget_s:
         return {"larger": True, "contrastive_epochs": FEWER_PASSES, "projected_s": round(fewer, 1),
                 "why": f"on, with {FEWER_PASSES:g} passes of the stage: a small export of balanced labels; {over}, "
-                       f"{fewer:.0f} s with {FEWER_PASSES:g}; {FEWER_MEASURED}; "
+                       f"{_seconds(fewer, budget_s)} s with {FEWER_PASSES:g}; {FEWER_MEASURED}; "
                        "larger_encoder_for_small_exports overrides"}
-    fewer_too = f" ({fewer:.0f} s with {FEWER_PASSES:g} passes)" if fewer is not None else ""
+    fewer_too = f" ({_seconds(fewer, budget_s)} s with {FEWER_PASSES:g} passes)" if fewer is not None else ""
     return {"larger": False, "contrastive_epochs": None, "projected_s": round(projected, 1),
             "why": f"off: {over}{fewer_too}; larger_encoder_for_small_exports overrides"}
+
+
+def _seconds(seconds: float, budget_s: float) -> str:
+    """Seconds as the reasons print them: whole, or to a tenth within a second of the budget (600.4 is not "600")."""
+    return f"{seconds:.1f}" if abs(seconds - budget_s) < 1 else f"{seconds:.0f}"
 
 
 def projected_run_seconds(step_s: float, forward_s: float, train_tickets: int, forward_tickets: int,

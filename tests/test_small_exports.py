@@ -80,8 +80,8 @@ def test_encoder_plan_keeps_the_embedded_encoder_without_timing_when_it_cannot_a
 
 @pytest.mark.parametrize("setting, by_rule, projected, larger, words", [
     (None, True, 250.0, True, "within small_export_budget_s 600"),
-    (None, True, 600.0, True, "project 600 s"),                  # at the budget
-    (None, True, 600.5, False, "over small_export_budget_s 600"),
+    (None, True, 600.0, True, "project 600.0 s"),                  # at the budget
+    (None, True, 600.5, False, "project 600.5 s for the run on this machine with 8 passes, over small_export_budget_s 600"),
 ])
 def test_encoder_plan_decides_on_the_projection_unless_set(setting, by_rule, projected, larger, words):
     from custom_trainer.small_exports import encoder_plan
