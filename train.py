@@ -26,7 +26,7 @@ from custom_trainer.losses import CLASS_WEIGHT_POWERS
 from custom_trainer.arguments import DataArguments, ModelArguments, TicketTrainingArguments, parse_args
 from custom_trainer.audit import audit_file, summarize_audit
 from custom_trainer.baseline import ADVICE, baseline_metrics, compare_to_baseline, ticket_strings
-from custom_trainer.contrastive import WARMUP_STEPS, contrastive_stage, stage_plan, stage_step_cost
+from custom_trainer.contrastive import contrastive_stage, stage_plan, stage_step_cost
 from custom_trainer.small_exports import encoder_plan, projected_run_seconds, reading_plan
 from custom_trainer.confidence import RoutingRule, fit_routing, softmax
 from custom_trainer.cpu_memory import keep_freed_memory
@@ -277,12 +277,12 @@ def choose_encoder(encoder_path: str, data: PreparedData, data_args: DataArgumen
                                device=args.device)
         del throwaway
         logger.info("larger encoder: the first %d contrastive steps of %d tickets took %.2f s, a step after them "
-                    "%.2f s, scoring them %.2f s", WARMUP_STEPS, count, cost["warmup_s"], cost["step_s"],
+                    "%.2f s, scoring them %.2f s", cost["warmup_steps"], count, cost["warmup_s"], cost["step_s"],
                     cost["forward_s"])
         read_again = 2 * sizes["train"] + 2 * sizes["validation"] + sizes["test"] + sizes.get("calibration", 0)
         return {"step_s": cost["step_s"], "forward_s": cost["forward_s"], "train_tickets": sizes["train"],
                 "forward_tickets": read_again, "batch_size": count, "elapsed_s": time.time() - started,
-                "warmup_s": cost["warmup_s"], "warmup_steps": WARMUP_STEPS}
+                "warmup_s": cost["warmup_s"], "warmup_steps": cost["warmup_steps"]}
 
     installed = larger_encoder_pieces() is not None
     if model_args.larger_encoder_for_small_exports and not installed:

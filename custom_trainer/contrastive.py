@@ -163,7 +163,7 @@ def stage_step_cost(model, sample, collator, batch_size: int, bf16: bool = False
                     device: str | torch.device | None = None) -> dict:
     """Seconds of the contrastive stage's steps and of one fp32 scoring forward over ``sample`` (``batch_size``
     tokenised training tickets, with their ``length``) on this machine, as the run would make them (on ``device``):
-    ``{"warmup_s", "step_s", "forward_s"}``. The first ``WARMUP_STEPS`` steps of a stage are slow (kernels, the
+    ``{"warmup_s", "warmup_steps", "step_s", "forward_s"}``. The first ``WARMUP_STEPS`` steps of a stage are slow (kernels, the
     optimizer's state, freshly mapped memory: 1.3 to 2.0 times a later step's seconds on AMX and on AVX2 arithmetic);
     ``warmup_s`` is their seconds together, ``step_s`` the mean of the ``STEADY_STEPS`` after them. The forward is
     timed after an untimed one and scaled from the padded batch to the sample's mean read length (scoring batches are
@@ -189,5 +189,6 @@ def stage_step_cost(model, sample, collator, batch_size: int, bf16: bool = False
     cap = model.config.head_tail_length or None  # read by its two ends: at most head_tail_length tokens a ticket
     read = [min(length, cap) if cap else length for length in sample["length"]]
     steady = steps[WARMUP_STEPS:]
-    return {"warmup_s": round(sum(steps[:WARMUP_STEPS]), 3), "step_s": round(sum(steady) / len(steady), 3),
+    return {"warmup_s": round(sum(steps[:WARMUP_STEPS]), 3), "warmup_steps": WARMUP_STEPS,
+            "step_s": round(sum(steady) / len(steady), 3),
             "forward_s": round(forward_s * (sum(read) / len(read)) / max(read), 3)}

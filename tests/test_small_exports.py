@@ -226,7 +226,8 @@ def test_the_timed_first_steps_reach_the_projection(larger_stand_in, monkeypatch
     from custom_trainer.arguments import parse_args
     import train
 
-    monkeypatch.setattr(train, "stage_step_cost", lambda *a, **k: {"warmup_s": 400.0, "step_s": 0.0, "forward_s": 0.0})
+    monkeypatch.setattr(train, "stage_step_cost", lambda *a, **k: {"warmup_s": 400.0, "warmup_steps": 2, "step_s": 0.0,
+                                                                    "forward_s": 0.0})
     asked, projected = [], train.projected_run_seconds
     monkeypatch.setattr(train, "projected_run_seconds", lambda **kw: asked.append(kw) or projected(**kw))
     flags = _default_run_flags(tiny_bert, tmp_path / "run", dataset_cache)
