@@ -29,7 +29,7 @@ from custom_trainer.baseline import ADVICE, baseline_metrics, compare_to_baselin
 from custom_trainer.contrastive import contrastive_stage, stage_plan, stage_step_cost
 from custom_trainer.small_exports import encoder_plan, projected_run_seconds, reading_plan
 from custom_trainer.confidence import RoutingRule, fit_routing, softmax
-from custom_trainer.cpu_memory import keep_freed_memory
+from custom_trainer.cpu_memory import keep_freed_memory_for
 from custom_trainer.combine import choose, export_weights, log_prior
 from custom_trainer.encoders import (EMBEDDED, LARGER, LARGER_INSTALL, larger_encoder_path, larger_encoder_pieces,
                                      resolve_encoder)
@@ -596,8 +596,8 @@ def main(data_args: DataArguments, model_args: ModelArguments, args: TicketTrain
     logger.info("contrastive stage before the head: %g passes, %s after it (%s)",
                 data.report["recipe"]["contrastive_epochs"],
                 "fine-tuning" if data.report["recipe"]["fine_tune"] else "no fine-tuning", data.report["recipe"]["why"])
-    if args.keep_freed_memory and args.device.type == "cpu" and data.report["recipe"]["contrastive_epochs"]:
-        keep_freed_memory()  # the stage and the larger encoder's timing run before the Trainer, which applies it (exact)
+    if data.report["recipe"]["contrastive_epochs"]:
+        keep_freed_memory_for(args)  # the stage and the larger encoder's timing run before the Trainer, which applies it (exact)
     audit = audit_export(data_args, args)
     # e-mails masked, whitespace collapsed; the reading plan may widen max_length (a new DataArguments from here on)
     encoder_path, model_args, tokenizer, data_args = choose_encoder(encoder_path, data, data_args, model_args, args,

@@ -130,11 +130,9 @@ def contrastive_stage(model, dataset, collator, epochs: float, learning_rate: fl
             batch = {key: value.to(device) for key, value in batch.items()}
             labels = batch["labels"]
             labels = labels if labels.dim() == 1 else labels[:, 0]
-            inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
-            if "token_type_ids" in batch and model._encoder_takes_token_types:
-                inputs["token_type_ids"] = batch["token_type_ids"]
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16 and device.type == "cpu"):
-                vectors = model.sentence_vectors(**inputs)
+                # token types reach the encoder only where it takes them (TicketClassifier._encode decides)
+                vectors = model.sentence_vectors(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
             loss = pair_loss(vectors, labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

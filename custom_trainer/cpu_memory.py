@@ -63,6 +63,15 @@ def keep_freed_memory() -> bool:
     return _applied
 
 
+def keep_freed_memory_for(args) -> bool:
+    """Apply :func:`keep_freed_memory` where training arguments ask for it (their ``keep_freed_memory`` on a CPU
+    device); returns whether freed memory is kept. The one check for train.py, which applies it before the
+    contrastive stage, and TicketTrainer.train, which applies it before the Trainer's loop."""
+    if args.device.type != "cpu" or not getattr(args, "keep_freed_memory", False):
+        return False
+    return keep_freed_memory()
+
+
 def freed_memory_kept() -> bool:
     """Whether :func:`keep_freed_memory` has applied in this process."""
     return _applied

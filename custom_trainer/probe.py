@@ -32,11 +32,10 @@ def sentence_vectors(model, dataset, collator, batch_size: int = 128,
     loader = DataLoader(rows.select_columns(columns), batch_size=batch_size, collate_fn=collator)
     vectors, labels = [], []
     for batch in loader:
-        inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
-        if "token_type_ids" in batch and model._encoder_takes_token_types:
-            inputs["token_type_ids"] = batch["token_type_ids"]
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            vectors.append(model.sentence_vectors(**inputs).float())  # long tickets in windows, as the model reads them
+            # long tickets in windows, as the model reads them; token types only where the encoder takes them (_encode)
+            vectors.append(model.sentence_vectors(batch["input_ids"], batch["attention_mask"],
+                                                  batch.get("token_type_ids")).float())
         labels.append(batch["labels"])
     vectors, labels = torch.cat(vectors), torch.cat(labels)
     if order is not None:  # back to dataset order

@@ -15,7 +15,7 @@ from torch.utils.data import SequentialSampler
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import has_length
 
-from .cpu_memory import freed_memory_kept, keep_freed_memory
+from .cpu_memory import freed_memory_kept, keep_freed_memory_for
 from .dropout import cheap_dropout_masks
 
 
@@ -54,8 +54,7 @@ class TicketTrainer(Trainer):
         return self.args.device.type == "cpu" and getattr(self.args, "cheap_dropout_masks", False)
 
     def train(self, *args, **kwargs):
-        if self.args.device.type == "cpu" and getattr(self.args, "keep_freed_memory", False):
-            keep_freed_memory()  # process-wide from here on (custom_trainer/cpu_memory.py)
+        keep_freed_memory_for(self.args)  # process-wide from here on (custom_trainer/cpu_memory.py)
         with cheap_dropout_masks(self.model, enabled=self._cheap_masks()):
             return super().train(*args, **kwargs)
 

@@ -89,14 +89,17 @@ def test_train_py_records_the_stage(tiny_bert, tmp_path, dataset_cache, monkeypa
     from tests.conftest import tiny_run_flags
     import train
 
+    from custom_trainer import cpu_memory
+
     calls, stage = [], train.contrastive_stage
-    monkeypatch.setattr(train, "keep_freed_memory", lambda: calls.append("memory kept") or True)
+    monkeypatch.setattr(cpu_memory, "keep_freed_memory", lambda: calls.append("memory kept") or True)
     monkeypatch.setattr(train, "contrastive_stage", lambda *a, **k: calls.append("stage") or stage(*a, **k))
     flags = tiny_run_flags(tiny_bert, tmp_path / "run", dataset_cache)
     data_args, model_args, args, _ = parse_args([*flags, "--num_train_epochs", "1", "--contrastive_epochs", "1",
                                                  "--contrastive_batch_size", "4"])
     metrics = train.main(data_args, model_args, args)
-    assert calls == ["memory kept", "stage"]  # the stage runs before the Trainer, with freed memory kept as it does
+    # The stage runs before the Trainer, with freed memory kept as the Trainer keeps it (which asks again after it).
+    assert calls == ["memory kept", "stage", "memory kept"]
     # A few dozen validation tickets choose no epoch: the card does not claim early stopping.
     card = (tmp_path / "run" / "model" / "README.md").read_text().replace("\n", " ")
     assert "the last epoch kept (no epoch chosen on validation)" in card and "early stopping" not in card

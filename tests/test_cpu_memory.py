@@ -84,3 +84,14 @@ def test_training_losses_are_identical_with_and_without(tiny_bert, tmp_path):
     assert len(runs["on"]["losses"]) == 4
     assert runs["on"]["losses"] == runs["off"]["losses"]
     assert runs["on"]["weights"] == runs["off"]["weights"]  # bit for bit, not only the rounded logged losses
+
+
+@pytest.mark.parametrize("device, asked, applies", [("cpu", True, True), ("cpu", False, False), ("cuda", True, False)])
+def test_kept_only_where_asked_on_a_cpu(monkeypatch, device, asked, applies):
+    from types import SimpleNamespace
+
+    calls = []
+    monkeypatch.setattr(cpu_memory, "keep_freed_memory", lambda: calls.append(1) or True)
+    args = SimpleNamespace(device=SimpleNamespace(type=device), keep_freed_memory=asked)
+    assert cpu_memory.keep_freed_memory_for(args) is applies
+    assert len(calls) == int(applies)  # glibc is never touched where it does not apply
