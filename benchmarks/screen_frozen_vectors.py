@@ -9,19 +9,24 @@ Every run folder is one benchmarks/bench_long_tickets.py wrote (train.csv, test.
 custom_trainer.encoders.larger_encoder_path), mean-pooled.
 
 - Read lengths (default): the untuned encoder reads each ticket by its two ends at several lengths (a ticket longer
-  than the read: its first read - 2 - tail tokens and its last tail tokens between its two special tokens, as
-  `head_tail_length` reads, which counts the special tokens in the ends: one token apart; tail 32 at 128, `--tail`
-  above), and scikit-learn's LogisticRegression (SetFit's head) on the normalised vectors of train.csv
-  is scored on test.csv. The stage is left out: this ranks read lengths for the untuned encoder, not the recipe.
+  than the read: its first read - 2 - tail tokens and its last tail tokens between its two special tokens; tail 32
+  at 128, `--tail` above), and scikit-learn's LogisticRegression (SetFit's head) on the normalised vectors of
+  train.csv is scored on test.csv. The stage is left out: this ranks read lengths for the untuned encoder, not the
+  recipe. Not the project's reading exactly: title and description are joined by a space as one text (the project
+  reads the cleaned pair, ticket_data's clean_text, with the tokenizer's separator between them), the end is the
+  ticket's own (the project cuts a ticket to max_length, 512, first, then keeps that cut's last tail_length tokens),
+  and `head_tail_length` counts the special tokens in the two ends (one token apart at 128 / 32).
 - ``--heads``: on the same vectors of the first read, SetFit's head (LogisticRegression on the normalised vectors)
   against the project's (custom_trainer.modeling.make_head, trained by custom_trainer.probe.fit_head with the
-  default focal loss, 20 passes, learning rate 1e-3, as the default trains its head on the stage's frozen vectors),
-  the project's on raw and on normalised vectors, three seeds each (their mean is reported).
+  default focal loss, 20 passes, learning rate 1e-3, as the default trains its head on the stage's frozen vectors,
+  but with PyTorch's default initialisation and no class weights: the model's head starts from normal(0, 0.02), and
+  these balanced runs' class weights are near 1), the project's on raw and on normalised vectors, three seeds each
+  (their mean is reported).
 - ``--exports``: the same heads on the vectors of finished runs' exports (a run folder with model/; the bench's
   data/<run>/ beside the recipe's folder): for the default's all-mpnet-base-v2 runs, the contrastive stage's encoder,
   read as the router reads a ticket (ticket_router.Router, title as subject). Both heads train on all of train.csv;
-  the run's own head (trained on its 240-ticket split) is printed beside them from reports/metrics.json
-  `combination.head_only`.
+  the run's own head (trained on its training split only, 80 to 240 tickets on the bench's runs) is printed beside
+  them from reports/metrics.json `combination.head_only`.
 """
 from __future__ import annotations
 
@@ -64,15 +69,17 @@ def vectors(model, tokenizer, texts: list[str], read: int, tail: int, batch_size
     return out
 
 
-def compare_heads(model, tokenizer, run: str, texts: dict, train_labels, test_labels, read: int,
+def compare_heads(model, tokenizer, run: str, texts: dict, train_labels, test_labels, read: int, tail: int = 32,
                   raw: dict | None = None) -> list[dict]:
     from custom_trainer.modeling import make_head
     from custom_trainer.probe import fit_head
 
-    tail = 32 if read <= 128 else 64
     if raw is None:
         raw = {s: vectors(model, tokenizer, texts[s], read, tail, normalise=False) for s in ("train", "test")}
     names = sorted(set(train_labels))
+    unseen = sorted(set(test_labels) - set(names))
+    if unseen:
+        raise ValueError(f"{run}: test labels {unseen} are not in its train.csv")
     y_train = torch.tensor([names.index(v) for v in train_labels])
     y_test = np.array([names.index(v) for v in test_labels])
     normalised = {s: raw[s] / np.linalg.norm(raw[s], axis=1, keepdims=True) for s in raw}
@@ -108,14 +115,21 @@ def compare_heads_on_exports(args) -> None:
         raw = {split: router.predict_proba(list(f["title"]), list(f["description"]), vectors=True)[1].astype(np.float32)
                for split, f in frames.items()}
         own = json.loads((run / "reports" / "metrics.json").read_text())["combination"]["head_only"]["test"]
-        print(json.dumps({"run": run.name, "own_head_on_240": own}), flush=True)
+        print(json.dumps({"run": run.name, "own_head": own}), flush=True)
         rows.extend(compare_heads(None, None, run.name, None, frames["train"][args.label_column],
                                   frames["test"][args.label_column], 128, raw=raw))
-    table = pd.DataFrame(rows).pivot(index="run", columns="head", values="macro_f1")
+    write_and_tabulate(rows, "head", args.output)
+
+
+def write_and_tabulate(rows: list[dict], column: str, output: str) -> None:
+    """Write every row first (a table that cannot be drawn loses nothing), then the mean macro-F1 table by run."""
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    Path(output).write_text(json.dumps(rows, indent=1))
+    table = pd.DataFrame(rows).pivot_table(index="run", columns=column, values="macro_f1", aggfunc="mean")
     print(table.round(4).to_string())
-    print("mean macro-F1 by head:", table.mean().round(4).to_dict())
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(rows, indent=1))
+    if pd.DataFrame(rows).duplicated(["run", column]).any():
+        print(f"(runs sharing a folder name are averaged in this table; {output} keeps each)")
+    print(f"mean macro-F1 by {column}:", table.mean().round(4).to_dict())
 
 
 def main() -> None:
@@ -143,8 +157,9 @@ def main() -> None:
         texts = {split: [" ".join(str(v) for v in row if str(v)) for row in frame[TEXT_COLUMNS].itertuples(index=False)]
                  for split, frame in (("train", train), ("test", test))}
         if args.heads:
+            read = args.reads[0]
             rows.extend(compare_heads(model, tokenizer, run.name, texts, train[args.label_column],
-                                      test[args.label_column], args.reads[0]))
+                                      test[args.label_column], read, 32 if read <= 128 else args.tail))
             continue
         for read in args.reads:
             tail = 32 if read <= 128 else args.tail
@@ -157,12 +172,7 @@ def main() -> None:
                    "seconds": round(time.perf_counter() - started, 1)}
             rows.append(row)
             print(json.dumps(row), flush=True)
-    column = "head" if args.heads else "read"
-    table = pd.DataFrame(rows).pivot(index="run", columns=column, values="macro_f1")
-    print(table.round(4).to_string())
-    print(f"mean macro-F1 by {column}:", table.mean().round(4).to_dict())
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(rows, indent=1))
+    write_and_tabulate(rows, "head" if args.heads else "read", args.output)
 
 
 if __name__ == "__main__":

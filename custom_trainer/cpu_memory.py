@@ -65,7 +65,8 @@ def keep_freed_memory() -> bool:
 
 def keep_freed_memory_for(args) -> bool:
     """Apply :func:`keep_freed_memory` where training arguments ask for it (their ``keep_freed_memory`` on a CPU
-    device); returns whether freed memory is kept. The one check for train.py, which applies it before the
+    device); returns whether it applied in this call (False where not asked, even if an earlier call applied it).
+    The one check for train.py, which applies it before the
     contrastive stage, and TicketTrainer.train, which applies it before the Trainer's loop."""
     if args.device.type != "cpu" or not getattr(args, "keep_freed_memory", False):
         return False

@@ -84,6 +84,21 @@ def test_stage_step_cost_times_the_first_steps_apart(tiny_bert, seed_dataset, mo
     assert (cost["warmup_s"], cost["step_s"]) == (13.0, 3.5)
 
 
+def test_no_stage_keeps_freed_memory_only_where_the_trainer_does(tiny_bert, tmp_path, dataset_cache, monkeypatch):
+    from custom_trainer import cpu_memory
+    from custom_trainer.arguments import parse_args
+    from tests.conftest import tiny_run_flags
+    import train
+
+    calls = []
+    monkeypatch.setattr(cpu_memory, "keep_freed_memory", lambda: calls.append("memory kept") or True)
+    monkeypatch.setattr(train, "contrastive_stage", lambda *a, **k: calls.append("stage"))
+    flags = tiny_run_flags(tiny_bert, tmp_path / "run", dataset_cache)
+    data_args, model_args, args, _ = parse_args([*flags, "--num_train_epochs", "1", "--contrastive_epochs", "0"])
+    train.main(data_args, model_args, args)
+    assert calls == ["memory kept"]  # the Trainer's own; nothing earlier where no stage runs
+
+
 def test_train_py_records_the_stage(tiny_bert, tmp_path, dataset_cache, monkeypatch):
     from custom_trainer.arguments import parse_args
     from tests.conftest import tiny_run_flags
