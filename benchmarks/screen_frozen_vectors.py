@@ -3,6 +3,7 @@
     python benchmarks/screen_frozen_vectors.py --runs outputs/long_tickets_s17/data/* ...      # read lengths
     python benchmarks/screen_frozen_vectors.py --heads --reads 128 --runs ...                  # heads, untuned
     python benchmarks/screen_frozen_vectors.py --exports outputs/long_tickets_s20_mpnet/mpnet/EVG ...  # heads, staged
+    python benchmarks/screen_frozen_vectors.py --mix --exports ...                             # a head on more tickets
 
 Every run folder is one benchmarks/bench_long_tickets.py wrote (train.csv, test.csv; title and description, label
 `type`). The encoder is all-mpnet-base-v2 as the project installs it (the five registry packages put together,
@@ -27,6 +28,9 @@ custom_trainer.encoders.larger_encoder_path), mean-pooled.
   read as the router reads a ticket (ticket_router.Router, title as subject). Both heads train on all of train.csv;
   the run's own head (trained on its training split only, 80 to 240 tickets on the bench's runs) is printed beside
   them from reports/metrics.json `combination.head_only`.
+- ``--exports ... --mix``: each run's own final model on test against the same mix (the run's chosen wide_scale and
+  bias_shift, its own wide logits from reports/combination_inputs.npz) over the project's head refitted on all of
+  train.csv (three seeds); the replay of the run's own final model must match its recorded test macro-F1.
 """
 from __future__ import annotations
 
@@ -116,9 +120,53 @@ def compare_heads_on_exports(args) -> None:
                for split, f in frames.items()}
         own = json.loads((run / "reports" / "metrics.json").read_text())["combination"]["head_only"]["test"]
         print(json.dumps({"run": run.name, "own_head": own}), flush=True)
+        if args.mix:
+            rows.extend(replay_mix(run, raw, frames["train"][args.label_column], frames["test"][args.label_column]))
+            continue
         rows.extend(compare_heads(None, None, run.name, None, frames["train"][args.label_column],
                                   frames["test"][args.label_column], 128, raw=raw))
     write_and_tabulate(rows, "head", args.output)
+
+
+def replay_mix(run: Path, raw: dict, train_labels, test_labels, seeds: int = 3) -> list[dict]:
+    """The run's own final model on test against the same mix over a head refitted on all of train.csv: the run's
+    chosen wide_scale and bias_shift (metrics.json `combination`) applied to the refitted head's test logits and the
+    run's own wide logits (reports/combination_inputs.npz). The project's head, as `compare_heads` trains it."""
+    from custom_trainer.modeling import make_head
+    from custom_trainer.probe import fit_head
+
+    chosen = json.loads((run / "reports" / "metrics.json").read_text())
+    mix = chosen["combination"]
+    inputs = np.load(run / "reports" / "combination_inputs.npz")
+    names = sorted(set(train_labels))
+    y_test = np.array([names.index(v) for v in test_labels])
+    if not np.array_equal(y_test, inputs["test_labels"]):
+        raise ValueError(f"{run}: test.csv is not the run's test split in order")
+    shift = np.asarray(mix.get("bias_shift", 0.0))
+    wide = mix["wide_scale"] * inputs["test_wide_logits"] + shift
+
+    def scored(head: str, logits: np.ndarray) -> dict:
+        predicted = logits.argmax(-1)
+        return {"run": run.name, "head": head, "accuracy": accuracy_score(y_test, predicted),
+                "macro_f1": f1_score(y_test, predicted, average="macro")}
+
+    rows = [scored("own_head", inputs["test_head_logits"]), scored("own_final", inputs["test_head_logits"] + wide)]
+    if abs(rows[1]["macro_f1"] - chosen["test"]["macro_f1"]) > 1e-9:
+        raise ValueError(f"{run}: the replayed mix scores {rows[1]['macro_f1']:.4f}, the run {chosen['test']['macro_f1']:.4f}")
+    y_train = torch.tensor([names.index(v) for v in train_labels])
+    refitted = []
+    for seed in range(seeds):
+        torch.manual_seed(seed)
+        head = make_head(raw["train"].shape[1], 256, len(names), 0.3)
+        fit_head(None, torch.from_numpy(raw["train"]), y_train, 20.0, 1e-3, gamma=2.0, seed=seed, head=head)
+        with torch.no_grad():
+            logits = head(torch.from_numpy(raw["test"])).numpy()
+        refitted += [scored("refitted_head", logits), scored("refitted_final", logits + wide)]
+    frame = pd.DataFrame(refitted).groupby(["run", "head"], as_index=False)[["accuracy", "macro_f1"]].mean()
+    rows += frame.to_dict("records")
+    for row in rows:
+        print(json.dumps(row), flush=True)
+    return rows
 
 
 def write_and_tabulate(rows: list[dict], column: str, output: str) -> None:
@@ -140,6 +188,8 @@ def main() -> None:
     parser.add_argument("--tail", type=int, default=64, help="tokens of a long ticket's end (32 for a 128 read)")
     parser.add_argument("--label_column", default="type")
     parser.add_argument("--heads", action="store_true", help="compare heads on the first read's vectors instead")
+    parser.add_argument("--mix", action="store_true", help="with --exports: replay each run's chosen mix over a head "
+                        "refitted on all of train.csv against the run's own final model")
     parser.add_argument("--output", default="outputs/screen_frozen_vectors.json")
     args = parser.parse_args()
     if not args.runs and not args.exports:

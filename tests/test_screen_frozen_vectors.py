@@ -55,3 +55,37 @@ def test_compare_heads_names_a_test_label_train_never_had():
     raw = {split: np.eye(4, dtype=np.float32) for split in ("train", "test")}
     with pytest.raises(ValueError, match=r"toy: test labels \['spam'\]"):
         screen.compare_heads(None, None, "toy", None, ["a", "a", "b", "b"], ["a", "b", "spam", "a"], 128, raw=raw)
+
+
+def _fake_run(tmp_path, test_head, test_wide, labels, scale, test_macro_f1):
+    import json
+
+    (tmp_path / "reports").mkdir(parents=True)
+    np.savez(tmp_path / "reports" / "combination_inputs.npz", test_head_logits=test_head, test_wide_logits=test_wide,
+             test_labels=np.array(labels))
+    (tmp_path / "reports" / "metrics.json").write_text(json.dumps(
+        {"test": {"macro_f1": test_macro_f1}, "combination": {"wide_scale": scale, "bias_shift": [0.0, 0.0]}}))
+    return tmp_path
+
+
+def test_replay_mix_reproduces_the_runs_final_model_and_refits_the_head(tmp_path):
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(2, 8)) * 4
+    raw = {split: np.concatenate([centres[k] + rng.normal(size=(n, 8)) for k in range(2)]).astype(np.float32)
+           for split, n in (("train", 20), ("test", 10))}
+    labels = [0] * 10 + [1] * 10
+    head = np.where(np.arange(20)[:, None] < 12, [[1.0, 0.0]], [[0.0, 1.0]])  # wrong on tickets 10 and 11 alone
+    wide = np.zeros((20, 2))
+    wide[10:12] = [0.0, 3.0]  # the wide part puts them right
+    final = f1_score(labels, (head + 0.5 * wide).argmax(-1), average="macro")
+    run = _fake_run(tmp_path / "run", head, wide, labels, 0.5, final)
+    rows = {r["head"]: r for r in screen.replay_mix(run, raw, ["a"] * 20 + ["b"] * 20, ["a"] * 10 + ["b"] * 10)}
+    assert rows["own_final"]["macro_f1"] == final == 1.0 and rows["own_head"]["macro_f1"] < 0.95
+    assert rows["refitted_head"]["macro_f1"] > 0.9 and set(rows) == {"own_head", "own_final", "refitted_head",
+                                                                     "refitted_final"}
+    # A run whose recorded figure the replay cannot reproduce is refused, not tabulated.
+    run = _fake_run(tmp_path / "other", head, wide, labels, 0.5, 0.5)
+    with pytest.raises(ValueError, match="replayed mix"):
+        screen.replay_mix(run, raw, ["a"] * 20 + ["b"] * 20, ["a"] * 10 + ["b"] * 10)
