@@ -73,11 +73,27 @@ def vectors(model, tokenizer, texts: list[str], read: int, tail: int, batch_size
     return out
 
 
-def compare_heads(model, tokenizer, run: str, texts: dict, train_labels, test_labels, read: int, tail: int = 32,
-                  raw: dict | None = None) -> list[dict]:
+def read_split(folder: Path, split: str) -> pd.DataFrame:
+    """A bench run's train.csv or test.csv, every cell a string as written (an empty description stays empty)."""
+    return pd.read_csv(folder / f"{split}.csv", dtype=str, keep_default_na=False)
+
+
+def project_head_logits(train_x: np.ndarray, train_y: torch.Tensor, test_x: np.ndarray, labels: int,
+                        seed: int) -> np.ndarray:
+    """Test logits of the project's head (custom_trainer.modeling.make_head, 256 wide, dropout 0.3) trained on fixed
+    vectors by custom_trainer.probe.fit_head as the default trains it (20 passes, learning rate 1e-3, focal loss)."""
     from custom_trainer.modeling import make_head
     from custom_trainer.probe import fit_head
 
+    torch.manual_seed(seed)
+    head = make_head(train_x.shape[1], 256, labels, 0.3)
+    fit_head(None, torch.from_numpy(train_x), train_y, 20.0, 1e-3, gamma=2.0, seed=seed, head=head)
+    with torch.no_grad():
+        return head(torch.from_numpy(test_x)).numpy()
+
+
+def compare_heads(model, tokenizer, run: str, texts: dict, train_labels, test_labels, read: int, tail: int = 32,
+                  raw: dict | None = None) -> list[dict]:
     if raw is None:
         raw = {s: vectors(model, tokenizer, texts[s], read, tail, normalise=False) for s in ("train", "test")}
     names = sorted(set(train_labels))
@@ -91,11 +107,8 @@ def compare_heads(model, tokenizer, run: str, texts: dict, train_labels, test_la
                    .predict(normalised["test"])}
     for seed in range(3):
         for name, x in (("project_head", raw), ("project_head_normalised", normalised)):
-            torch.manual_seed(seed)
-            head = make_head(x["train"].shape[1], 256, len(names), 0.3)
-            fit_head(None, torch.from_numpy(x["train"]), y_train, 20.0, 1e-3, gamma=2.0, seed=seed, head=head)
-            with torch.no_grad():
-                predictions[f"{name}_{seed}"] = head(torch.from_numpy(x["test"])).argmax(-1).numpy()
+            predictions[f"{name}_{seed}"] = project_head_logits(x["train"], y_train, x["test"], len(names),
+                                                                seed).argmax(-1)
     rows = []
     for name, predicted in predictions.items():
         seeded = name[-1].isdigit()
@@ -113,8 +126,7 @@ def compare_heads_on_exports(args) -> None:
     rows = []
     for run in map(Path, args.exports):
         data = run.parent.parent / "data" / run.name
-        frames = {split: pd.read_csv(data / f"{split}.csv", dtype=str, keep_default_na=False)
-                  for split in ("train", "test")}
+        frames = {split: read_split(data, split) for split in ("train", "test")}
         router = Router(run / "model")
         raw = {split: router.predict_proba(list(f["title"]), list(f["description"]), vectors=True)[1].astype(np.float32)
                for split, f in frames.items()}
@@ -132,9 +144,6 @@ def replay_mix(run: Path, raw: dict, train_labels, test_labels, seeds: int = 3) 
     """The run's own final model on test against the same mix over a head refitted on all of train.csv: the run's
     chosen wide_scale and bias_shift (metrics.json `combination`) applied to the refitted head's test logits and the
     run's own wide logits (reports/combination_inputs.npz). The project's head, as `compare_heads` trains it."""
-    from custom_trainer.modeling import make_head
-    from custom_trainer.probe import fit_head
-
     chosen = json.loads((run / "reports" / "metrics.json").read_text())
     mix = chosen["combination"]
     inputs = np.load(run / "reports" / "combination_inputs.npz")
@@ -156,11 +165,7 @@ def replay_mix(run: Path, raw: dict, train_labels, test_labels, seeds: int = 3) 
     y_train = torch.tensor([names.index(v) for v in train_labels])
     refitted = []
     for seed in range(seeds):
-        torch.manual_seed(seed)
-        head = make_head(raw["train"].shape[1], 256, len(names), 0.3)
-        fit_head(None, torch.from_numpy(raw["train"]), y_train, 20.0, 1e-3, gamma=2.0, seed=seed, head=head)
-        with torch.no_grad():
-            logits = head(torch.from_numpy(raw["test"])).numpy()
+        logits = project_head_logits(raw["train"], y_train, raw["test"], len(names), seed)
         refitted += [scored("refitted_head", logits), scored("refitted_final", logits + wide)]
     frame = pd.DataFrame(refitted).groupby(["run", "head"], as_index=False)[["accuracy", "macro_f1"]].mean()
     rows += frame.to_dict("records")
@@ -203,7 +208,7 @@ def main() -> None:
     torch.manual_seed(0)
     rows = []
     for run in map(Path, args.runs):
-        train, test = (pd.read_csv(run / f"{split}.csv", dtype=str, keep_default_na=False) for split in ("train", "test"))
+        train, test = (read_split(run, split) for split in ("train", "test"))
         texts = {split: [" ".join(str(v) for v in row if str(v)) for row in frame[TEXT_COLUMNS].itertuples(index=False)]
                  for split, frame in (("train", train), ("test", test))}
         if args.heads:
