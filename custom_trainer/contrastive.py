@@ -99,13 +99,17 @@ def pair_loss(vectors: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 def contrastive_stage(model, dataset, collator, epochs: float, learning_rate: float = 5e-5, batch_size: int = 32,
                       seed: int = 0, bf16: bool = False, device: str | torch.device | None = None,
-                      step_seconds: list[float] | None = None) -> dict:
+                      step_seconds: list[float] | None = None, progress: bool = False) -> dict:
     """Train ``model``'s encoder with `pair_loss` on the sentence vectors of ``dataset`` (tokenised rows with
     ``labels``; the routed field's labels when a row holds several) for ``epochs`` passes in shuffled batches of
     ``batch_size`` (AdamW, weight decay 0.01, 10% warm-up then linear decay; bf16 autocast on CPU when training uses
     it). The head and the wide part are untouched. Returns what it did: steps, seconds, the loss of the first and
     the last tenth of the steps. On ``device`` (e.g. the GPU the Trainer will use; the model goes back to where it
-    was afterwards, where the head probe reads it). ``step_seconds``, if given, gets each step's seconds."""
+    was afterwards, where the head probe reads it). ``step_seconds``, if given, gets each step's seconds. ``progress``
+    shows a progress bar of the steps with the running loss (the stage is a run's longest silent part otherwise:
+    minutes with the larger encoder)."""
+    from tqdm.auto import tqdm
+
     started = time.perf_counter()
     was_training = model.training
     home = next(model.parameters()).device
@@ -124,6 +128,7 @@ def contrastive_stage(model, dataset, collator, epochs: float, learning_rate: fl
         lambda step: (step + 1) / warmup if step < warmup else max(0.0, (total - step) / max(1, total - warmup)))
     model.train()
     losses, step = [], 0
+    bar = tqdm(total=total, desc="contrastive stage", unit="step", disable=not progress)
     while step < total:
         for batch in loader:
             step_started = time.perf_counter()
@@ -145,8 +150,11 @@ def contrastive_stage(model, dataset, collator, epochs: float, learning_rate: fl
                     torch.cuda.synchronize()
                 step_seconds.append(time.perf_counter() - step_started)
             step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
             if step >= total:
                 break
+    bar.close()
     model.to(home)
     model.train(was_training)
     tenth = max(1, len(losses) // 10)

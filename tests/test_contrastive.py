@@ -60,6 +60,15 @@ def test_a_stage_of_one_step_runs(tiny_bert, seed_dataset):
     assert result["steps"] == 1
 
 
+def test_the_stage_shows_its_steps_only_when_asked(tiny_bert, seed_dataset, capsys):
+    model, data, collator = setup(tiny_bert, seed_dataset, n=32)
+    contrastive_stage(model, data, collator, epochs=2, learning_rate=1e-3, batch_size=16, seed=0, progress=True)
+    shown = capsys.readouterr().err
+    assert "contrastive stage" in shown and "4/4" in shown and "loss=" in shown, shown
+    contrastive_stage(model, data, collator, epochs=2, learning_rate=1e-3, batch_size=16, seed=0)
+    assert "contrastive stage" not in capsys.readouterr().err
+
+
 def test_stage_step_cost_times_a_step_and_a_scoring_batch(tiny_bert, seed_dataset):
     model, data, collator = setup(tiny_bert, seed_dataset, n=32)
     cost = stage_step_cost(model, data, collator, 32)
@@ -99,22 +108,25 @@ def test_no_stage_keeps_freed_memory_only_where_the_trainer_does(tiny_bert, tmp_
     assert calls == ["memory kept"]  # the Trainer's own; nothing earlier where no stage runs
 
 
-def test_train_py_records_the_stage(tiny_bert, tmp_path, dataset_cache, monkeypatch):
+@pytest.mark.parametrize("disable_tqdm", ["true", "false"])
+def test_train_py_records_the_stage(tiny_bert, tmp_path, dataset_cache, monkeypatch, disable_tqdm):
     from custom_trainer.arguments import parse_args
     from tests.conftest import tiny_run_flags
     import train
 
     from custom_trainer import cpu_memory
 
-    calls, stage = [], train.contrastive_stage
+    calls, shown, stage = [], [], train.contrastive_stage
     monkeypatch.setattr(cpu_memory, "keep_freed_memory", lambda: calls.append("memory kept") or True)
-    monkeypatch.setattr(train, "contrastive_stage", lambda *a, **k: calls.append("stage") or stage(*a, **k))
+    monkeypatch.setattr(train, "contrastive_stage",
+                        lambda *a, **k: calls.append("stage") or shown.append(k["progress"]) or stage(*a, **k))
     flags = tiny_run_flags(tiny_bert, tmp_path / "run", dataset_cache)
     data_args, model_args, args, _ = parse_args([*flags, "--num_train_epochs", "1", "--contrastive_epochs", "1",
-                                                 "--contrastive_batch_size", "4"])
+                                                 "--contrastive_batch_size", "4", "--disable_tqdm", disable_tqdm])
     metrics = train.main(data_args, model_args, args)
     # The stage runs before the Trainer, with freed memory kept as the Trainer keeps it (which asks again after it).
     assert calls == ["memory kept", "stage", "memory kept"]
+    assert shown == [disable_tqdm == "false"]  # the stage's bar where the Trainer shows its own
     # A few dozen validation tickets choose no epoch: the card does not claim early stopping.
     card = (tmp_path / "run" / "model" / "README.md").read_text().replace("\n", " ")
     assert "the last epoch kept (no epoch chosen on validation)" in card and "early stopping" not in card
