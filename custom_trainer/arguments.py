@@ -34,7 +34,7 @@ class DataArguments:
         default=None, metadata={"help": "Tickets per category for a synthetic corpus (default: the corpus's own)."}
     )
     train_file: str | None = field(
-        default=None, metadata={"help": "Your labelled tickets (CSV, JSONL or Parquet); replaces `dataset`."}
+        default=None, metadata={"help": "Your labelled tickets (CSV/TSV, JSON Lines, Parquet or Excel .xlsx); replaces `dataset`."}
     )
     test_file: str | None = field(
         default=None, metadata={"help": "A held-out test file; without it a test split is carved from train_file."}
@@ -64,7 +64,7 @@ class DataArguments:
         metadata={"help": "Seed of the validation/test carve-out of train_file (default: the training seed); fix it "
                           "to compare training seeds on the same splits."},
     )
-    max_length: int = field(default=128, metadata={"help": "Tokens per ticket; longer tickets are truncated."})
+    max_length: int = field(default=128, metadata={"help": "Tokens per ticket; longer tickets are truncated (a small balanced export of long tickets is read up to 4 x max_length by its two ends unless head_tail_length is set: see head_tail_length)."})
     chunk_length: int = field(
         default=0,
         metadata={"help": "Read long tickets in windows: the encoder reads max_length tokens (e.g. 512) as windows of "
@@ -79,8 +79,8 @@ class DataArguments:
                           "0: off (the first max_length tokens). Unset (the default): on, with head_tail_length = "
                           "max_length out of 4 x max_length, for a small export of balanced labels (under 500 "
                           "training tickets, the rarest label at least half the largest) with at least 20% of its "
-                          "training tickets over max_length tokens, else off; the data report's `reading` says which "
-                          "and why (custom_trainer/small_exports.py)."},
+                          "training tickets over max_length tokens (whether or not the contrastive stage runs), else "
+                          "off; the data report's `reading` says which and why (custom_trainer/small_exports.py)."},
     )
     tail_length: int = field(
         default=32, metadata={"help": "Tokens of a ticket's end read with head_tail_length."}
@@ -178,7 +178,7 @@ class ModelArguments:
                   "balanced labels (the contrastive stage's rule, no fine-tuning after it) where its packages are "
                   "installed and timed steps project the run within small_export_budget_s, with the stage's 8 "
                   "passes or else with 4 (benchmarks/RESULTS.md, issue 38); never when model_name_or_path names "
-                  "another encoder; true: always, untimed. The data report's `encoder` says which and why."},
+                  "another encoder; true: on any export, untimed (an error where its packages are not installed or model_name_or_path names another encoder). The data report's `encoder` says which and why."},
     )
     small_export_budget_s: float = field(
         default=600.0,
@@ -219,7 +219,7 @@ class ModelArguments:
     wide_buckets: int = field(
         default=2**18,
         metadata={"help": "Hash buckets for token bigrams of the wide part (a logistic regression over token uni- and "
-                  "bigrams inside the model, fitted after fine-tuning); 0 = no wide part."},
+                  "bigrams inside the model, fitted on the training split after training); 0, or combine_for none = no wide part."},
     )
     field_loss_weights: list[float] = field(
         default_factory=list,
@@ -307,7 +307,7 @@ class TicketTrainingArguments(TrainingArguments):
 
     output_dir: str = field(default="outputs/run", metadata={"help": "Checkpoints, model/ and reports/ go here."})
     early_stopping_patience: int = field(
-        default=3, metadata={"help": "Stop after this many evaluations without a better validation macro-F1."}
+        default=3, metadata={"help": "Stop after this many evaluations without a better validation macro-F1 (from 200 validation tickets, as load_best_model_at_end)."}
     )
     resume_from_checkpoint: str | None = field(
         default=None,
@@ -323,7 +323,7 @@ class TicketTrainingArguments(TrainingArguments):
         default=1000, metadata={"help": "Bootstrap resamples for the 95% intervals of the test figures."}
     )
     head_learning_rate: float | None = field(
-        default=1e-3, metadata={"help": "Peak learning rate of the classification head (none: learning_rate)."}
+        default=1e-3, metadata={"help": "Peak learning rate of the classification head while fine-tuning (none: learning_rate); the head probe trains at it too (none: 1e-3)."}
     )
     cpu_precision: str = field(
         default="auto",
@@ -333,9 +333,9 @@ class TicketTrainingArguments(TrainingArguments):
     cheap_dropout_masks: bool = field(
         default=False,
         metadata={"help": "Training on a CPU: draw dropout masks (hidden states and attention probabilities) from "
-                  "16-bit slices of random words instead of torch's bernoulli_ (custom_trainer/dropout.py): 1.37x "
+                  "16-bit slices of random words instead of torch's bernoulli_ (custom_trainer/dropout.py): 1.26-1.37x "
                   "real tokens/s in bf16, the same mean gradient, but validation macro-F1 was lower in 7 of 7 paired "
-                  "runs (main job -1.3 to -3.3 points), so it is off by default (benchmarks/RESULTS.md, issue 39)."},
+                  "runs (main job -1.2 to -3.3 points), so it is off by default (benchmarks/RESULTS.md, issue 39)."},
     )
     keep_freed_memory: bool = field(
         default=True,
@@ -355,14 +355,17 @@ class TicketTrainingArguments(TrainingArguments):
                   "queue, 0 for two; custom_trainer/contrastive.py); 0 = off. Unset (the default): 8 passes for a "
                   "small export of balanced labels (under 500 training tickets, the rarest label at least half the "
                   "largest; 4 where all-mpnet-base-v2 trains because only 4 fit small_export_budget_s), else off; the "
-                  "data report's `recipe` says which and why (benchmarks/RESULTS.md)."},
+                  "data report's `recipe` says which and why (benchmarks/RESULTS.md). A value set by hand applies to "
+                  "any export, is followed by fine-tuning unless fine_tune_after_stage is false, and keeps the "
+                  "embedded encoder unless larger_encoder_for_small_exports is true."},
     )
     fine_tune_after_stage: bool | None = field(
         default=None,
         metadata={"help": "After the contrastive stage and the head probe, fine-tune the whole model for "
                   "num_train_epochs too. Unset: no after a stage the rule makes (the head on the stage's frozen "
                   "vectors only, SetFit's recipe; benchmarks/RESULTS.md, issue 38), yes after one set by "
-                  "contrastive_epochs; without a stage the model is always fine-tuned."},
+                  "contrastive_epochs, and after any stage when head_probe_epochs is 0; without a stage the model "
+                  "is always fine-tuned."},
     )
     contrastive_learning_rate: float = field(
         default=5e-5, metadata={"help": "Peak learning rate of the contrastive stage (contrastive_epochs)."}
@@ -376,14 +379,14 @@ class TicketTrainingArguments(TrainingArguments):
     # The seed's recipe.
     learning_rate: float = field(default=2e-5, metadata={"help": "Peak learning rate (AdamW)."})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
-    num_train_epochs: float = field(default=10.0, metadata={"help": "Upper bound; early stopping usually ends sooner."})
+    num_train_epochs: float = field(default=10.0, metadata={"help": "Upper bound; early stopping usually ends sooner (from 200 validation tickets; below, every epoch is trained and the last kept; none at all after the rule's contrastive stage, which fine-tunes nothing)."})
     per_device_train_batch_size: int = field(default=32, metadata={"help": "Training batch per device."})
     per_device_eval_batch_size: int = field(default=128, metadata={"help": "Evaluation batch per device."})
     max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping."})
     # Switches the project relies on: evaluate and save every epoch so early stopping can restore the best.
     eval_strategy: str = field(default="epoch", metadata={"help": "When to evaluate on validation."})
     save_strategy: str = field(default="epoch", metadata={"help": "When to checkpoint (must match eval_strategy)."})
-    load_best_model_at_end: bool = field(default=True, metadata={"help": "Restore the best validation checkpoint."})
+    load_best_model_at_end: bool = field(default=True, metadata={"help": "Restore the best validation checkpoint (from 200 validation tickets; below, the last epoch is kept: on a few dozen tickets the best epoch is noise)."})
     metric_for_best_model: str = field(default="macro_f1", metadata={"help": "Early stopping and model selection."})
     greater_is_better: bool = field(default=True, metadata={"help": "macro-F1: larger is better."})
     save_total_limit: int | None = field(default=2, metadata={"help": "Checkpoints kept (the best is always kept)."})
@@ -542,7 +545,11 @@ def configuration_reference() -> str:
              "or flags (`--key value`, which override the file). Generated from the help texts of "
              "`custom_trainer/arguments.py`: `python -m custom_trainer.arguments > docs/configuration.md`. "
              "Every other field of transformers' `TrainingArguments` is accepted too (`python train.py --help`). "
-             "Back to the [README](../README.md).", ""]
+             "Back to the [README](../README.md).", "",
+             "The defaults below are the dataclasses'. `--config FILE` sets defaults of its own; without it "
+             f"`configs/{DEFAULT_CONFIG.name}` is read, which sets "
+             + ", ".join(f"`{key}: {value}`" for key, value in load_config(DEFAULT_CONFIG).items())
+             + " (`python train.py --help` shows the defaults in effect).", ""]
     titles = {DataArguments: "Data", ModelArguments: "Model, loss and routing",
               TicketTrainingArguments: "Training (a `TrainingArguments` subclass: its own fields and changed defaults)"}
     for cls in ARGUMENT_CLASSES:
