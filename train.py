@@ -394,7 +394,7 @@ def train_model(model, weights, tokenizer, tokenized, data: PreparedData, model_
                                         batch_size=args.contrastive_batch_size or args.per_device_train_batch_size,
                                         seed=args.seed, bf16=bf16_on_cpu(args),
                                         device=args.device,
-                                        progress=not args.disable_tqdm and args.local_process_index == 0)
+                                        progress=not args.disable_tqdm and args.process_index == 0)
     if args.head_probe_epochs > 0 and resume_from is None:  # a resumed run loads its trained head instead
         probe = probe_head(model, tokenized["train"], collator, args.head_probe_epochs,
                            learning_rate=args.head_learning_rate or 1e-3, class_weights=weights,

@@ -64,7 +64,12 @@ class DataArguments:
         metadata={"help": "Seed of the validation/test carve-out of train_file (default: the training seed); fix it "
                           "to compare training seeds on the same splits."},
     )
-    max_length: int = field(default=128, metadata={"help": "Tokens per ticket; longer tickets are truncated (a small balanced export of long tickets is read up to 4 x max_length by its two ends unless head_tail_length is set: see head_tail_length)."})
+    max_length: int = field(
+        default=128,
+        metadata={"help": "Tokens per ticket; longer tickets are truncated (with chunk_length 0, a small balanced export "
+                  "with at least 20% of its training tickets over max_length is read up to 4 x max_length by its two "
+                  "ends unless head_tail_length is set: see head_tail_length)."},
+    )
     chunk_length: int = field(
         default=0,
         metadata={"help": "Read long tickets in windows: the encoder reads max_length tokens (e.g. 512) as windows of "
@@ -379,7 +384,12 @@ class TicketTrainingArguments(TrainingArguments):
     # The seed's recipe.
     learning_rate: float = field(default=2e-5, metadata={"help": "Peak learning rate (AdamW)."})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
-    num_train_epochs: float = field(default=10.0, metadata={"help": "Upper bound; early stopping usually ends sooner (from 200 validation tickets; below, every epoch is trained and the last kept; none at all after the rule's contrastive stage, which fine-tunes nothing)."})
+    num_train_epochs: float = field(
+        default=10.0,
+        metadata={"help": "Upper bound; early stopping usually ends sooner (from 200 validation tickets; below, every "
+                  "epoch is trained and the last kept; none at all where the rule's contrastive stage is not followed "
+                  "by fine-tuning)."},
+    )
     per_device_train_batch_size: int = field(default=32, metadata={"help": "Training batch per device."})
     per_device_eval_batch_size: int = field(default=128, metadata={"help": "Evaluation batch per device."})
     max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping."})

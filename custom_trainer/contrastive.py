@@ -106,7 +106,7 @@ def contrastive_stage(model, dataset, collator, epochs: float, learning_rate: fl
     it). The head and the wide part are untouched. Returns what it did: steps, seconds, the loss of the first and
     the last tenth of the steps. On ``device`` (e.g. the GPU the Trainer will use; the model goes back to where it
     was afterwards, where the head probe reads it). ``step_seconds``, if given, gets each step's seconds. ``progress``
-    shows a progress bar of the steps with the running loss (the stage is a run's longest silent part otherwise:
+    shows a progress bar of the steps with the last step's loss (the stage is a run's longest silent part otherwise:
     minutes with the larger encoder)."""
     from tqdm.auto import tqdm
 
@@ -128,33 +128,33 @@ def contrastive_stage(model, dataset, collator, epochs: float, learning_rate: fl
         lambda step: (step + 1) / warmup if step < warmup else max(0.0, (total - step) / max(1, total - warmup)))
     model.train()
     losses, step = [], 0
-    bar = tqdm(total=total, desc="contrastive stage", unit="step", disable=not progress)
-    while step < total:
-        for batch in loader:
-            step_started = time.perf_counter()
-            batch = {key: value.to(device) for key, value in batch.items()}
-            labels = batch["labels"]
-            labels = labels if labels.dim() == 1 else labels[:, 0]
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16 and device.type == "cpu"):
-                # token types reach the encoder only where it takes them (TicketClassifier._encode decides)
-                vectors = model.sentence_vectors(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
-            loss = pair_loss(vectors, labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(parameters, 1.0)
-            optimizer.step()
-            schedule.step()
-            losses.append(float(loss.detach()))
-            if step_seconds is not None:
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-                step_seconds.append(time.perf_counter() - step_started)
-            step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
-            if step >= total:
-                break
-    bar.close()
+    with tqdm(total=total, desc="contrastive stage", unit="step", disable=not progress) as bar:  # closed on errors too
+        while step < total:
+            for batch in loader:
+                step_started = time.perf_counter()
+                batch = {key: value.to(device) for key, value in batch.items()}
+                labels = batch["labels"]
+                labels = labels if labels.dim() == 1 else labels[:, 0]
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16 and device.type == "cpu"):
+                    # token types reach the encoder only where it takes them (TicketClassifier._encode decides)
+                    vectors = model.sentence_vectors(batch["input_ids"], batch["attention_mask"],
+                                                     batch.get("token_type_ids"))
+                loss = pair_loss(vectors, labels)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+                optimizer.step()
+                schedule.step()
+                losses.append(float(loss.detach()))
+                if step_seconds is not None:
+                    if device.type == "cuda":
+                        torch.cuda.synchronize()
+                    step_seconds.append(time.perf_counter() - step_started)
+                step += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
+                if step >= total:
+                    break
     model.to(home)
     model.train(was_training)
     tenth = max(1, len(losses) // 10)

@@ -69,6 +69,35 @@ def test_the_stage_shows_its_steps_only_when_asked(tiny_bert, seed_dataset, caps
     assert "contrastive stage" not in capsys.readouterr().err
 
 
+def test_a_stage_that_fails_closes_its_bar(tiny_bert, seed_dataset, monkeypatch):
+    """A step that raises still ends the bar's line (the traceback does not start mid-bar)."""
+    import tqdm.auto
+
+    import custom_trainer.contrastive as contrastive
+
+    bars = []
+
+    class Recorded(tqdm.auto.tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            bars.append(self)
+
+    calls = []
+
+    def failing(vectors, labels):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("step 2 fails")
+        return pair_loss(vectors, labels)
+
+    model, data, collator = setup(tiny_bert, seed_dataset, n=32)
+    monkeypatch.setattr(tqdm.auto, "tqdm", Recorded)  # after the setup, whose tokenising has bars of its own
+    monkeypatch.setattr(contrastive, "pair_loss", failing)
+    with pytest.raises(RuntimeError, match="step 2 fails"):
+        contrastive_stage(model, data, collator, epochs=2, learning_rate=1e-3, batch_size=16, seed=0, progress=True)
+    assert len(bars) == 1 and bars[0].n == 1 and bars[0].disable  # closed: tqdm disables a bar it closes
+
+
 def test_stage_step_cost_times_a_step_and_a_scoring_batch(tiny_bert, seed_dataset):
     model, data, collator = setup(tiny_bert, seed_dataset, n=32)
     cost = stage_step_cost(model, data, collator, 32)

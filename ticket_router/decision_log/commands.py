@@ -16,7 +16,8 @@ from pathlib import Path
 
 
 def cmd_feedback(args) -> int:
-    """Exit 0 whatever the counts; 2 only when the input cannot be read (ticket_router/cli.py's error handling)."""
+    """Exit 0 whatever the counts; 2 for bad input: an unreadable file, a missing column, or a log that does not exist or
+    cannot be opened (ticket_router/cli.py's error handling)."""
     from ..tables import read_input
     from .feedback import apply_feedback, feedback_line
     from .store import DecisionLog
