@@ -26,7 +26,7 @@ from custom_trainer.losses import CLASS_WEIGHT_POWERS
 from custom_trainer.arguments import DataArguments, ModelArguments, TicketTrainingArguments, parse_args
 from custom_trainer.audit import audit_file, summarize_audit
 from custom_trainer.baseline import ADVICE, baseline_metrics, compare_to_baseline, ticket_strings
-from custom_trainer.contrastive import STEADY_STEPS, WARMUP_STEPS, contrastive_stage, stage_plan, stage_step_cost
+from custom_trainer.contrastive import contrastive_stage, stage_plan, stage_step_cost
 from custom_trainer.small_exports import encoder_plan, projected_run_seconds, reading_plan
 from custom_trainer.confidence import RoutingRule, fit_routing, softmax
 from custom_trainer.cpu_memory import keep_freed_memory_for
@@ -273,8 +273,6 @@ def choose_encoder(encoder_path: str, data: PreparedData, data_args: DataArgumen
         sample = tokenize_dataset(data.raw["train"].shuffle(seed=args.seed).select(range(count)), tokenizer,
                                   max_length=data_args.max_length)
         throwaway, _ = build_model(path, data, data_args, model_args)
-        logger.info("larger encoder: timing %d contrastive steps of %d tickets on a throwaway copy, to project the run",
-                    WARMUP_STEPS + STEADY_STEPS, count)
         cost = stage_step_cost(throwaway, sample, DataCollatorWithPadding(tokenizer), count, bf16=bf16_on_cpu(args),
                                device=args.device)
         del throwaway

@@ -34,7 +34,8 @@ class DataArguments:
         default=None, metadata={"help": "Tickets per category for a synthetic corpus (default: the corpus's own)."}
     )
     train_file: str | None = field(
-        default=None, metadata={"help": "Your labelled tickets (CSV/TSV, JSON Lines, Parquet or Excel .xlsx); replaces `dataset`."}
+        default=None,
+        metadata={"help": "Your labelled tickets (CSV/TSV, JSON Lines, Parquet or Excel .xlsx); replaces `dataset`."},
     )
     test_file: str | None = field(
         default=None, metadata={"help": "A held-out test file; without it a test split is carved from train_file."}
@@ -183,7 +184,8 @@ class ModelArguments:
                   "balanced labels (the contrastive stage's rule, no fine-tuning after it) where its packages are "
                   "installed and timed steps project the run within small_export_budget_s, with the stage's 8 "
                   "passes or else with 4 (benchmarks/RESULTS.md, issue 38); never when model_name_or_path names "
-                  "another encoder; true: on any export, untimed (an error where its packages are not installed or model_name_or_path names another encoder). The data report's `encoder` says which and why."},
+                  "another encoder; true: on any export, untimed (an error where its packages are not installed or "
+                  "model_name_or_path names another encoder). The data report's `encoder` says which and why."},
     )
     small_export_budget_s: float = field(
         default=600.0,
@@ -224,7 +226,8 @@ class ModelArguments:
     wide_buckets: int = field(
         default=2**18,
         metadata={"help": "Hash buckets for token bigrams of the wide part (a logistic regression over token uni- and "
-                  "bigrams inside the model, fitted on the training split after training); 0, or combine_for none = no wide part."},
+                  "bigrams inside the model, fitted on the training split after training); 0, or combine_for none = no "
+                  "wide part."},
     )
     field_loss_weights: list[float] = field(
         default_factory=list,
@@ -312,7 +315,9 @@ class TicketTrainingArguments(TrainingArguments):
 
     output_dir: str = field(default="outputs/run", metadata={"help": "Checkpoints, model/ and reports/ go here."})
     early_stopping_patience: int = field(
-        default=3, metadata={"help": "Stop after this many evaluations without a better validation macro-F1 (from 200 validation tickets, as load_best_model_at_end)."}
+        default=3,
+        metadata={"help": "Stop after this many evaluations without a better validation macro-F1 (from 200 validation "
+                  "tickets, as load_best_model_at_end)."},
     )
     resume_from_checkpoint: str | None = field(
         default=None,
@@ -328,7 +333,9 @@ class TicketTrainingArguments(TrainingArguments):
         default=1000, metadata={"help": "Bootstrap resamples for the 95% intervals of the test figures."}
     )
     head_learning_rate: float | None = field(
-        default=1e-3, metadata={"help": "Peak learning rate of the classification head while fine-tuning (none: learning_rate); the head probe trains at it too (none: 1e-3)."}
+        default=1e-3,
+        metadata={"help": "Peak learning rate of the classification head while fine-tuning (none: learning_rate); the "
+                  "head probe trains at it too (none: 1e-3)."},
     )
     cpu_precision: str = field(
         default="auto",
@@ -396,7 +403,11 @@ class TicketTrainingArguments(TrainingArguments):
     # Switches the project relies on: evaluate and save every epoch so early stopping can restore the best.
     eval_strategy: str = field(default="epoch", metadata={"help": "When to evaluate on validation."})
     save_strategy: str = field(default="epoch", metadata={"help": "When to checkpoint (must match eval_strategy)."})
-    load_best_model_at_end: bool = field(default=True, metadata={"help": "Restore the best validation checkpoint (from 200 validation tickets; below, the last epoch is kept: on a few dozen tickets the best epoch is noise)."})
+    load_best_model_at_end: bool = field(
+        default=True,
+        metadata={"help": "Restore the best validation checkpoint (from 200 validation tickets; below, the last epoch is "
+                  "kept: on a few dozen tickets the best epoch is noise)."},
+    )
     metric_for_best_model: str = field(default="macro_f1", metadata={"help": "Early stopping and model selection."})
     greater_is_better: bool = field(default=True, metadata={"help": "macro-F1: larger is better."})
     save_total_limit: int | None = field(default=2, metadata={"help": "Checkpoints kept (the best is always kept)."})

@@ -169,11 +169,13 @@ def stage_step_cost(model, sample, collator, batch_size: int, bf16: bool = False
                     device: str | torch.device | None = None) -> dict:
     """Seconds of the contrastive stage's steps and of one fp32 scoring forward over ``sample`` (``batch_size``
     tokenised training tickets, with their ``length``) on this machine, as the run would make them (on ``device``):
-    ``{"warmup_s", "warmup_steps", "step_s", "forward_s"}``. The first ``WARMUP_STEPS`` steps of a stage are slow (kernels, the
-    optimizer's state, freshly mapped memory: 1.3 to 2.0 times a later step's seconds on AMX and on AVX2 arithmetic);
-    ``warmup_s`` is their seconds together, ``step_s`` the mean of the ``STEADY_STEPS`` after them. The forward is
-    timed after an untimed one and scaled from the padded batch to the sample's mean read length (scoring batches are
-    sorted by length). ``model`` is trained by it: pass a throwaway."""
+    ``{"warmup_s", "warmup_steps", "step_s", "forward_s"}``. The first ``WARMUP_STEPS`` steps of a stage are slow
+    (kernels, the optimizer's state, freshly mapped memory: 1.3 to 2.0 times a later step's seconds on AMX and on
+    AVX2 arithmetic); ``warmup_s`` is their seconds together, ``step_s`` the mean of the ``STEADY_STEPS`` after
+    them. The forward is timed after an untimed one and scaled from the padded batch to the sample's mean read length
+    (scoring batches are sorted by length). ``model`` is trained by it: pass a throwaway."""
+    logger.info("timing %d contrastive steps of %d tickets on a throwaway copy",
+                WARMUP_STEPS + STEADY_STEPS, batch_size)
     steps: list[float] = []
     contrastive_stage(model, sample, collator, WARMUP_STEPS + STEADY_STEPS, batch_size=batch_size, bf16=bf16,
                       device=device, step_seconds=steps)
